@@ -1,0 +1,110 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// One settings array for every target (the Hummingbird package does the same).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "rbacwatch",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "rbacwatch", targets: ["rbacwatch"]),
+        .executable(name: "rbacwatch-bench", targets: ["rbacwatch-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+    ],
+    targets: [
+        // Pure domain: model, effective access, canonical snapshot encoding. No I/O.
+        .target(
+            name: "AuditCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // The Genesys Cloud Platform API client and the collector that maps it onto AuditCore.
+        .target(
+            name: "GenesysClient",
+            dependencies: [
+                "AuditCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The local simulator of the Platform API. It imports neither the client nor the core,
+        // so the two sides cannot agree on a mistake.
+        .target(
+            name: "GenesysSimulator",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Commands, as a library the executable and the tests share.
+        .target(
+            name: "AuditCLI",
+            dependencies: [
+                "AuditCore",
+                "GenesysClient",
+                "GenesysSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rbacwatch",
+            dependencies: ["AuditCLI"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rbacwatch-bench",
+            dependencies: [
+                "AuditCore",
+                "GenesysClient",
+                "GenesysSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GenesysClientTests",
+            dependencies: ["GenesysClient", "GenesysSimulator", "AuditCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GenesysSimulatorTests",
+            dependencies: [
+                "GenesysSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["AuditCLI", "rbacwatch", "GenesysSimulator", "GenesysClient", "AuditCore"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

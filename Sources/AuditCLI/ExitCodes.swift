@@ -1,0 +1,18 @@
+import ArgumentParser
+
+/// Exit codes of every command, documented in README.md.
+public enum RBACWatchExit {
+    /// Success: the snapshot is complete.
+    public static let success: Int32 = 0
+    /// Failure: the command could not do its work (login refused, host unreachable, malformed reply…).
+    public static let failure: Int32 = 1
+    /// Usage or configuration error (ArgumentParser's own code for usage errors).
+    public static let usage: Int32 = 2
+    /// The work was done but the snapshot is partial (missing permissions, unreadable references).
+    public static let partial: Int32 = 4
+}
+
+/// An error already explained to the user on stderr; the command exits with `code`.
+struct ReportedFailure: Error {
+    var code: Int32
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import GenesysSimulator
+
+/// Options shared by every command that starts the simulator (`simulate`, `demo`).
+struct SimulatorOptions: ParsableArguments {
+    @Option(help: "Seed of the generated organisation: the same seed gives the same org.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Number of users to generate.")
+    var users = 2000
+
+    @Option(name: .customLong("rate-limit"), help: "Requests per minute per access token (0: unlimited).")
+    var rateLimit = 300
+
+    @Option(name: .customLong("token-ttl"), help: "Lifetime of issued access tokens, in seconds.")
+    var tokenTTL = 86_400
+
+    @Option(name: .customLong("max-page-size"), help: "Largest page size the offset-paged lists honour.")
+    var maxPageSize = 500
+
+    @Option(name: .customLong("latency-ms"), help: "Delay added to every reply, in milliseconds.")
+    var latencyMs = 0
+
+    @Option(name: .customLong("latency-jitter-ms"), help: "Random extra delay up to this many milliseconds.")
+    var latencyJitterMs = 0
+
+    @Option(name: .customLong("error-rate"), help: "Probability (0-1) that an API request answers 503.")
+    var errorRate = 0.0
+
+    @Option(name: .customLong("drop-rate"), help: "Probability (0-1) that an API request's connection is dropped.")
+    var dropRate = 0.0
+
+    @Option(
+        name: .customLong("auditor-permissions"), parsing: .upToNextOption,
+        help: "Permissions of the auditor client's role (default: the read permissions rbacwatch needs).")
+    var auditorPermissions: [String] = []
+
+    func validate() throws {
+        guard users >= 1 else { throw ValidationError("--users must be at least 1.") }
+        guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 (unlimited) or more.") }
+        guard tokenTTL >= 1 else { throw ValidationError("--token-ttl must be at least 1 second.") }
+        guard maxPageSize >= 1 else { throw ValidationError("--max-page-size must be at least 1.") }
+        guard (0...1).contains(errorRate), (0...1).contains(dropRate) else {
+            throw ValidationError("--error-rate and --drop-rate are probabilities between 0 and 1.")
+        }
+        guard latencyMs >= 0, latencyJitterMs >= 0 else { throw ValidationError("Latencies cannot be negative.") }
+    }
+
+    func configuration() throws -> SimulatorConfiguration {
+        var configuration = SimulatorConfiguration()
+        configuration.seed = seed
+        configuration.users = users
+        configuration.rateLimitPerMinute = rateLimit
+        configuration.tokenTTL = tokenTTL
+        configuration.maxPageSize = maxPageSize
+        if !auditorPermissions.isEmpty {
+            configuration.auditorPermissions = auditorPermissions.flatMap { $0.split(separator: ",").map(String.init) }
+        }
+        var faults = FaultPlan()
+        faults.latency = .milliseconds(latencyMs)
+        faults.latencyJitter = .milliseconds(latencyJitterMs)
+        faults.serverErrorRate = errorRate
+        faults.dropRate = dropRate
+        configuration.faults = faults
+        return configuration
+    }
+}

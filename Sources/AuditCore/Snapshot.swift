@@ -1,0 +1,91 @@
+/// Something the collector could not read or could not read consistently. A snapshot with any
+/// problem is *partial*: it says so in the file, in the summary and in the exit code.
+public struct CollectionProblem: Sendable, Hashable, Comparable {
+    /// A stable code: `missing.permissions`, `inconsistent.list`, `unresolved.reference`,
+    /// `verify.mismatch`, or the API error code that stopped a read.
+    public var code: String
+    /// What was being read, e.g. `GET /api/v2/oauth/clients`.
+    public var endpoint: String
+    /// Permissions the API said are missing (for `missing.permissions`).
+    public var permissions: [String]
+    public var message: String
+
+    public init(code: String, endpoint: String, permissions: [String] = [], message: String) {
+        self.code = code
+        self.endpoint = endpoint
+        self.permissions = permissions.sorted()
+        self.message = message
+    }
+
+    public static func < (a: CollectionProblem, b: CollectionProblem) -> Bool {
+        (a.code, a.endpoint, a.message) < (b.code, b.endpoint, b.message)
+    }
+}
+
+/// One collection of an organisation: every principal, role, grant and division, and the effective
+/// access of each user and OAuth client with its provenance. Arrays are kept sorted by id so that
+/// equal organisations give equal values and byte-identical canonical files.
+public struct Snapshot: Sendable, Hashable {
+    /// The schema identifier written into every snapshot file. Bump on incompatible change.
+    public static let schema = "rbacwatch.snapshot/1"
+
+    public var organization: Organization?
+    public var divisions: [Division]
+    public var roles: [Role]
+    public var users: [User]
+    public var groups: [Group]
+    public var teams: [Team]
+    public var oauthClients: [OAuthClient]
+    /// Direct grants as the API lists them (users, groups, OAuth clients, trustees).
+    public var grants: [Grant]
+    public var problems: [CollectionProblem]
+
+    public var isPartial: Bool { !problems.isEmpty }
+
+    public init(
+        organization: Organization? = nil, divisions: [Division] = [], roles: [Role] = [], users: [User] = [],
+        groups: [Group] = [], teams: [Team] = [], oauthClients: [OAuthClient] = [], grants: [Grant] = [],
+        problems: [CollectionProblem] = []
+    ) {
+        self.organization = organization
+        self.divisions = divisions.sorted { $0.id < $1.id }
+        self.roles = roles.sorted { $0.id < $1.id }
+        self.users = users.sorted { $0.id < $1.id }
+        self.groups = groups.sorted { $0.id < $1.id }
+        self.teams = teams.sorted { $0.id < $1.id }
+        self.oauthClients = oauthClients.sorted { $0.id < $1.id }
+        self.grants = Array(Set(grants)).sorted()
+        self.problems = Array(Set(problems)).sorted()
+    }
+
+    /// Builds a snapshot from what the API returned, resolving each user's and client's effective
+    /// access from the direct grants and the memberships of role-holding groups.
+    public static func resolving(
+        organization: Organization?, divisions: [Division], roles: [Role], users: [User], groups: [Group],
+        teams: [Team], oauthClients: [OAuthClient], grants: [Grant], problems: [CollectionProblem]
+    ) -> Snapshot {
+        let resolved = AccessResolver.resolve(grants: grants, groups: groups, oauthClients: oauthClients)
+        let users = users.map { user -> User in
+            var user = user
+            user.access = (resolved.users[user.id] ?? []).sorted()
+            return user
+        }
+        let clients = oauthClients.map { client -> OAuthClient in
+            var client = client
+            client.access = (resolved.clients[client.id] ?? []).sorted()
+            return client
+        }
+        return Snapshot(
+            organization: organization, divisions: divisions, roles: roles, users: users, groups: groups,
+            teams: teams, oauthClients: clients, grants: grants, problems: problems)
+    }
+}
+
+extension Snapshot {
+    public func role(id: String) -> Role? { roleIndex[id] }
+
+    /// Roles by id, for lookups in loops.
+    public var roleIndex: [String: Role] {
+        Dictionary(roles.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+}

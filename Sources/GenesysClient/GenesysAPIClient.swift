@@ -1,0 +1,257 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Where and as whom to talk to Genesys Cloud.
+public struct GenesysConnection: Sendable {
+    public var apiBaseURL: String
+    public var loginBaseURL: String
+    public var clientId: String
+    public var clientSecret: Secret
+
+    public init(apiBaseURL: String, loginBaseURL: String, clientId: String, clientSecret: Secret) {
+        self.apiBaseURL = apiBaseURL.hasSuffix("/") ? String(apiBaseURL.dropLast()) : apiBaseURL
+        self.loginBaseURL = loginBaseURL
+        self.clientId = clientId
+        self.clientSecret = clientSecret
+    }
+}
+
+/// Counters of what the client did, for summaries and benchmarks.
+public struct ClientStatistics: Sendable, Equatable {
+    /// HTTP requests sent to the API (login excluded), retries included.
+    public var requests = 0
+    public var rateLimited = 0
+    public var serverErrors = 0
+    public var transportErrors = 0
+    public var malformedReplies = 0
+    public var retries = 0
+    public var reauthentications = 0
+    public var bytesReceived = 0
+}
+
+/// Calls the Platform API: bearer tokens, pacing from the rate-limit headers, retries with
+/// backoff on 5xx, resets and timeouts, `Retry-After` on 429, one re-login on a 401, and typed
+/// errors. Safe to share between tasks.
+public final class GenesysAPIClient: Sendable {
+    public let connection: GenesysConnection
+    public let retry: RetryPolicy
+    let transport: any HTTPTransport
+    let tokens: TokenProvider
+    let pacer: RateLimitPacer
+    let clock: any APIClock
+    let logger: Logger
+    private let stats = Mutex(ClientStatistics())
+    private let requestTimeout: Duration
+    private let limiter: AsyncLimiter
+    private let budget = Mutex<(left: Int, allowed: Int)?>(nil)
+
+    public init(
+        connection: GenesysConnection, transport: any HTTPTransport, clock: any APIClock = SystemAPIClock(),
+        retry: RetryPolicy = RetryPolicy(), requestTimeout: Duration = .seconds(60), maxConcurrentRequests: Int = 8,
+        logger: Logger = Logger(label: "rbacwatch.client", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        self.connection = connection
+        self.transport = transport
+        self.clock = clock
+        self.retry = retry
+        self.logger = logger
+        self.requestTimeout = requestTimeout
+        self.limiter = AsyncLimiter(limit: maxConcurrentRequests)
+        self.pacer = RateLimitPacer(clock: clock)
+        self.tokens = TokenProvider(
+            transport: transport, loginBaseURL: connection.loginBaseURL, clientId: connection.clientId,
+            secret: connection.clientSecret, clock: clock, retry: retry, logger: logger)
+    }
+
+    public var statistics: ClientStatistics { stats.withLock { $0 } }
+
+    /// Logins performed (the first one included).
+    public func logins() async -> Int { await tokens.logins }
+
+    /// Budget left in the current rate-limit window, as the last reply reported it.
+    public var lastRateBudget: (left: Int, allowed: Int)? { budget.withLock { $0 } }
+
+    /// Logs in now, so that bad credentials fail before any other work.
+    public func authenticate() async throws {
+        _ = try await tokens.token()
+    }
+
+    /// GETs `pathAndQuery` (relative, `/api/v2/...`) and decodes the reply.
+    public func get<T: Decodable>(_ pathAndQuery: String, as type: T.Type = T.self) async throws -> T {
+        try await request("GET", pathAndQuery, body: nil, decode: type)
+    }
+
+    /// Sends a request with an optional JSON body and decodes the reply.
+    public func request<T: Decodable>(_ method: String, _ pathAndQuery: String, body: [UInt8]?, decode type: T.Type) async throws -> T {
+        try await execute(method, pathAndQuery, body: body) { response in
+            try JSONDecoder().decode(T.self, from: Data(response.body))
+        }
+    }
+
+    /// Sends a request and returns the raw reply of a 2xx answer.
+    public func send(_ method: String, _ pathAndQuery: String, body: [UInt8]? = nil) async throws -> HTTPResponseData {
+        try await execute(method, pathAndQuery, body: body) { $0 }
+    }
+
+    private func count(_ update: (inout ClientStatistics) -> Void) {
+        stats.withLock { update(&$0) }
+    }
+
+    /// The request loop. `parse` turns a 2xx reply into a value; a parse failure is retried a
+    /// few times (a truncated reply may be transient) and then reported as malformed.
+    private func execute<T>(
+        _ method: String, _ pathAndQuery: String, body: [UInt8]?, parse: (HTTPResponseData) throws -> T
+    ) async throws -> T {
+        guard pathAndQuery.hasPrefix("/api/v2/") else {
+            // Never send the token anywhere but the API host.
+            throw GenesysClientError(.malformedReply, "refusing to follow \(pathAndQuery): not a relative /api/v2 path")
+        }
+        let endpoint = "\(method) \(GenesysAPIError.stripQuery(pathAndQuery))"
+        var failures = 0
+        var rateLimitRetries = 0
+        var malformed = 0
+        var reauthenticated = false
+        while true {
+            try Task.checkCancellation()
+            try await pacer.acquire()
+            let token: String
+            do {
+                token = try await tokens.token()
+            } catch {
+                await pacer.release()
+                throw error
+            }
+            var headers = [("Authorization", "Bearer \(token)"), ("Accept", "application/json")]
+            if body != nil { headers.append(("Content-Type", "application/json")) }
+            let request = HTTPRequestData(
+                method: method, url: connection.apiBaseURL + pathAndQuery, headers: headers, body: body,
+                timeout: requestTimeout)
+            count { $0.requests += 1 }
+
+            let response: HTTPResponseData
+            await limiter.acquire()
+            do {
+                response = try await transport.send(request)
+                await limiter.release()
+            } catch {
+                await limiter.release()
+                await pacer.release()
+                count { $0.transportErrors += 1 }
+                failures += 1
+                guard error.isRetriable, failures < retry.maxAttempts else {
+                    throw GenesysClientError(
+                        error.kind == .timeout ? .timeout : .unreachable,
+                        "\(endpoint) failed after \(failures) attempt\(failures == 1 ? "" : "s"): \(error.message)")
+                }
+                count { $0.retries += 1 }
+                logger.debug("transport error, retrying", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+                try await clock.sleep(for: retry.backoff(attempt: failures, random: .random(in: 0...1)))
+                continue
+            }
+            count { $0.bytesReceived += response.body.count }
+            let allowed = response.header("inin-ratelimit-allowed").flatMap(Int.init)
+            let used = response.header("inin-ratelimit-count").flatMap(Int.init)
+            await pacer.complete(
+                allowed: allowed, count: used, resetSeconds: response.header("inin-ratelimit-reset").flatMap(Int.init))
+            if let allowed, let used { budget.withLock { $0 = (max(0, allowed - used), allowed) } }
+
+            switch response.status {
+            case 200..<300:
+                do {
+                    return try parse(response)
+                } catch {
+                    malformed += 1
+                    count { $0.malformedReplies += 1 }
+                    guard malformed < retry.maxMalformedAttempts else {
+                        throw GenesysClientError(
+                            .malformedReply,
+                            "\(endpoint) returned a malformed reply (\(Self.describe(decoding: error)))"
+                                + (response.header("inin-correlation-id").map { "; correlation id \($0)" } ?? ""))
+                    }
+                    count { $0.retries += 1 }
+                    try await clock.sleep(for: retry.backoff(attempt: malformed, random: .random(in: 0...1)))
+                    continue
+                }
+            case 401 where !reauthenticated:
+                // Expired or revoked: log in again, once.
+                reauthenticated = true
+                count { $0.reauthentications += 1 }
+                await tokens.invalidate(token)
+                logger.debug("401 from the API, logging in again", metadata: ["endpoint": "\(endpoint)"])
+                continue
+            case 429:
+                count { $0.rateLimited += 1 }
+                let error = apiError(method, pathAndQuery, response)
+                rateLimitRetries += 1
+                guard rateLimitRetries <= retry.maxRateLimitRetries else { throw error }
+                let delay = retry.rateLimitDelay(retryAfter: error.retryAfter, attempt: rateLimitRetries, random: .random(in: 0...1))
+                await pacer.block(for: delay)
+                count { $0.retries += 1 }
+                logger.debug("429, waiting", metadata: ["endpoint": "\(endpoint)", "wait": "\(delay)"])
+                continue
+            case let status where RetryPolicy.isRetriable(status: status):
+                count { $0.serverErrors += 1 }
+                failures += 1
+                guard failures < retry.maxAttempts else {
+                    var error = apiError(method, pathAndQuery, response)
+                    error.message = (error.message ?? "") + " (gave up after \(failures) attempts)"
+                    throw error
+                }
+                count { $0.retries += 1 }
+                try await clock.sleep(for: retry.backoff(attempt: failures, random: .random(in: 0...1)))
+                continue
+            default:
+                throw apiError(method, pathAndQuery, response)
+            }
+        }
+    }
+
+    /// Builds a typed error from an error reply, reading `ErrorBody` when there is one.
+    func apiError(_ method: String, _ path: String, _ response: HTTPResponseData) -> GenesysAPIError {
+        struct ErrorBody: Decodable {
+            var message: String?
+            var code: String?
+            var contextId: String?
+        }
+        let body = try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body))
+        var retryAfter: Duration?
+        if let header = response.header("Retry-After"), let seconds = Double(header.trimmingCharacters(in: .whitespaces)) {
+            retryAfter = .milliseconds(Int(seconds * 1000))
+        } else if response.status == 429, let message = body?.message,
+            let seconds = GenesysAPIError.permissions(inMessage: message).first.flatMap(Double.init)
+        {
+            // "Retry the request in [12] seconds"
+            retryAfter = .milliseconds(Int(seconds * 1000))
+        }
+        let code = body?.code
+        return GenesysAPIError(
+            method: method, path: path, status: response.status, code: code,
+            message: body?.message.map { String($0.prefix(500)) },
+            correlationId: response.header("inin-correlation-id") ?? body?.contextId, retryAfter: retryAfter,
+            missingPermissions: code == "missing.permissions" || code == "missing.any.permissions"
+                ? GenesysAPIError.permissions(inMessage: body?.message ?? "") : [])
+    }
+
+    static func describe(decoding error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            "missing \"\(key.stringValue)\" at \(path(context.codingPath))"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            "unexpected value at \(path(context.codingPath))"
+        case DecodingError.dataCorrupted(let context):
+            context.codingPath.isEmpty ? "not valid JSON" : "invalid value at \(path(context.codingPath))"
+        default:
+            "\(error)"
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.isEmpty ? "top level" : keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+    }
+
+    /// Closes the transport. Call once, when done.
+    public func shutdown() async {
+        await transport.shutdown()
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Synchronization
+
+public struct SimulatorConfiguration: Sendable {
+    public var seed: UInt64 = 1
+    public var users = 2000
+    public var host = "127.0.0.1"
+    /// 0 picks a free port.
+    public var port = 0
+    /// Requests per minute per access token; 0 disables the limit.
+    public var rateLimitPerMinute = 300
+    /// Lifetime of issued tokens, in seconds.
+    public var tokenTTL = 86_400
+    /// Permissions of the auditor client's role (granted in division `*`).
+    public var auditorPermissions = OrgGenerator.defaultAuditorPermissions
+    /// Largest page size the offset-paged lists honour (larger requests are capped).
+    public var maxPageSize = 500
+    public var faults = FaultPlan()
+
+    public init() {}
+
+    public static var defaultAuditorPermissions: [String] { OrgGenerator.defaultAuditorPermissions }
+}
+
+/// Where a running simulator listens and the credentials it issued; what `rbacwatch simulate`
+/// prints as its ready line.
+public struct SimulatorEndpoint: Sendable, Equatable {
+    public var apiBaseURL: String
+    public var loginBaseURL: String
+    public var clientId: String
+    public var clientSecret: String
+    /// A second client holding Master Admin, for driving the write endpoints.
+    public var adminClientId: String
+    public var adminClientSecret: String
+    public var port: Int
+
+    /// One JSON line, keys sorted.
+    public var readyLine: String {
+        var o = JSONObject()
+        o.set("adminClientId", adminClientId)
+        o.set("adminClientSecret", adminClientSecret)
+        o.set("apiBaseUrl", apiBaseURL)
+        o.set("clientId", clientId)
+        o.set("clientSecret", clientSecret)
+        o.set("loginBaseUrl", loginBaseURL)
+        o.set("port", port)
+        return String(decoding: o.json.serialized(), as: UTF8.self)
+    }
+}
+
+/// A faithful local Genesys Cloud Platform API: a generated organisation behind the real
+/// endpoints, envelopes, errors, token lifetimes and rate limits, with fault injection.
+public final class GenesysSimulator: Sendable {
+    public let configuration: SimulatorConfiguration
+    let org: Mutex<Org>
+    let tokens = Mutex(TokenStore())
+    let faultController = FaultController()
+    let credentials: OrgGenerator.Credentials
+    private let clock = ContinuousClock()
+    private let origin: ContinuousClock.Instant
+    private let correlationCounter = Atomic<UInt64>(0)
+    let asyncQueries = Mutex<[String: JSON]>([:])
+
+    public init(configuration: SimulatorConfiguration = SimulatorConfiguration()) {
+        self.configuration = configuration
+        let generated = OrgGenerator(
+            seed: configuration.seed, userCount: max(1, configuration.users),
+            auditorPermissions: configuration.auditorPermissions
+        ).generate()
+        self.org = Mutex(generated.org)
+        self.credentials = generated.credentials
+        self.origin = clock.now
+        faultController.plan = configuration.faults
+    }
+
+    /// Faults in force now; settable at any time, also over HTTP at `/__simulator/faults`.
+    public var faults: FaultPlan {
+        get { faultController.plan }
+        set { faultController.plan = newValue }
+    }
+
+    /// Makes `change` happen when page `pageNumber` of a list under `pathPrefix` has been served.
+    public func mutate(_ change: SimulatedChange, afterPage pageNumber: Int, of pathPrefix: String) {
+        faultController.addTrigger(MutationTrigger(pathPrefix: pathPrefix, pageNumber: pageNumber, mutation: change))
+    }
+
+    /// Expires every issued token at once: the next call with any of them gets 401 `bad.credentials`.
+    public func expireAllTokens() {
+        let now = seconds()
+        tokens.withLock { $0.expireAll(now: now) }
+    }
+
+    /// Applies a change now, as an administrator would.
+    public func apply(_ change: SimulatedChange) {
+        let date = timestamp()
+        org.withLock { org in
+            org.apply(change, actor: .init(userId: nil, clientId: credentials.adminClientId), date: date)
+        }
+    }
+
+    /// Audit events recorded by the write endpoints so far, oldest first.
+    public var auditEventCount: Int { org.withLock { $0.auditLog.count } }
+
+    // MARK: Time and ids
+
+    /// Monotonic seconds since the simulator started.
+    func seconds() -> Double {
+        let elapsed = clock.now - origin
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    /// The wall-clock time as the API writes it.
+    func timestamp() -> String {
+        ISODate.string(epochMilliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
+    }
+
+    func nextCorrelationId() -> String {
+        let n = correlationCounter.wrappingAdd(1, ordering: .relaxed).newValue
+        var rng = SeededRandom(seed: n &* 0x2545_F491_4F6C_DD1D ^ configuration.seed)
+        return rng.uuid()
+    }
+}

@@ -1,0 +1,63 @@
+/// Issued access tokens, their lifetimes, and each token's per-minute request budget
+/// (`client.credentials.token.rate.per.minute`).
+struct TokenStore: Sendable {
+    struct Record: Sendable {
+        var clientId: String
+        var expiresAt: Double
+        var windowStart: Double
+        var count: Int
+    }
+
+    struct Budget: Sendable {
+        var allowed: Int
+        var count: Int
+        var resetSeconds: Int
+        /// Set when this request exceeded the budget.
+        var retryAfter: Int?
+    }
+
+    private var records: [String: Record] = [:]
+    private var rng = SystemRandomNumberGenerator()
+
+    mutating func issue(clientId: String, lifetime: Int, now: Double) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let token = String((0..<86).map { _ in alphabet[Int(rng.next() % 64)] })
+        records[token] = Record(clientId: clientId, expiresAt: now + Double(lifetime), windowStart: now, count: 0)
+        return token
+    }
+
+    enum Lookup {
+        case valid(Record)
+        case expired
+        case unknown
+    }
+
+    func lookup(_ token: String, now: Double) -> Lookup {
+        guard let record = records[token] else { return .unknown }
+        return record.expiresAt > now ? .valid(record) : .expired
+    }
+
+    mutating func revoke(_ token: String) {
+        records.removeValue(forKey: token)
+    }
+
+    /// Makes every token expire now (they stay known, so callers get `bad.credentials`).
+    mutating func expireAll(now: Double) {
+        for key in records.keys { records[key]!.expiresAt = now }
+    }
+
+    /// Counts one request against the token's fixed one-minute window.
+    mutating func count(_ token: String, limit: Int, now: Double) -> Budget {
+        guard var record = records[token] else { return Budget(allowed: limit, count: 0, resetSeconds: 60) }
+        if now - record.windowStart >= 60 {
+            record.windowStart = now
+            record.count = 0
+        }
+        record.count += 1
+        records[token] = record
+        let reset = max(1, Int((record.windowStart + 60 - now).rounded(.up)))
+        return Budget(
+            allowed: limit, count: record.count, resetSeconds: reset,
+            retryAfter: limit > 0 && record.count > limit ? reset : nil)
+    }
+}

@@ -1,0 +1,3 @@
+import AuditCLI
+
+await RBACWatchMain.run()
