@@ -86,10 +86,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Shared by the test targets: simulator + client wiring, ground-truth comparison, a manual clock.
+        .target(
+            name: "AuditTestSupport",
+            dependencies: ["AuditCore", "GenesysClient", "GenesysSimulator", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GenesysClientTests",
-            dependencies: ["GenesysClient", "GenesysSimulator", "AuditCore"],
+            dependencies: ["GenesysClient", "GenesysSimulator", "AuditCore", "AuditTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -103,7 +109,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["AuditCLI", "rbacwatch", "GenesysSimulator", "GenesysClient", "AuditCore"],
+            dependencies: ["AuditCLI", "rbacwatch", "GenesysSimulator", "GenesysClient", "AuditCore", "AuditTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -10,6 +10,7 @@ extension Collector {
     func closeReferences(in data: inout Gathered) async throws -> Int {
         var found = 0
         var unresolved: [String: Set<String>] = [:]  // kind → ids
+        var refreshed = Set<String>()
         for _ in 0..<4 {
             enter("references")
             var progressed = false
@@ -68,6 +69,24 @@ extension Collector {
                 found += fetched.count
                 progressed = progressed || !fetched.isEmpty
                 unresolved["user", default: []].formUnion(missingUsers.subtracting(fetched.map(\.id)))
+            }
+
+            // Users whose group memberships disagree with the members of a role-holding group
+            // changed after the users walk read them: read them again (once each).
+            let stale = usersWithStaleMemberships(data).subtracting(refreshed)
+            if !stale.isEmpty {
+                refreshed.formUnion(stale)
+                let fetched = try await fetchInChunks(Array(stale)) { ids in
+                    try await self.guarded("GET /api/v2/users", []) {
+                        try await self.client.walkPages(
+                            "/api/v2/users", query: [("id", ids.joined(separator: ",")), ("state", "any"), ("expand", "groups,team")],
+                            pageSize: 100, id: { (u: UserWire) in u.id }, onPage: self.pageDone
+                        ).items
+                    }
+                }
+                for user in fetched { data.users[user.id] = user }
+                found += fetched.count
+                progressed = progressed || !fetched.isEmpty
             }
 
             // OAuth clients holding grants that the client list did not return.
@@ -223,6 +242,32 @@ extension Collector {
                 code: "inconsistent.list", endpoint: "confirmation",
                 message: "roles, groups or OAuth clients kept changing during \(options.maxRewalks + 1) confirmation walks"))
         return total
+    }
+
+    /// Users whose `groups` (direct memberships) contradict the member list of a group whose
+    /// members were read: a member that is neither listed in its groups nor an included owner, or
+    /// a group listed that no longer lists the user.
+    func usersWithStaleMemberships(_ data: Gathered) -> Set<String> {
+        guard !data.groupMembers.isEmpty else { return [] }
+        // Who lists each read group among their groups.
+        var listing: [String: Set<String>] = [:]
+        for (userId, user) in data.users {
+            for group in user.groups ?? [] where data.groupMembers[group.id] != nil {
+                listing[group.id, default: []].insert(userId)
+            }
+        }
+        var stale = Set<String>()
+        for (groupId, members) in data.groupMembers {
+            guard let group = data.groups[groupId] else { continue }
+            let owners = (group.includeOwners ?? false) ? Set((group.owners ?? []).map(\.id)) : []
+            let listedBy = listing[groupId] ?? []
+            let memberSet = Set(members)
+            for member in members where data.users[member] != nil && !listedBy.contains(member) && !owners.contains(member) {
+                stale.insert(member)
+            }
+            stale.formUnion(listedBy.subtracting(memberSet))
+        }
+        return stale
     }
 
     func allGrants(_ data: Gathered) -> [Grant] {

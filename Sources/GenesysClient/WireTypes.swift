@@ -98,6 +98,8 @@ struct GroupWire: Decodable, Sendable {
     var visibility: String?
     var rolesEnabled: Bool?
     var memberCount: Int?
+    var includeOwners: Bool?
+    var owners: [Ref]?
 }
 
 struct MemberWire: Decodable, Sendable {

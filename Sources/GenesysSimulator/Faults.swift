@@ -21,6 +21,8 @@ public struct FaultPlan: Sendable, Equatable {
     public var stormRetryAfterSeconds = 1
     /// The next N successful matching replies carry a truncated, unparseable body.
     public var malformedReplies = 0
+    /// After this many more matching requests, every issued token expires at once (0: never).
+    public var expireTokensAfterRequests = 0
     /// Faults apply to requests whose path starts with this (login included if it matches).
     public var pathPrefix = "/api/v2/"
 
@@ -69,6 +71,8 @@ final class FaultController: Sendable {
         case drop
         case serverError(Int)
         case rateLimited(retryAfter: Int)
+        /// Expire every token, then serve the request (which will meet a 401).
+        case expireTokens
     }
 
     private let state = Mutex(State())
@@ -94,6 +98,10 @@ final class FaultController: Sendable {
     func decide(path: String) -> Decision {
         state.withLock { state in
             guard path.hasPrefix(state.plan.pathPrefix) else { return .proceed }
+            if state.plan.expireTokensAfterRequests > 0 {
+                state.plan.expireTokensAfterRequests -= 1
+                if state.plan.expireTokensAfterRequests == 0 { return .expireTokens }
+            }
             if state.plan.dropConnections > 0 {
                 state.plan.dropConnections -= 1
                 return .drop

@@ -75,6 +75,7 @@ extension GenesysSimulator {
             ("rateLimitStorm", .int(plan.rateLimitStorm)),
             ("stormRetryAfterSeconds", .int(plan.stormRetryAfterSeconds)),
             ("malformedReplies", .int(plan.malformedReplies)),
+            ("expireTokensAfterRequests", .int(plan.expireTokensAfterRequests)),
             ("pathPrefix", .string(plan.pathPrefix)),
         ])
     }
@@ -100,6 +101,7 @@ extension GenesysSimulator {
         if let v = number("rateLimitStorm") { plan.rateLimitStorm = Int(v) }
         if let v = number("stormRetryAfterSeconds") { plan.stormRetryAfterSeconds = Int(v) }
         if let v = number("malformedReplies") { plan.malformedReplies = Int(v) }
+        if let v = number("expireTokensAfterRequests") { plan.expireTokensAfterRequests = Int(v) }
         if let v = body["pathPrefix"]?.stringValue { plan.pathPrefix = v }
         return plan
     }

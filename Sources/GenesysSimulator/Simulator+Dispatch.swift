@@ -66,6 +66,8 @@ extension GenesysSimulator {
         case .rateLimited(let retryAfter):
             headers.append(("Retry-After", String(retryAfter)))
             return finish(rateLimitedResponse(retryAfter: retryAfter, request: request), headers: headers + rateHeaders(nil), request: request)
+        case .expireTokens:
+            expireAllTokens()
         case .proceed:
             break
         }
@@ -98,7 +100,7 @@ extension GenesysSimulator {
         request.clientId = record.clientId
 
         // Rate limit, per token.
-        let budget = tokens.withLock { $0.count(token, limit: configuration.rateLimitPerMinute, now: now) }
+        let budget = tokens.withLock { $0.count(token, limit: configuration.rateLimitPerMinute, window: configuration.rateLimitWindowSeconds, now: now) }
         headers += rateHeaders(budget)
         if let retryAfter = budget.retryAfter {
             headers.append(("Retry-After", String(retryAfter)))
@@ -160,7 +162,8 @@ extension GenesysSimulator {
     }
 
     func rateHeaders(_ budget: TokenStore.Budget?) -> [(String, String)] {
-        let budget = budget ?? TokenStore.Budget(allowed: configuration.rateLimitPerMinute, count: 0, resetSeconds: 60)
+        let budget = budget ?? TokenStore.Budget(
+            allowed: configuration.rateLimitPerMinute, count: 0, resetSeconds: Int(configuration.rateLimitWindowSeconds.rounded(.up)))
         return [
             ("inin-ratelimit-allowed", String(budget.allowed)),
             ("inin-ratelimit-count", String(budget.count)),

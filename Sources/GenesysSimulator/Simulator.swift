@@ -9,6 +9,8 @@ public struct SimulatorConfiguration: Sendable {
     public var port = 0
     /// Requests per minute per access token; 0 disables the limit.
     public var rateLimitPerMinute = 300
+    /// Length of the rate-limit window in seconds: 60 on the real service; tests shorten it.
+    public var rateLimitWindowSeconds = 60.0
     /// Lifetime of issued tokens, in seconds.
     public var tokenTTL = 86_400
     /// Permissions of the auditor client's role (granted in division `*`).
@@ -33,6 +35,19 @@ public struct SimulatorEndpoint: Sendable, Equatable {
     public var adminClientId: String
     public var adminClientSecret: String
     public var port: Int
+
+    public init(
+        apiBaseURL: String, loginBaseURL: String, clientId: String, clientSecret: String, adminClientId: String,
+        adminClientSecret: String, port: Int
+    ) {
+        self.apiBaseURL = apiBaseURL
+        self.loginBaseURL = loginBaseURL
+        self.clientId = clientId
+        self.clientSecret = clientSecret
+        self.adminClientId = adminClientId
+        self.adminClientSecret = adminClientSecret
+        self.port = port
+    }
 
     /// One JSON line, keys sorted.
     public var readyLine: String {

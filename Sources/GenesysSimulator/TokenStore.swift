@@ -46,16 +46,18 @@ struct TokenStore: Sendable {
         for key in records.keys { records[key]!.expiresAt = now }
     }
 
-    /// Counts one request against the token's fixed one-minute window.
-    mutating func count(_ token: String, limit: Int, now: Double) -> Budget {
-        guard var record = records[token] else { return Budget(allowed: limit, count: 0, resetSeconds: 60) }
-        if now - record.windowStart >= 60 {
+    /// Counts one request against the token's fixed window (a minute on the real service).
+    mutating func count(_ token: String, limit: Int, window: Double, now: Double) -> Budget {
+        guard var record = records[token] else {
+            return Budget(allowed: limit, count: 0, resetSeconds: Int(window.rounded(.up)))
+        }
+        if now - record.windowStart >= window {
             record.windowStart = now
             record.count = 0
         }
         record.count += 1
         records[token] = record
-        let reset = max(1, Int((record.windowStart + 60 - now).rounded(.up)))
+        let reset = max(1, Int((record.windowStart + window - now).rounded(.up)))
         return Budget(
             allowed: limit, count: record.count, resetSeconds: reset,
             retryAfter: limit > 0 && record.count > limit ? reset : nil)

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Walks a running rbacwatch simulator with Genesys's official Python SDK.
+
+Usage: sdk_probe.py READY_JSON   (the line `rbacwatch simulate` prints)
+
+Every read endpoint the simulator serves is called through the SDK, every page followed, and the
+write endpoints exercised with the admin client. The probe fails (exit 1) on any HTTP error, any
+exception while deserialising, and any enum value the SDK does not know (it maps those to
+"outdated_sdk_version"). The SDK crashes on a `null` enum, so a simulator that sent one fails here.
+"""
+
+import json
+import sys
+import time
+
+import PureCloudPlatformClientV2 as gc
+from PureCloudPlatformClientV2.rest import ApiException
+
+ready = json.loads(sys.argv[1])
+failures = []
+calls = 0
+
+
+def walk_models(value, path="$"):
+    """Yields (path, value) for every leaf of a model tree."""
+    if hasattr(value, "swagger_types"):
+        for attribute in value.swagger_types:
+            yield from walk_models(getattr(value, attribute), f"{path}.{attribute}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from walk_models(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from walk_models(item, f"{path}.{key}")
+    else:
+        yield path, value
+
+
+def call(name, function, *args, **kwargs):
+    global calls
+    calls += 1
+    try:
+        result = function(*args, **kwargs)
+    except ApiException as error:
+        failures.append(f"{name}: HTTP {error.status} {error.reason}: {str(error.body)[:200]}")
+        return None
+    except Exception as error:  # deserialisation errors surface here
+        failures.append(f"{name}: {type(error).__name__}: {error}")
+        return None
+    for path, leaf in walk_models(result):
+        if leaf == "outdated_sdk_version":
+            failures.append(f"{name}: unknown enum value at {path}")
+    return result
+
+
+def client(client_id, secret):
+    login = gc.ApiClient(host=ready["loginBaseUrl"])
+    login.gateway_configuration = None
+    login.get_client_credentials_token(client_id, secret)
+    api = gc.ApiClient(host=ready["apiBaseUrl"])
+    api.gateway_configuration = None
+    api.access_token = login.access_token
+    return api
+
+
+def pages(name, function, **kwargs):
+    """Follows pageNumber paging to the end; returns all entities."""
+    entities, number = [], 1
+    while True:
+        page = call(f"{name} page {number}", function, page_number=number, **kwargs)
+        if page is None:
+            return entities
+        entities.extend(page.entities or [])
+        if not page.next_uri:
+            return entities
+        number += 1
+
+
+api = client(ready["clientId"], ready["clientSecret"])
+admin = client(ready["adminClientId"], ready["adminClientSecret"])
+users_api, authz, groups_api = gc.UsersApi(api), gc.AuthorizationApi(api), gc.GroupsApi(api)
+teams_api, oauth, audit = gc.TeamsApi(api), gc.OAuthApi(api), gc.AuditApi(api)
+
+call("tokens/me", gc.TokensApi(api).get_tokens_me)
+call("organizations/me", gc.OrganizationApi(api).get_organizations_me)
+
+users = pages("users", users_api.get_users, page_size=100, expand=["authorization", "groups", "team", "dateLastLogin"], state="any")
+if users:
+    call("user", users_api.get_user, users[0].id, expand=["groups", "team"], state="any")
+    call("user roles", users_api.get_user_roles, users[0].id)
+    call("users by id", users_api.get_users, id=[u.id for u in users[:5]], state="any")
+
+roles = pages("roles", authz.get_authorization_roles, page_size=100, user_count=False)
+for role in roles[:15]:
+    call(f"role {role.name}", authz.get_authorization_role, role.id, user_count=True)
+    pages(f"subjectgrants {role.name}", authz.get_authorization_role_subjectgrants, role_id=role.id, page_size=100)
+    call(f"role users {role.name}", authz.get_authorization_role_users, role.id, page_size=25, page_number=1)
+
+divisions = pages("divisions", authz.get_authorization_divisions, page_size=100, object_count=True)
+call("home division", authz.get_authorization_divisions_home)
+if divisions:
+    call("division grants", authz.get_authorization_division_grants, divisions[0].id, page_size=100, page_number=1)
+
+for user in users[:10]:
+    call("subject (user)", authz.get_authorization_subject, user.id, include_duplicates=True)
+
+groups = pages("groups", groups_api.get_groups, page_size=100)
+for group in groups[:10]:
+    call("group", groups_api.get_group, group.id)
+    pages(f"group members {group.name}", groups_api.get_group_members, group_id=group.id, page_size=100, expand=["team"])
+    call("group individuals", groups_api.get_group_individuals, group.id)
+    if group.roles_enabled:
+        call("subject (group)", authz.get_authorization_subject, group.id)
+
+after, team_pages, teams = None, 0, []
+while True:
+    page = call("teams", teams_api.get_teams, page_size=25, after=after) if after else call("teams", teams_api.get_teams, page_size=25)
+    team_pages += 1
+    if page is None:
+        break
+    teams.extend(page.entities or [])
+    if not page.next_uri:
+        break
+    after = page.next_uri.split("after=")[1].split("&")[0]
+for team in teams[:5]:
+    call("team", teams_api.get_team, team.id)
+    call("team members", teams_api.get_team_members, team.id, page_size=25, expand=["entities"])
+
+call("oauth clients", oauth.get_oauth_clients)
+
+now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+hour_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+query = gc.AuditRealtimeQueryRequest()
+query.interval = f"{hour_ago}/{now}"
+query.service_name = "PeoplePermissions"
+flt = gc.AuditQueryFilter()
+flt.pcProperty = "EntityType"
+flt.value = "Role"
+query.filters = [flt]
+query.page_number = 1
+query.page_size = 100
+call("audit realtime", audit.post_audits_query_realtime, query)
+call("audit servicemapping", audit.get_audits_query_servicemapping)
+call("audit realtime servicemapping", audit.get_audits_query_realtime_servicemapping)
+async_query = gc.AuditQueryExecutionStatusResponse  # noqa: F841 (the type the SDK returns)
+body = gc.AuditQueryRequest()
+body.interval = f"{hour_ago}/{now}"
+body.service_name = "PeoplePermissions"
+status = call("audit async query", audit.post_audits_query, body)
+if status is not None:
+    call("audit async status", audit.get_audits_query_transaction_id, status.id)
+    call("audit async results", audit.get_audits_query_transaction_id_results, status.id, page_size=100)
+
+# Writes, with the admin client.
+admin_authz, admin_groups = gc.AuthorizationApi(admin), gc.GroupsApi(admin)
+create = gc.DomainOrganizationRoleCreate()
+create.name = "SDK Probe Role"
+create.description = "made by the SDK probe"
+create.permissions = ["routing:queue:view", "admin"]
+made = call("create role", admin_authz.post_authorization_roles, create)
+if made is not None:
+    update = gc.DomainOrganizationRoleUpdate()
+    update.name = "SDK Probe Role (edited)"
+    policy = gc.DomainPermissionPolicy()
+    policy.domain = "routing"
+    policy.entity_name = "queue"
+    policy.action_set = ["view", "edit"]
+    update.permission_policies = [policy]
+    call("update role", admin_authz.put_authorization_role, made.id, update)
+    if users and divisions:
+        call("grant add", admin_authz.post_authorization_subject_division_role, users[0].id, divisions[0].id, made.id, subject_type="PC_USER")
+        call("grant remove", admin_authz.delete_authorization_subject_division_role, users[0].id, divisions[0].id, made.id)
+        grants = gc.RoleDivisionGrants()
+        rd = gc.RoleDivision()
+        rd.role_id, rd.division_id = made.id, "*"
+        grants.grants = [rd]
+        call("bulkadd", admin_authz.post_authorization_subject_bulkadd, users[1].id, grants, subject_type="PC_USER")
+        call("bulkremove", admin_authz.post_authorization_subject_bulkremove, users[1].id, grants)
+    call("delete role", admin_authz.delete_authorization_role, made.id)
+role_groups = [g for g in groups if g.roles_enabled]
+if role_groups and len(users) > 2:
+    group = call("group (version)", admin_groups.get_group, role_groups[0].id)
+    if group is not None:
+        update = gc.GroupMembersUpdate()
+        update.member_ids = [users[-1].id]
+        update.version = group.version
+        call("group members add", admin_groups.post_group_members, group.id, update)
+        call("group members remove", admin_groups.delete_group_members, group.id, users[-1].id)
+if users and len(divisions) > 1:
+    call("division move", admin_authz.post_authorization_division_object, divisions[1].id, "USER", [users[2].id])
+
+# Errors must come back as ApiException with the right status, not as crashes.
+bad = gc.ApiClient(host=ready["apiBaseUrl"])
+bad.gateway_configuration = None
+bad.access_token = "not-a-token"
+try:
+    gc.UsersApi(bad).get_users(page_size=1)
+    failures.append("a bad token was accepted")
+except ApiException as error:
+    if error.status != 401:
+        failures.append(f"a bad token gave HTTP {error.status}, expected 401")
+try:
+    authz.get_authorization_role("00000000-0000-0000-0000-000000000000")
+    failures.append("an unknown role id was found")
+except ApiException as error:
+    if error.status != 404:
+        failures.append(f"an unknown role gave HTTP {error.status}, expected 404")
+
+print(json.dumps({"calls": calls, "users": len(users), "roles": len(roles), "groups": len(groups),
+                  "teams": len(teams), "divisions": len(divisions), "failures": failures}))
+sys.exit(1 if failures else 0)
