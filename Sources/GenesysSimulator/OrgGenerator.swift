@@ -169,12 +169,20 @@ struct OrgGenerator {
         }
 
         // Direct grants: Employee at home, a persona role in the user's division and sometimes more.
+        // Roles named after the user's division are preferred.
+        var rolesByPersonaAndDivision: [String: [String]] = [:]
+        for (personaIndex, roleIds) in rolesByPersona.enumerated() {
+            for roleId in roleIds {
+                for division in org.divisions.values where org.roles[roleId]!.name.hasPrefix(division.name + " ") {
+                    rolesByPersonaAndDivision["\(personaIndex)|\(division.id)", default: []].append(roleId)
+                }
+            }
+        }
         for (index, userId) in userIds.enumerated() {
             let user = org.users[userId]!
             _ = org.addGrant(SimGrant(subjectId: userId, subjectType: "PC_USER", roleId: employeeRole, divisionId: home.id), at: date(&rng))
             let candidates = rolesByPersona[personaOfUser[index]]
-            let divisionName = org.divisions[user.divisionId]!.name
-            let preferred = candidates.filter { org.roles[$0]!.name.hasPrefix(divisionName + " ") }
+            let preferred = rolesByPersonaAndDivision["\(personaOfUser[index])|\(user.divisionId)"] ?? []
             let roleId = rng.pick(preferred.isEmpty ? candidates : preferred)
             _ = org.addGrant(SimGrant(subjectId: userId, subjectType: "PC_USER", roleId: roleId, divisionId: user.divisionId), at: date(&rng))
             if rng.chance(0.3) {

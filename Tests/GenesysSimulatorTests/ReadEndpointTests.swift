@@ -1,0 +1,213 @@
+import Foundation
+import GenesysSimulator
+import Testing
+
+@Suite("Simulator: read endpoints and envelopes")
+struct ReadEndpointTests {
+    @Test("offset paging envelope: URIs carry the other parameters, next and previous only where they exist")
+    func pagingEnvelope() async throws {
+        let sim = simulator(users: 20)
+        try await sim.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                let first = try await probe.get("/api/v2/users?pageSize=7&pageNumber=1&state=any&expand=groups,team", token: token).object
+                #expect(first["pageSize"] as? Int == 7)
+                #expect(first["pageNumber"] as? Int == 1)
+                #expect(first["total"] as? Int == 20)
+                #expect(first["pageCount"] as? Int == 3)
+                #expect(first["previousUri"] == nil)
+                #expect(first["nextUri"] as? String == "/api/v2/users?pageSize=7&pageNumber=2&state=any&expand=groups,team")
+                #expect(first["lastUri"] as? String == "/api/v2/users?pageSize=7&pageNumber=3&state=any&expand=groups,team")
+                #expect((first["entities"] as? [Any])?.count == 7)
+                let last = try await probe.get("/api/v2/users?pageSize=7&pageNumber=3&state=any", token: token).object
+                #expect(last["nextUri"] == nil)
+                #expect(last["previousUri"] as? String == "/api/v2/users?pageSize=7&pageNumber=2&state=any")
+                #expect((last["entities"] as? [Any])?.count == 6)
+                let beyond = try await probe.get("/api/v2/users?pageSize=7&pageNumber=9&state=any", token: token).object
+                #expect((beyond["entities"] as? [Any])?.isEmpty == true)
+                let bad = try await probe.get("/api/v2/users?pageSize=0", token: token)
+                #expect(bad.status == 400)
+                #expect(bad.object["code"] as? String == "invalid.value")
+                let capped = try await probe.get("/api/v2/authorization/roles?pageSize=100000", token: token).object
+                #expect(capped["pageSize"] as? Int == 500)
+                // Bare envelopes where the API has them.
+                let roles = try await probe.get("/api/v2/authorization/roles?pageSize=100&userCount=false", token: token).object
+                let employee = try #require((roles["entities"] as? [[String: Any]])?.first { $0["defaultRoleId"] as? String == "employee" })
+                let holders = try await probe.get("/api/v2/authorization/roles/\(employee["id"]!)/users?pageSize=5", token: token).object
+                #expect(holders["nextUri"] == nil && holders["firstUri"] == nil)
+                #expect(holders["total"] as? Int ?? 0 > 0)
+            }
+        }
+    }
+
+    @Test("list parameters are accepted comma-separated and repeated")
+    func listParameters() async throws {
+        let sim = simulator(users: 30)
+        try await sim.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                let commas = try await probe.get("/api/v2/users?pageSize=5&state=any&expand=groups,team,authorization", token: token)
+                let repeated = try await probe.get("/api/v2/users?pageSize=5&state=any&expand=groups&expand=team&expand=authorization", token: token)
+                let users = try #require(commas.object["entities"] as? [[String: Any]])
+                let same = try #require(repeated.object["entities"] as? [[String: Any]])
+                #expect(users.map { $0["id"] as? String } == same.map { $0["id"] as? String })
+                #expect(users.map { Set($0.keys) } == same.map { Set($0.keys) })
+                #expect(users.allSatisfy { $0["authorization"] != nil })
+                let ids = users.prefix(3).map { $0["id"] as! String }
+                let byComma = try await probe.get("/api/v2/users?state=any&id=\(ids.joined(separator: ","))", token: token).object
+                let byRepeat = try await probe.get("/api/v2/users?state=any&" + ids.map { "id=\($0)" }.joined(separator: "&"), token: token).object
+                #expect(byComma["total"] as? Int == 3)
+                #expect(byRepeat["total"] as? Int == 3)
+            }
+        }
+    }
+
+    @Test("no reply anywhere contains null")
+    func noNulls() async throws {
+        let sim = simulator(users: 200)
+        try await sim.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                var paths = [
+                    "/api/v2/users?pageSize=200&state=any&expand=authorization,groups,team,dateLastLogin,lasttokenissued",
+                    "/api/v2/authorization/roles?pageSize=100", "/api/v2/authorization/divisions?objectCount=true",
+                    "/api/v2/authorization/divisions/home", "/api/v2/groups?pageSize=100", "/api/v2/teams?pageSize=100",
+                    "/api/v2/oauth/clients", "/api/v2/organizations/me", "/api/v2/tokens/me",
+                    "/api/v2/audits/query/servicemapping",
+                ]
+                let roles = try await probe.get("/api/v2/authorization/roles?pageSize=100", token: token).object
+                for role in (roles["entities"] as? [[String: Any]] ?? []).prefix(5) {
+                    paths.append("/api/v2/authorization/roles/\(role["id"]!)/subjectgrants?pageSize=100")
+                }
+                let groups = try await probe.get("/api/v2/groups?pageSize=100", token: token).object
+                for group in (groups["entities"] as? [[String: Any]] ?? []).prefix(4) {
+                    paths.append("/api/v2/groups/\(group["id"]!)/members?pageSize=100&expand=groups")
+                    paths.append("/api/v2/authorization/subjects/\(group["id"]!)")
+                }
+                let users = try await probe.get("/api/v2/users?pageSize=5&state=any", token: token).object
+                for user in users["entities"] as? [[String: Any]] ?? [] {
+                    paths.append("/api/v2/authorization/subjects/\(user["id"]!)?includeDuplicates=true")
+                    paths.append("/api/v2/users/\(user["id"]!)/roles")
+                }
+                for path in paths {
+                    let reply = try await probe.get(path, token: token)
+                    #expect(reply.status == 200, "\(path)")
+                    #expect(reply.json != nil, "\(path) parses")
+                    #expect(nulls(in: reply.json) == [], "\(path)")
+                }
+            }
+        }
+    }
+
+    @Test("authorization/subjects shows inherited grants with the group as subjectId")
+    func inheritedGrants() async throws {
+        let sim = simulator(users: 400)
+        let truth = sim.groundTruth()
+        let (userId, access) = try #require(truth.userAccess.first { $0.value.contains { $0.viaSubjectId != $0.roleId && truth.groups[$0.viaSubjectId] != nil } })
+        try await sim.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                let subject = try await probe.get("/api/v2/authorization/subjects/\(userId)?includeDuplicates=true", token: token).object
+                let grants = try #require(subject["grants"] as? [[String: Any]])
+                let rows = Set(grants.map { grant -> String in
+                    let role = (grant["role"] as? [String: Any])?["id"] as? String ?? ""
+                    let division = (grant["division"] as? [String: Any])?["id"] as? String ?? ""
+                    return "\(role)|\(division)|\(grant["subjectId"] as? String ?? "")"
+                })
+                #expect(rows == Set(access.map { "\($0.roleId)|\($0.divisionId)|\($0.viaSubjectId)" }))
+                #expect(grants.contains { ($0["subjectId"] as? String).map { truth.groups[$0] != nil } == true })
+            }
+        }
+    }
+
+    @Test("teams page by cursor without repeats or gaps")
+    func teamCursor() async throws {
+        let sim = simulator(users: 400)
+        let truth = sim.groundTruth()
+        try await sim.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                var next: String? = "/api/v2/teams?pageSize=3"
+                var ids: [String] = []
+                while let path = next {
+                    let page = try await probe.get(path, token: token).object
+                    ids += (page["entities"] as? [[String: Any]] ?? []).map { $0["id"] as! String }
+                    next = page["nextUri"] as? String
+                    #expect(page["pageNumber"] == nil, "cursor pages carry no page numbers")
+                }
+                #expect(ids.count == truth.teams.count)
+                #expect(Set(ids) == Set(truth.teams.keys))
+                let bad = try await probe.get("/api/v2/teams?after=%%%", token: token)
+                #expect(bad.status == 400)
+            }
+        }
+    }
+
+    @Test("audit endpoints answer well-formed, empty results and validate queries")
+    func auditEndpoints() async throws {
+        let sim = simulator()
+        try await sim.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                let query = #"{"interval":"2026-11-01T00:00:00Z/2026-11-02T00:00:00Z","serviceName":"PeoplePermissions","filters":[{"property":"EntityType","value":"Role"}],"pageNumber":1,"pageSize":50}"#
+                let realtime = try await probe.call("POST", "/api/v2/audits/query/realtime", token: token, json: query)
+                #expect(realtime.status == 200)
+                #expect(realtime.object["total"] as? Int == 0)
+                #expect((realtime.object["entities"] as? [Any])?.isEmpty == true)
+                #expect(realtime.object["pageSize"] as? Int == 50)
+                let badDate = try await probe.call("POST", "/api/v2/audits/query/realtime", token: token, json: #"{"interval":"yesterday"}"#)
+                #expect(badDate.status == 400)
+                #expect(badDate.object["code"] as? String == "invalid.date")
+                let mapping = try await probe.get("/api/v2/audits/query/servicemapping", token: token).object
+                let services = try #require(mapping["services"] as? [[String: Any]])
+                #expect(services.contains { $0["name"] as? String == "PeoplePermissions" })
+                let started = try await probe.call("POST", "/api/v2/audits/query", token: token, json: #"{"interval":"2026-11-01T00:00:00Z/2026-11-02T00:00:00Z"}"#)
+                let id = try #require(started.object["id"] as? String)
+                #expect(started.object["state"] as? String == "Succeeded")
+                let results = try await probe.get("/api/v2/audits/query/\(id)/results?pageSize=100", token: token).object
+                #expect(results["cursor"] == nil)
+                #expect((results["entities"] as? [Any])?.isEmpty == true)
+            }
+        }
+    }
+
+    @Test("the same seed gives the same organisation, another seed another one")
+    func determinism() {
+        let a = simulator(users: 500, seed: 11).groundTruth()
+        let b = simulator(users: 500, seed: 11).groundTruth()
+        let c = simulator(users: 500, seed: 12).groundTruth()
+        #expect(a.organizationId == b.organizationId)
+        #expect(a.grants == b.grants)
+        #expect(a.users == b.users)
+        #expect(a.userAccess == b.userAccess)
+        #expect(a.organizationId != c.organizationId)
+    }
+
+    @Test("the generated org looks like a contact centre")
+    func realism() {
+        let truth = simulator(users: 2000).groundTruth()
+        #expect((35...45).contains(truth.roles.count), "about N/50 roles")
+        #expect(truth.roles.values.contains { $0.isDefault })
+        #expect(truth.roles.values.flatMap(\.permissions).allSatisfy { $0 == "admin" || $0.split(separator: ":").count == 3 })
+        #expect(truth.grants.contains { $0.divisionId == "*" && $0.subjectType == "PC_USER" })
+        #expect(truth.grants.contains { $0.subjectType == "PC_GROUP" })
+        #expect(truth.grants.contains { $0.subjectType == "PC_OAUTH_CLIENT" })
+        #expect(Set(truth.users.values.map(\.state)) == ["active", "inactive", "deleted"])
+        #expect(truth.divisions.count >= 4)
+    }
+
+    @Test("100,000 users: generated and served")
+    func hundredThousand() async throws {
+        let sim = simulator(users: 100_000)
+        try await sim.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                let page = try await probe.get("/api/v2/users?pageSize=500&pageNumber=200&state=any&expand=groups,team", token: token).object
+                #expect(page["total"] as? Int == 100_000)
+                #expect((page["entities"] as? [Any])?.count == 500)
+                let roles = try await probe.get("/api/v2/authorization/roles?pageSize=1&userCount=false", token: token).object
+                #expect((1900...2100).contains(roles["total"] as? Int ?? 0))
+            }
+        }
+    }
+}
