@@ -32,6 +32,13 @@ public struct GroundTruth: Sendable {
         public var subjectType: String
         public var roleId: String
         public var divisionId: String
+
+        public init(subjectId: String, subjectType: String, roleId: String, divisionId: String) {
+            self.subjectId = subjectId
+            self.subjectType = subjectType
+            self.roleId = roleId
+            self.divisionId = divisionId
+        }
     }
 
     /// One effective role assignment: role, division, and the subject whose grant it is
