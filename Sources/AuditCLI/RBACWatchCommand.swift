@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `rbacwatch` command line. The executable's `main` calls `RBACWatchCommand.main()`.
 public struct RBACWatchCommand: AsyncParsableCommand {
@@ -11,8 +12,27 @@ public struct RBACWatchCommand: AsyncParsableCommand {
 }
 
 /// Entry point for the executable, so it needs no other import.
+/// Parse errors exit 2 (ArgumentParser's default is 64), so every command shares the codes
+/// in `RBACWatchExit`.
 public enum RBACWatchMain {
-    public static func run() async {
-        await RBACWatchCommand.main()
+    public static func run() async -> Never {
+        do {
+            var command = try RBACWatchCommand.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit(RBACWatchExit.success)
+        } catch {
+            let code = RBACWatchCommand.exitCode(for: error)
+            let message = RBACWatchCommand.fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { Console.out(message) }
+                exit(RBACWatchExit.success)
+            }
+            if !message.isEmpty { Console.err(message) }
+            exit(code == .validationFailure ? RBACWatchExit.usage : code.rawValue)
+        }
     }
 }

@@ -9,7 +9,7 @@ import Logging
 public enum TestSupport {
     /// A retry policy with short waits, so fault tests run in seconds.
     public static let fastRetry = RetryPolicy(
-        maxAttempts: 8, maxRateLimitRetries: 60, maxMalformedAttempts: 3, baseDelay: .milliseconds(5),
+        maxAttempts: 8, maxRateLimitRetries: 60, maxConnectAttempts: 2, maxMalformedAttempts: 3, baseDelay: .milliseconds(5),
         maxDelay: .milliseconds(100), maxRetryAfter: .seconds(5))
 
     public static func connection(_ endpoint: SimulatorEndpoint, secret: String? = nil) -> GenesysConnection {

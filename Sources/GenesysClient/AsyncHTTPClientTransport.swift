@@ -10,7 +10,7 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
     /// - Parameters:
     ///   - connectTimeout: how long to wait for a TCP (and TLS) connection.
     ///   - maxBodyBytes: replies larger than this fail with `.tooLarge`.
-    public init(connectTimeout: Duration = .seconds(10), maxBodyBytes: Int = 256 * 1024 * 1024) {
+    public init(connectTimeout: Duration = .seconds(5), maxBodyBytes: Int = 256 * 1024 * 1024) {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .nanoseconds(Int64(connectTimeout.components.seconds * 1_000_000_000)))
         configuration.redirectConfiguration = .disallow

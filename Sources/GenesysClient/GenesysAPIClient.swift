@@ -139,7 +139,7 @@ public final class GenesysAPIClient: Sendable {
                 await pacer.release()
                 count { $0.transportErrors += 1 }
                 failures += 1
-                guard error.isRetriable, failures < retry.maxAttempts else {
+                guard error.isRetriable, failures < retry.attempts(for: error) else {
                     throw GenesysClientError(
                         error.kind == .timeout ? .timeout : .unreachable,
                         "\(endpoint) failed after \(failures) attempt\(failures == 1 ? "" : "s"): \(error.message)")

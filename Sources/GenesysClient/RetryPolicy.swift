@@ -4,6 +4,8 @@ public struct RetryPolicy: Sendable, Equatable {
     public var maxAttempts: Int
     /// Extra attempts a request may spend waiting out 429s.
     public var maxRateLimitRetries: Int
+    /// Attempts when the host cannot be reached at all (each waits out the connect timeout).
+    public var maxConnectAttempts: Int
     /// Attempts after a 200 whose body does not parse.
     public var maxMalformedAttempts: Int
     public var baseDelay: Duration
@@ -12,11 +14,12 @@ public struct RetryPolicy: Sendable, Equatable {
     public var maxRetryAfter: Duration
 
     public init(
-        maxAttempts: Int = 6, maxRateLimitRetries: Int = 30, maxMalformedAttempts: Int = 3,
+        maxAttempts: Int = 6, maxRateLimitRetries: Int = 30, maxConnectAttempts: Int = 2, maxMalformedAttempts: Int = 3,
         baseDelay: Duration = .milliseconds(250), maxDelay: Duration = .seconds(30), maxRetryAfter: Duration = .seconds(120)
     ) {
         self.maxAttempts = maxAttempts
         self.maxRateLimitRetries = maxRateLimitRetries
+        self.maxConnectAttempts = maxConnectAttempts
         self.maxMalformedAttempts = maxMalformedAttempts
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay
@@ -36,6 +39,11 @@ public struct RetryPolicy: Sendable, Equatable {
     public func rateLimitDelay(retryAfter: Duration?, attempt: Int, random: Double) -> Duration {
         if let retryAfter { return min(retryAfter, maxRetryAfter) }
         return backoff(attempt: attempt, random: random)
+    }
+
+    /// How many attempts a transport failure of this kind deserves.
+    public func attempts(for error: TransportError) -> Int {
+        error.kind == .connect ? min(maxConnectAttempts, maxAttempts) : maxAttempts
     }
 
     /// Status codes worth retrying after a backoff.

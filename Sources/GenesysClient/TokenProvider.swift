@@ -67,7 +67,7 @@ public actor TokenProvider {
             do {
                 response = try await transport.send(request)
             } catch {
-                if error.isRetriable, attempt < retry.maxAttempts {
+                if error.isRetriable, attempt < retry.attempts(for: error) {
                     logger.debug("login failed, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
                     try await clock.sleep(for: retry.backoff(attempt: attempt, random: .random(in: 0...1)))
                     continue

@@ -1,0 +1,102 @@
+import Dispatch
+import Foundation
+import Testing
+
+/// Runs the built `rbacwatch` executable as a separate process, as a user would.
+struct CommandRunner {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// The executable next to the test bundle (`swift test` builds it), or `RBACWATCH_BINARY`.
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["RBACWATCH_BINARY"] { return path }
+        let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [
+            bundleDir.appendingPathComponent("rbacwatch").path,
+            bundleDir.deletingLastPathComponent().appendingPathComponent("rbacwatch").path,
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(".build/debug/rbacwatch").path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    /// Runs `rbacwatch arguments…` with exactly `environment` (plus PATH), waiting up to `timeout`.
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120)
+    ) async throws -> Result {
+        try await runProcess(binary, arguments, environment: environment, timeout: timeout)
+    }
+
+    static func runProcess(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120)
+    ) async throws -> Result {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            Issue.record("executable not found at \(executable): build the package first (swift build)")
+            return Result(status: -1, stdout: "", stderr: "")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = environment
+        env["PATH"] = env["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        env["HOME"] = env["HOME"] ?? NSTemporaryDirectory()
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read both pipes on their own threads (never on the cooperative pool, which serves the
+        // simulator in this process) so neither fills up.
+        async let stdout = readToEnd(out.fileHandleForReading)
+        async let stderr = readToEnd(err.fileHandleForReading)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                process.terminate()
+                Issue.record("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: await stdout, as: UTF8.self),
+            stderr: String(decoding: await stderr, as: UTF8.self))
+    }
+
+    /// Reads a pipe to its end on a GCD thread.
+    static func readToEnd(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        }
+    }
+
+    /// The first line a process writes to `handle`, read on a GCD thread, or nil at end of file.
+    static func firstLine(of handle: FileHandle, timeout: Duration) async throws -> String {
+        let line: String? = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var data = Data()
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { return continuation.resume(returning: nil) }
+                    data.append(chunk)
+                    if let newline = data.firstIndex(of: 0x0A) {
+                        return continuation.resume(returning: String(decoding: data[..<newline], as: UTF8.self))
+                    }
+                }
+            }
+        }
+        return try #require(line, "the process ended without printing a line")
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rbacwatch-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import GenesysClient
+import Testing
+
+@Suite("rbacwatch simulate and demo")
+struct SimulateAndDemoTests {
+    @Test("demo collects the embedded simulator and prints the summary")
+    func demo() async throws {
+        let result = try await CommandRunner.run(["demo", "--users", "300", "--verify", "20"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("Simulator listening at http://127.0.0.1:"))
+        #expect(result.stdout.contains(": complete"))
+        #expect(result.stdout.split(separator: "\n").contains { $0.split(separator: " ").prefix(2) == ["users", "300"] })
+        #expect(result.stdout.contains("verified 20 users against authorization/subjects: 0 mismatches"))
+    }
+
+    @Test("simulate prints one JSON ready line, serves, and stops cleanly on SIGTERM")
+    func simulate() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandRunner.binary)
+        process.arguments = ["simulate", "--users", "200", "--port", "0"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let line = try await CommandRunner.firstLine(of: out.fileHandleForReading, timeout: .seconds(30))
+        let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let api = try #require(ready["apiBaseUrl"] as? String)
+        #expect(api.hasPrefix("http://127.0.0.1:"))
+        #expect(ready["loginBaseUrl"] as? String == api)
+        #expect((ready["clientId"] as? String)?.count == 36)
+        #expect((ready["clientSecret"] as? String)?.isEmpty == false)
+        let transport = AsyncHTTPClientTransport()
+        let response = try await transport.send(HTTPRequestData(method: "GET", url: api + "/api/v2/users"))
+        await transport.shutdown()
+        #expect(response.status == 401)
+        process.terminate()  // SIGTERM
+        let deadline = ContinuousClock.now + .seconds(15)
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!process.isRunning)
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test(
+        "the simulator deserialises cleanly in Genesys's official Python SDK",
+        .enabled(
+            if: SDKProbe.python != nil || ProcessInfo.processInfo.environment["RBACWATCH_REQUIRE_SDK_PROBE"] == "1",
+            "needs purecloudplatformclientv2: set RBACWATCH_SDK_PYTHON to a python that has it (CI does)"))
+    func pythonSDK() async throws {
+        let python = try #require(SDKProbe.python, "RBACWATCH_REQUIRE_SDK_PROBE=1 but no python with purecloudplatformclientv2 was found")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandRunner.binary)
+        process.arguments = ["simulate", "--users", "300", "--port", "0"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let line = try await CommandRunner.firstLine(of: out.fileHandleForReading, timeout: .seconds(30))
+        let probe = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("SDKProbe/sdk_probe.py").path
+        let result = try await CommandRunner.runProcess(python, [probe, line], timeout: .seconds(300))
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(result.stdout.split(separator: "\n").last.map(String.init)?.utf8 ?? "".utf8))
+                as? [String: Any])
+        #expect(summary["users"] as? Int == 300)
+        #expect((summary["failures"] as? [Any])?.isEmpty == true)
+        #expect(summary["calls"] as? Int ?? 0 > 100)
+    }
+}
+
+/// Finds a Python with Genesys's SDK: `RBACWATCH_SDK_PYTHON`, else `python3` if it has it.
+enum SDKProbe {
+    static let python: String? = {
+        let candidates = [ProcessInfo.processInfo.environment["RBACWATCH_SDK_PYTHON"], "/usr/bin/python3", "/usr/local/bin/python3"]
+            .compactMap { $0 }
+        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: candidate)
+            process.arguments = ["-c", "import PureCloudPlatformClientV2"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            do {
+                try process.run()
+                process.waitUntilExit()
+                if process.terminationStatus == 0 { return candidate }
+            } catch {}
+        }
+        return nil
+    }()
+}
