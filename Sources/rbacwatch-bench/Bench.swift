@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import GenesysClient
+import GenesysSimulator
+
+/// Benchmarks print a table on stdout (progress on stderr) and can write JSON. Build them in
+/// release mode: `swift build -c release --product rbacwatch-bench`.
+@main
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rbacwatch-bench", abstract: "rbacwatch benchmarks.", subcommands: [CollectBenchmark.self])
+}
+
+enum Bench {
+    static var buildConfiguration: String {
+        #if DEBUG
+            "debug"
+        #else
+            "release"
+        #endif
+    }
+
+    static func log(_ line: String) {
+        FileHandle.standardError.write(Data("[bench] \(line)\n".utf8))
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        (Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 * 1).rounded(toPlaces: 3)
+    }
+
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    static func pages(_ count: Int, _ size: Int) -> Int {
+        (count + size - 1) / size
+    }
+
+    static func client(_ endpoint: SimulatorEndpoint, concurrency: Int) -> GenesysAPIClient {
+        GenesysAPIClient(
+            connection: GenesysConnection(
+                apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.clientId,
+                clientSecret: Secret(endpoint.clientSecret)),
+            transport: AsyncHTTPClientTransport(), maxConcurrentRequests: concurrency)
+    }
+}
+
+extension Double {
+    func rounded(toPlaces places: Int) -> Double {
+        let factor = pow(10, Double(places))
+        return (self * factor).rounded() / factor
+    }
+}
