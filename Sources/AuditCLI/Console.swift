@@ -24,7 +24,7 @@ enum Console {
 /// A progress line on stderr, redrawn in place at most ten times a second; only when stderr
 /// is a terminal.
 final class ProgressLine: Sendable {
-    private let state = Mutex<(last: ContinuousClock.Instant?, shown: Bool)>((nil, false))
+    private let state = Mutex<(last: ContinuousClock.Instant?, shown: Bool, done: Bool)>((nil, false, false))
     let enabled: Bool
 
     init(enabled: Bool) {
@@ -34,17 +34,22 @@ final class ProgressLine: Sendable {
     func show(_ text: String) {
         guard enabled else { return }
         let now = ContinuousClock.now
-        let draw = state.withLock { state -> Bool in
-            if let last = state.last, now - last < .milliseconds(100) { return false }
+        // Drawn under the lock, so a line can never land after `clear`.
+        state.withLock { state in
+            if state.done { return }
+            if let last = state.last, now - last < .milliseconds(100) { return }
             state.last = now
             state.shown = true
-            return true
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(TerminalSafe.sanitize(text))".utf8))
         }
-        if draw { FileHandle.standardError.write(Data("\r\u{1B}[K\(TerminalSafe.sanitize(text))".utf8)) }
     }
 
+    /// Erases the line for good: later `show` calls draw nothing.
     func clear() {
-        guard enabled, state.withLock({ $0.shown }) else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        guard enabled else { return }
+        state.withLock { state in
+            if state.shown && !state.done { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            state.done = true
+        }
     }
 }

@@ -18,21 +18,34 @@ enum SnapshotRunner {
         let client = GenesysAPIClient(
             connection: connection, transport: transport, retry: settings.retry,
             maxConcurrentRequests: settings.concurrency, logger: logger)
-        let collector = Collector(client: client, options: settings.collector, logger: logger) { p in
-            var text = "collecting: \(p.phase) · \(p.pages) pages · \(p.requests) requests"
-            if let left = p.rateLeft, let allowed = p.rateAllowed { text += " · rate budget \(left)/\(allowed)" }
-            progress.show(text)
+        let collector = Collector(client: client, options: settings.collector, logger: logger) { progress.show(describe($0)) }
+        // Also redraw on a timer, so a wait for the rate-limit window shows as one.
+        let ticker = Task {
+            while !Task.isCancelled {
+                progress.show(describe(await collector.progressNow()))
+                try? await Task.sleep(for: .milliseconds(250))
+            }
         }
+        defer { ticker.cancel() }
         do {
             let result = try await collector.collect()
+            ticker.cancel()
             progress.clear()
             await client.shutdown()
             return result
         } catch {
+            ticker.cancel()
             progress.clear()
             await client.shutdown()
             throw error
         }
+    }
+
+    static func describe(_ p: CollectionProgress) -> String {
+        var text = "collecting: \(p.phase) · \(p.pages) pages · \(p.requests) requests"
+        if let left = p.rateLeft, let allowed = p.rateAllowed { text += " · rate budget \(left)/\(allowed)" }
+        if let waiting = p.waiting { text += " · waiting \(waiting.components.seconds + 1) s for the rate limit" }
+        return text
     }
 
     /// The one line that explains a failure, and the exit code that goes with it.
@@ -71,7 +84,7 @@ enum SnapshotSummaryText {
             .map { "\(s.grantsBySubject[$0.0] ?? 0) \($0.1)" }.joined(separator: ", ")
         row("grants", s.grants, kinds)
         row("role holdings", s.userAccess, "\(s.usersWithInheritedAccess) users inherit through groups, \(s.usersWithAllDivisions) hold roles in every division")
-        row("permissions", s.effectivePermissions, "effective (user, division, permission)")
+        row("permissions", s.effectivePermissions, "effective, counted per user and division")
         if snapshot.isPartial {
             lines.append("  \(snapshot.problems.count) problem\(snapshot.problems.count == 1 ? "" : "s"):")
             for problem in snapshot.problems {

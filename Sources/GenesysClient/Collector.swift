@@ -23,6 +23,8 @@ public struct CollectionProgress: Sendable, Equatable {
     public var requests: Int
     public var rateLeft: Int?
     public var rateAllowed: Int?
+    /// Set while requests wait for the rate-limit window or a `Retry-After`.
+    public var waiting: Duration? = nil
 }
 
 /// What a collection cost and what it noticed.
@@ -298,6 +300,14 @@ public final class Collector: Sendable {
     func enter(_ name: String) {
         phase.withLock { $0 = name }
         report(pages: pages.load(ordering: .relaxed))
+    }
+
+    /// Where the collection is now, including any wait for the rate limit.
+    public func progressNow() async -> CollectionProgress {
+        let budget = client.lastRateBudget
+        return CollectionProgress(
+            phase: phase.withLock { $0 }, pages: pages.load(ordering: .relaxed), requests: client.statistics.requests,
+            rateLeft: budget?.left, rateAllowed: budget?.allowed, waiting: await client.pacer.holding)
     }
 
     private func report(pages: Int) {

@@ -13,6 +13,8 @@ public actor RateLimitPacer {
     private var blockedUntil: Duration = .zero
     /// Time spent waiting for the budget, for reports.
     public private(set) var waited: Duration = .zero
+    /// When the longest wait in progress ends.
+    private var holdingUntil: Duration = .zero
 
     public init(clock: any APIClock, reserve: Int = 1) {
         self.clock = clock
@@ -26,6 +28,7 @@ public actor RateLimitPacer {
             if now < blockedUntil {
                 let wait = blockedUntil - now
                 waited += wait
+                holdingUntil = max(holdingUntil, blockedUntil)
                 try await clock.sleep(for: wait)
                 continue
             }
@@ -37,6 +40,7 @@ public actor RateLimitPacer {
                 // Budget spent: wait for the window to reset (plus a little for clock skew).
                 let wait = max((windowResetsAt ?? now + .seconds(1)) - now, .zero) + .milliseconds(50)
                 waited += wait
+                holdingUntil = max(holdingUntil, now + wait)
                 try await clock.sleep(for: wait)
                 if let resetAt = windowResetsAt, clock.now() >= resetAt {
                     highestCount = 0
@@ -73,6 +77,12 @@ public actor RateLimitPacer {
     /// Holds every request for `duration` (a 429's `Retry-After`).
     public func block(for duration: Duration) {
         blockedUntil = max(blockedUntil, clock.now() + duration)
+    }
+
+    /// How long requests are being held for the rate limit from now, if they are.
+    public var holding: Duration? {
+        let now = clock.now()
+        return holdingUntil > now ? holdingUntil - now : nil
     }
 
     /// Budget left in the current window as last reported, if known.

@@ -149,6 +149,33 @@ struct CollectorLoopbackTests {
         #expect(snapshot.users.count == 600)
     }
 
+    @Test("users hidden by division-scoped view rights are reported, not silently dropped")
+    func hiddenUsers() async throws {
+        let sim = Self.simulator()
+        let truth = sim.groundTruth()
+        let home = try #require(truth.divisions.first { $0.value == "Home" }?.key)
+        let auditorRole = try #require(truth.roles.values.first { $0.name == "rbacwatch Auditor" }?.id)
+        let snapshot = try await sim.withRunning { endpoint in
+            // An administrator narrows the auditor client's role to the Home division.
+            try await TestSupport.withClient(
+                SimulatorEndpoint(
+                    apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.adminClientId,
+                    clientSecret: endpoint.adminClientSecret, adminClientId: "", adminClientSecret: "", port: endpoint.port)
+            ) { admin in
+                let body = #"{"grants":[{"roleId":"\#(auditorRole)","divisionId":"\#(home)"}]}"#
+                _ = try await admin.send(
+                    "POST", "/api/v2/authorization/subjects/\(endpoint.clientId)/bulkreplace?subjectType=PC_OAUTH_CLIENT",
+                    body: Array(body.utf8))
+            }
+            return try await TestSupport.collect(endpoint).0
+        }
+        let visible = truth.users.values.filter { $0.divisionId == home }.count
+        #expect(snapshot.users.count == visible)
+        #expect(snapshot.isPartial)
+        let problem = try #require(snapshot.problems.first { $0.code == "unresolved.reference" })
+        #expect(problem.message.contains("users referenced by grants or memberships could not be read"))
+    }
+
     @Test("bad credentials fail with a clear error")
     func badCredentials() async throws {
         let sim = Self.simulator(users: 50)
