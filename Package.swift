@@ -102,6 +102,7 @@ let package = Package(
             name: "GenesysSimulatorTests",
             dependencies: [
                 "GenesysSimulator",
+                "AuditTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -111,6 +111,16 @@ public struct CanonicalJSONWriter: Sendable {
         value(strings)
     }
 
+    /// Writes `"key": [ … ]`, each element written by `element`.
+    public mutating func field<S: Sequence>(
+        _ name: String, newlines: Bool = false, each items: S, _ element: (S.Element, inout CanonicalJSONWriter) -> Void
+    ) {
+        key(name)
+        beginArray(newlines: newlines)
+        for item in items { element(item, &self) }
+        endArray()
+    }
+
     // MARK: Internals
 
     private mutating func prepareValue() {

@@ -14,25 +14,13 @@ extension Snapshot {
         w.key("schema", ordered: false)
         w.value(Snapshot.schema)
 
-        w.key("divisions")
-        w.beginArray(newlines: true)
-        for division in divisions { division.encode(to: &w) }
-        w.endArray()
+        w.field("divisions", newlines: true, each: divisions) { $0.encode(to: &$1) }
 
-        w.key("grants")
-        w.beginArray(newlines: true)
-        for grant in grants { grant.encode(to: &w) }
-        w.endArray()
+        w.field("grants", newlines: true, each: grants) { $0.encode(to: &$1) }
 
-        w.key("groups")
-        w.beginArray(newlines: true)
-        for group in groups { group.encode(to: &w) }
-        w.endArray()
+        w.field("groups", newlines: true, each: groups) { $0.encode(to: &$1) }
 
-        w.key("oauthClients")
-        w.beginArray(newlines: true)
-        for client in oauthClients { client.encode(to: &w) }
-        w.endArray()
+        w.field("oauthClients", newlines: true, each: oauthClients) { $0.encode(to: &$1) }
 
         if let organization {
             w.key("organization")
@@ -45,25 +33,13 @@ extension Snapshot {
         w.key("partial")
         w.value(isPartial)
 
-        w.key("problems")
-        w.beginArray(newlines: true)
-        for problem in problems { problem.encode(to: &w) }
-        w.endArray()
+        w.field("problems", newlines: true, each: problems) { $0.encode(to: &$1) }
 
-        w.key("roles")
-        w.beginArray(newlines: true)
-        for role in roles { role.encode(to: &w) }
-        w.endArray()
+        w.field("roles", newlines: true, each: roles) { $0.encode(to: &$1) }
 
-        w.key("teams")
-        w.beginArray(newlines: true)
-        for team in teams { team.encode(to: &w) }
-        w.endArray()
+        w.field("teams", newlines: true, each: teams) { $0.encode(to: &$1) }
 
-        w.key("users")
-        w.beginArray(newlines: true)
-        for user in users { user.encode(to: &w) }
-        w.endArray()
+        w.field("users", newlines: true, each: users) { $0.encode(to: &$1) }
 
         w.endObject()
         var bytes = w.bytes
@@ -122,10 +98,7 @@ extension Access {
 extension OAuthClient {
     public func encode(to w: inout CanonicalJSONWriter) {
         w.beginObject()
-        w.key("access")
-        w.beginArray()
-        for item in access { item.encode(to: &w) }
-        w.endArray()
+        w.field("access", each: access) { $0.encode(to: &$1) }
         w.field("grantType", grantType)
         w.field("id", id)
         w.field("name", name)
@@ -159,10 +132,7 @@ extension ConditionNode {
         }
         w.endArray()
         w.field("operator", `operator`)
-        w.key("terms")
-        w.beginArray()
-        for term in terms { term.encode(to: &w) }
-        w.endArray()
+        w.field("terms", each: terms) { $0.encode(to: &$1) }
         w.field("variableName", variableName)
         w.endObject()
     }
@@ -191,10 +161,7 @@ extension Role {
         w.field("id", id)
         w.field("legacyPermissions", legacyPermissions)
         w.field("name", name)
-        w.key("policies")
-        w.beginArray()
-        for policy in policies { policy.encode(to: &w) }
-        w.endArray()
+        w.field("policies", each: policies) { $0.encode(to: &$1) }
         w.endObject()
     }
 }
@@ -213,10 +180,7 @@ extension Team {
 extension User {
     public func encode(to w: inout CanonicalJSONWriter) {
         w.beginObject()
-        w.key("access")
-        w.beginArray()
-        for item in access { item.encode(to: &w) }
-        w.endArray()
+        w.field("access", each: access) { $0.encode(to: &$1) }
         w.field("department", department)
         w.field("divisionId", divisionId)
         w.field("email", email)

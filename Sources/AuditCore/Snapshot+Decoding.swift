@@ -30,7 +30,7 @@ extension Snapshot {
         do {
             header = try JSONDecoder().decode(SchemaProbe.self, from: data)
         } catch {
-            throw SnapshotFileError(kind: .notJSON, detail: Self.describe(error))
+            throw SnapshotFileError(kind: .notJSON, detail: DecodingErrorText.describe(error))
         }
         guard let schema = header.schema else {
             throw SnapshotFileError(kind: .notASnapshot, detail: "")
@@ -42,7 +42,7 @@ extension Snapshot {
         do {
             file = try JSONDecoder().decode(SnapshotFile.self, from: data)
         } catch {
-            throw SnapshotFileError(kind: .malformed, detail: Self.describe(error))
+            throw SnapshotFileError(kind: .malformed, detail: DecodingErrorText.describe(error))
         }
         self.init(
             organization: file.organization.map { Organization(id: $0.id, name: $0.name) },
@@ -83,21 +83,24 @@ extension Snapshot {
                 CollectionProblem(code: $0.code, endpoint: $0.endpoint, permissions: $0.permissions, message: $0.message)
             })
     }
+}
 
-    private static func describe(_ error: any Error) -> String {
+/// One line saying where a JSON document did not match what was expected.
+public enum DecodingErrorText {
+    public static func describe(_ error: any Error) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, let context):
             "missing \"\(key.stringValue)\" at \(path(context.codingPath))"
         case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            "wrong type at \(path(context.codingPath)): \(context.debugDescription)"
+            "unexpected value at \(path(context.codingPath))"
         case DecodingError.dataCorrupted(let context):
-            context.codingPath.isEmpty ? "invalid JSON" : "invalid value at \(path(context.codingPath))"
+            context.codingPath.isEmpty ? "not valid JSON" : "invalid value at \(path(context.codingPath))"
         default:
             "\(error)"
         }
     }
 
-    private static func path(_ keys: [any CodingKey]) -> String {
+    static func path(_ keys: [any CodingKey]) -> String {
         keys.isEmpty ? "top level" : keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
     }
 }

@@ -12,6 +12,18 @@ public enum TestSupport {
         maxAttempts: 8, maxRateLimitRetries: 60, maxConnectAttempts: 2, maxMalformedAttempts: 3, baseDelay: .milliseconds(5),
         maxDelay: .milliseconds(100), maxRetryAfter: .seconds(5))
 
+    /// A simulator with no rate limit (tests that want one set it), generated from `seed`.
+    public static func simulator(
+        users: Int, seed: UInt64, _ adjust: (inout SimulatorConfiguration) -> Void = { _ in }
+    ) -> GenesysSimulator {
+        var configuration = SimulatorConfiguration()
+        configuration.users = users
+        configuration.seed = seed
+        configuration.rateLimitPerMinute = 0
+        adjust(&configuration)
+        return GenesysSimulator(configuration: configuration)
+    }
+
     public static func connection(_ endpoint: SimulatorEndpoint, secret: String? = nil) -> GenesysConnection {
         GenesysConnection(
             apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.clientId,

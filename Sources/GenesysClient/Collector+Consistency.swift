@@ -57,14 +57,7 @@ extension Collector {
                 data.users[$0] == nil && unresolved["user", default: []].contains($0) == false
             }
             if !missingUsers.isEmpty {
-                let fetched = try await fetchInChunks(Array(missingUsers)) { ids in
-                    try await self.guarded("GET /api/v2/users", []) {
-                        try await self.client.walkPages(
-                            "/api/v2/users", query: [("id", ids.joined(separator: ",")), ("state", "any"), ("expand", "groups,team")],
-                            pageSize: 100, id: { (u: UserWire) in u.id }, onPage: self.pageDone
-                        ).items
-                    }
-                }
+                let fetched = try await fetchUsers(missingUsers)
                 for user in fetched { data.users[user.id] = user }
                 found += fetched.count
                 progressed = progressed || !fetched.isEmpty
@@ -76,14 +69,7 @@ extension Collector {
             let stale = usersWithStaleMemberships(data).subtracting(refreshed)
             if !stale.isEmpty {
                 refreshed.formUnion(stale)
-                let fetched = try await fetchInChunks(Array(stale)) { ids in
-                    try await self.guarded("GET /api/v2/users", []) {
-                        try await self.client.walkPages(
-                            "/api/v2/users", query: [("id", ids.joined(separator: ",")), ("state", "any"), ("expand", "groups,team")],
-                            pageSize: 100, id: { (u: UserWire) in u.id }, onPage: self.pageDone
-                        ).items
-                    }
-                }
+                let fetched = try await fetchUsers(stale)
                 for user in fetched { data.users[user.id] = user }
                 found += fetched.count
                 progressed = progressed || !fetched.isEmpty
@@ -272,6 +258,18 @@ extension Collector {
 
     func allGrants(_ data: Gathered) -> [Grant] {
         data.grantsByRole.values.flatMap { $0 } + data.clients.values.flatMap(Collector.grants(ofClient:))
+    }
+
+    /// Reads users by id (any state), as the users walk would have returned them.
+    func fetchUsers(_ ids: Set<String>) async throws -> [UserWire] {
+        try await fetchInChunks(Array(ids)) { chunk in
+            try await self.guarded("GET /api/v2/users", []) {
+                try await self.client.walkPages(
+                    "/api/v2/users", query: [("id", chunk.joined(separator: ",")), ("state", "any"), ("expand", "groups,team")],
+                    pageSize: 100, id: { (u: UserWire) in u.id }, onPage: self.pageDone
+                ).items
+            }
+        }
     }
 
     /// Runs `fetch` over ids in chunks of 100 (the API's id-list limit), one chunk at a time.

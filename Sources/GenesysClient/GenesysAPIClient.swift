@@ -1,3 +1,4 @@
+import AuditCore
 import Foundation
 import Logging
 import Synchronization
@@ -166,7 +167,7 @@ public final class GenesysAPIClient: Sendable {
                     guard malformed < retry.maxMalformedAttempts else {
                         throw GenesysClientError(
                             .malformedReply,
-                            "\(endpoint) returned a malformed reply (\(Self.describe(decoding: error)))"
+                            "\(endpoint) returned a malformed reply (\(DecodingErrorText.describe(error)))"
                                 + (response.header("inin-correlation-id").map { "; correlation id \($0)" } ?? ""))
                     }
                     count { $0.retries += 1 }
@@ -231,23 +232,6 @@ public final class GenesysAPIClient: Sendable {
             correlationId: response.header("inin-correlation-id") ?? body?.contextId, retryAfter: retryAfter,
             missingPermissions: code == "missing.permissions" || code == "missing.any.permissions"
                 ? GenesysAPIError.permissions(inMessage: body?.message ?? "") : [])
-    }
-
-    static func describe(decoding error: any Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, let context):
-            "missing \"\(key.stringValue)\" at \(path(context.codingPath))"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            "unexpected value at \(path(context.codingPath))"
-        case DecodingError.dataCorrupted(let context):
-            context.codingPath.isEmpty ? "not valid JSON" : "invalid value at \(path(context.codingPath))"
-        default:
-            "\(error)"
-        }
-    }
-
-    private static func path(_ keys: [any CodingKey]) -> String {
-        keys.isEmpty ? "top level" : keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
     }
 
     /// Closes the transport. Call once, when done.

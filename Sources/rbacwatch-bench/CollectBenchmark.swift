@@ -43,7 +43,11 @@ struct CollectBenchmark: AsyncParsableCommand {
         var rateLimited: Int
         var wallSeconds: [Double]
         var medianSeconds: Double?
+        /// requests ÷ rate.
         var floorSeconds: Double?
+        /// The floor under fixed one-minute windows: a full budget per window, the last one at
+        /// its start, so (⌈requests ÷ rate⌉ − 1) minutes.
+        var windowFloorSeconds: Double?
         var ran: Bool
     }
 
@@ -92,11 +96,13 @@ struct CollectBenchmark: AsyncParsableCommand {
                 Bench.log("plan run \(run): \(plan.requests) requests, \(report.statistics.rateLimited) × 429, \(Bench.seconds(report.elapsed)) s")
             }
             plan.medianSeconds = Bench.median(plan.wallSeconds)
-            plan.floorSeconds = rateLimit > 0 ? Double(plan.requests) * 60 / Double(rateLimit) : nil
+            plan.floorSeconds = Self.floor(plan.requests, rateLimit)
+            plan.windowFloorSeconds = Self.windowFloor(plan.requests, rateLimit)
 
             var perUser = Measurement(
                 requests: perUserMinimum, minimum: perUserMinimum, rateLimited: 0, wallSeconds: [],
-                floorSeconds: rateLimit > 0 ? Double(perUserMinimum) * 60 / Double(rateLimit) : nil, ran: false)
+                floorSeconds: Self.floor(perUserMinimum, rateLimit), windowFloorSeconds: Self.windowFloor(perUserMinimum, rateLimit),
+                ran: false)
             if (perUser.floorSeconds ?? 0) <= budget {
                 let client = Bench.client(endpoint, concurrency: concurrency)
                 let start = ContinuousClock.now
@@ -124,6 +130,14 @@ struct CollectBenchmark: AsyncParsableCommand {
         }
     }
 
+    static func floor(_ requests: Int, _ rate: Int) -> Double? {
+        rate > 0 ? Double(requests) * 60 / Double(rate) : nil
+    }
+
+    static func windowFloor(_ requests: Int, _ rate: Int) -> Double? {
+        rate > 0 ? Double(max(0, Bench.pages(requests, rate) - 1)) * 60 : nil
+    }
+
     /// Requests the plan makes for this org when nothing goes wrong: login, organisation, every list
     /// page, subject grants per role, members per role-holding group, and the confirmation walks.
     static func planMinimum(_ truth: GroundTruth, options: CollectorOptions) -> Int {
@@ -143,13 +157,14 @@ struct CollectBenchmark: AsyncParsableCommand {
     static func printTable(_ o: Output) {
         print("")
         print("collect: \(o.users) users, rate limit \(o.rateLimit == 0 ? "none" : "\(o.rateLimit)/min"), latency \(o.latencyMs) ms, concurrency \(o.concurrency), \(o.build) build")
-        let header = ["strategy", "requests", "minimum", "429s", "wall (median)", "rate-limit floor"]
+        let header = ["strategy", "requests", "minimum", "429s", "wall (median)", "floor (req ÷ rate)", "floor (1-min windows)"]
         var rows = [header]
         func row(_ name: String, _ m: Measurement) -> [String] {
             [
                 name, String(m.requests), String(m.minimum), m.ran ? String(m.rateLimited) : "-",
                 m.medianSeconds.map { String(format: "%.1f s", $0) } ?? "not run",
                 m.floorSeconds.map { String(format: "%.1f s", $0) } ?? "-",
+                m.windowFloorSeconds.map { String(format: "%.1f s", $0) } ?? "-",
             ]
         }
         rows.append(row("plan (subject grants per role)", o.plan))

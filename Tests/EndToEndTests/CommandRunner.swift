@@ -76,8 +76,14 @@ struct CommandRunner {
         }
     }
 
-    /// The first line a process writes to `handle`, read on a GCD thread, or nil at end of file.
-    static func firstLine(of handle: FileHandle, timeout: Duration) async throws -> String {
+    /// The first line `process` writes to `handle`, read on a GCD thread. If none comes within
+    /// `timeout` the process is terminated (which ends the read) and the test fails.
+    static func firstLine(of handle: FileHandle, from process: Process, timeout: Duration) async throws -> String {
+        let watchdog = Task {
+            try await Task.sleep(for: timeout)
+            if process.isRunning { process.terminate() }
+        }
+        defer { watchdog.cancel() }
         let line: String? = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 var data = Data()

@@ -16,15 +16,8 @@ struct SimulateAndDemoTests {
 
     @Test("simulate prints one JSON ready line, serves, and stops cleanly on SIGTERM")
     func simulate() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandRunner.binary)
-        process.arguments = ["simulate", "--users", "200", "--port", "0"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, line) = try await startSimulator(users: 200)
         defer { if process.isRunning { process.terminate() } }
-        let line = try await CommandRunner.firstLine(of: out.fileHandleForReading, timeout: .seconds(30))
         let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let api = try #require(ready["apiBaseUrl"] as? String)
         #expect(api.hasPrefix("http://127.0.0.1:"))
@@ -49,15 +42,8 @@ struct SimulateAndDemoTests {
             "needs purecloudplatformclientv2: set RBACWATCH_SDK_PYTHON to a python that has it (CI does)"))
     func pythonSDK() async throws {
         let python = try #require(SDKProbe.python, "RBACWATCH_REQUIRE_SDK_PROBE=1 but no python with purecloudplatformclientv2 was found")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandRunner.binary)
-        process.arguments = ["simulate", "--users", "300", "--port", "0"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, line) = try await startSimulator(users: 300)
         defer { if process.isRunning { process.terminate() } }
-        let line = try await CommandRunner.firstLine(of: out.fileHandleForReading, timeout: .seconds(30))
         let probe = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("SDKProbe/sdk_probe.py").path
         let result = try await CommandRunner.runProcess(python, [probe, line], timeout: .seconds(300))
@@ -68,6 +54,23 @@ struct SimulateAndDemoTests {
         #expect(summary["users"] as? Int == 300)
         #expect((summary["failures"] as? [Any])?.isEmpty == true)
         #expect(summary["calls"] as? Int ?? 0 > 100)
+    }
+
+    /// Starts `rbacwatch simulate` and returns the process with its ready line.
+    func startSimulator(users: Int) async throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandRunner.binary)
+        process.arguments = ["simulate", "--users", String(users), "--port", "0"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        do {
+            return (process, try await CommandRunner.firstLine(of: out.fileHandleForReading, from: process, timeout: .seconds(60)))
+        } catch {
+            process.terminate()
+            throw error
+        }
     }
 }
 

@@ -9,12 +9,7 @@ import Testing
 @Suite("Collector over loopback")
 struct CollectorLoopbackTests {
     static func simulator(users: Int = 600, seed: UInt64 = 7, _ adjust: (inout SimulatorConfiguration) -> Void = { _ in }) -> GenesysSimulator {
-        var configuration = SimulatorConfiguration()
-        configuration.users = users
-        configuration.seed = seed
-        configuration.rateLimitPerMinute = 0
-        adjust(&configuration)
-        return GenesysSimulator(configuration: configuration)
+        TestSupport.simulator(users: users, seed: seed, adjust)
     }
 
     @Test("a generated org is collected exactly, group-inherited access included")

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import AuditTestSupport
 import Foundation
 import GenesysSimulator
 import NIOCore
@@ -76,10 +77,5 @@ func nulls(in value: Any?, path: String = "$") -> [String] {
 }
 
 func simulator(users: Int = 300, seed: UInt64 = 3, _ adjust: (inout SimulatorConfiguration) -> Void = { _ in }) -> GenesysSimulator {
-    var configuration = SimulatorConfiguration()
-    configuration.users = users
-    configuration.seed = seed
-    configuration.rateLimitPerMinute = 0
-    adjust(&configuration)
-    return GenesysSimulator(configuration: configuration)
+    TestSupport.simulator(users: users, seed: seed, adjust)
 }
