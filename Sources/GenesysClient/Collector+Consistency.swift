@@ -80,10 +80,12 @@ extension Collector {
                 data.clients[$0] == nil && unresolved["OAuth client", default: []].contains($0) == false
             }
             for id in missingClients.sorted() {
-                let client: OAuthClientWire? = try await guarded("GET /api/v2/oauth/clients/{id}", nil, absentOn404: true) {
-                    try await self.client.get("/api/v2/oauth/clients/\(id)")
+                let client: OAuthClientWire?? = try await absentOn404 {
+                    try await self.guarded("GET /api/v2/oauth/clients/{id}", nil) { () async throws -> OAuthClientWire? in
+                        try await self.client.get("/api/v2/oauth/clients/\(id)")
+                    }
                 }
-                if let client {
+                if let client = client ?? nil {
                     data.clients[client.id] = client
                     found += 1
                     progressed = true

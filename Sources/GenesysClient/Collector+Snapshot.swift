@@ -36,10 +36,12 @@ extension Collector {
             for userId in candidates {
                 tasks.addTask {
                     let path = "/api/v2/authorization/subjects/\(userId)?includeDuplicates=true"
-                    let subject: AuthzSubjectWire? = try await self.guarded("GET /api/v2/authorization/subjects/{id}", nil, absentOn404: true) {
-                        try await self.client.get(path)
+                    let subject: AuthzSubjectWire?? = try await self.absentOn404 {
+                        try await self.guarded("GET /api/v2/authorization/subjects/{id}", nil) { () async throws -> AuthzSubjectWire? in
+                            try await self.client.get(path)
+                        }
                     }
-                    guard let subject else { return nil }
+                    guard let subject = subject ?? nil else { return nil }
                     let api = Set((subject.grants ?? []).compactMap { grant -> String? in
                         guard let role = grant.role?.id, let division = grant.division?.id else { return nil }
                         return "\(role)|\(division)|\(grant.subjectId ?? userId)"

@@ -203,9 +203,12 @@ public final class Collector: Sendable {
             for roleId in roles {
                 tasks.addTask {
                     let path = "/api/v2/authorization/roles/\(roleId)/subjectgrants"
-                    let subjects: [SubjectGrantsWire]? = try await self.guarded("GET \(path)", nil, absentOn404: true) {
-                        try await self.stableWalk("holders of role \(roleId)") {
-                            try await self.client.walkPages(path, pageSize: size, id: { (s: SubjectGrantsWire) in s.id }, onPage: self.pageDone)
+                    // A 403 is recorded and leaves the role without holders; a 404 means it is gone.
+                    let subjects: [SubjectGrantsWire]? = try await self.absentOn404 {
+                        try await self.guarded("GET \(path)", []) {
+                            try await self.stableWalk("holders of role \(roleId)") {
+                                try await self.client.walkPages(path, pageSize: size, id: { (s: SubjectGrantsWire) in s.id }, onPage: self.pageDone)
+                            }
                         }
                     }
                     return .grants(roleId: roleId, subjects.map { Collector.grants(ofRole: roleId, $0) })
@@ -214,9 +217,11 @@ public final class Collector: Sendable {
             for groupId in groups {
                 tasks.addTask {
                     let path = "/api/v2/groups/\(groupId)/members"
-                    let members: [MemberWire]? = try await self.guarded("GET \(path)", nil, absentOn404: true) {
-                        try await self.stableWalk("members of group \(groupId)") {
-                            try await self.client.walkPages(path, pageSize: size, id: { (m: MemberWire) in m.id }, onPage: self.pageDone)
+                    let members: [MemberWire]? = try await self.absentOn404 {
+                        try await self.guarded("GET \(path)", []) {
+                            try await self.stableWalk("members of group \(groupId)") {
+                                try await self.client.walkPages(path, pageSize: size, id: { (m: MemberWire) in m.id }, onPage: self.pageDone)
+                            }
                         }
                     }
                     return .members(groupId: groupId, members?.map(\.id))
@@ -266,11 +271,18 @@ public final class Collector: Sendable {
         }
     }
 
+    /// Runs `body`; nil when the API answers 404 (the entity is gone since it was listed).
+    func absentOn404<T: Sendable>(_ body: () async throws -> T) async throws -> T? {
+        do {
+            return try await body()
+        } catch let error as GenesysAPIError where error.status == 404 {
+            return nil
+        }
+    }
+
     /// Runs `body`; a 403 records the missing permission and yields `fallback` (the snapshot
-    /// becomes partial); with `absentOn404`, a 404 yields `fallback` silently (the entity is gone).
-    func guarded<T: Sendable>(
-        _ endpoint: String, _ fallback: T, absentOn404: Bool = false, _ body: () async throws -> T
-    ) async throws -> T {
+    /// becomes partial).
+    func guarded<T: Sendable>(_ endpoint: String, _ fallback: T, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as GenesysAPIError where error.status == 403 {
@@ -282,8 +294,6 @@ public final class Collector: Sendable {
                         ? (error.message ?? "access denied")
                         : "missing permission \(permissions.joined(separator: ", "))"))
             logger.warning("access denied; the snapshot will be partial", metadata: ["endpoint": "\(endpoint)"])
-            return fallback
-        } catch let error as GenesysAPIError where error.status == 404 && absentOn404 {
             return fallback
         }
     }

@@ -144,6 +144,18 @@ struct CollectorLoopbackTests {
         #expect(snapshot.users.count == 600)
     }
 
+    @Test("without authorization:grant:view the roles are kept, their holders unknown, and the snapshot partial")
+    func missingGrantView() async throws {
+        let sim = Self.simulator { config in
+            config.auditorPermissions = SimulatorConfiguration.defaultAuditorPermissions.filter { $0 != "authorization:grant:view" }
+        }
+        let (snapshot, _) = try await sim.withRunning { try await TestSupport.collect($0) }
+        #expect(snapshot.roles.count == sim.groundTruth().roles.count)
+        #expect(snapshot.isPartial)
+        #expect(snapshot.problems.contains { $0.code == "missing.permissions" && $0.permissions == ["authorization:grant:view"] })
+        #expect(snapshot.grants.allSatisfy { $0.subjectKind == .oauthClient }, "only clients' own roleDivisions are known")
+    }
+
     @Test("users hidden by division-scoped view rights are reported, not silently dropped")
     func hiddenUsers() async throws {
         let sim = Self.simulator()
