@@ -18,8 +18,8 @@ enum SnapshotRunner {
         let client = GenesysAPIClient(
             connection: connection, transport: transport, retry: settings.retry,
             maxConcurrentRequests: settings.concurrency, logger: logger)
-        let collector = Collector(client: client, options: settings.collector, logger: logger) { progress.show(describe($0)) }
-        // Also redraw on a timer, so a wait for the rate-limit window shows as one.
+        let collector = Collector(client: client, options: settings.collector, logger: logger)
+        // Redraw on a timer, so a wait for the rate-limit window shows as one.
         let ticker = Task {
             while !Task.isCancelled {
                 progress.show(describe(await collector.progressNow()))

@@ -80,12 +80,3 @@ public struct Snapshot: Sendable, Hashable {
             teams: teams, oauthClients: clients, grants: grants, problems: problems)
     }
 }
-
-extension Snapshot {
-    public func role(id: String) -> Role? { roleIndex[id] }
-
-    /// Roles by id, for lookups in loops.
-    public var roleIndex: [String: Role] {
-        Dictionary(roles.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-    }
-}

@@ -54,7 +54,6 @@ public final class Collector: Sendable {
     let client: GenesysAPIClient
     let options: CollectorOptions
     let logger: Logger
-    let progress: (@Sendable (CollectionProgress) -> Void)?
 
     let problems = Mutex<[CollectionProblem]>([])
     let rewalks = Mutex<[String]>([])
@@ -63,13 +62,11 @@ public final class Collector: Sendable {
 
     public init(
         client: GenesysAPIClient, options: CollectorOptions = CollectorOptions(),
-        logger: Logger = Logger(label: "rbacwatch.collector", factory: { _ in SwiftLogNoOpLogHandler() }),
-        progress: (@Sendable (CollectionProgress) -> Void)? = nil
+        logger: Logger = Logger(label: "rbacwatch.collector", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.client = client
         self.options = options
         self.logger = logger
-        self.progress = progress
     }
 
     /// Everything gathered so far, keyed by id.
@@ -293,7 +290,7 @@ public final class Collector: Sendable {
                     message: permissions.isEmpty
                         ? (error.message ?? "access denied")
                         : "missing permission \(permissions.joined(separator: ", "))"))
-            logger.warning("access denied; the snapshot will be partial", metadata: ["endpoint": "\(endpoint)"])
+            logger.info("access denied; the snapshot will be partial", metadata: ["endpoint": "\(endpoint)"])
             return fallback
         }
     }
@@ -303,13 +300,11 @@ public final class Collector: Sendable {
     }
 
     @Sendable func pageDone() {
-        let count = pages.wrappingAdd(1, ordering: .relaxed).newValue
-        report(pages: count)
+        _ = pages.add(1, ordering: .relaxed)
     }
 
     func enter(_ name: String) {
         phase.withLock { $0 = name }
-        report(pages: pages.load(ordering: .relaxed))
     }
 
     /// Where the collection is now, including any wait for the rate limit.
@@ -318,14 +313,5 @@ public final class Collector: Sendable {
         return CollectionProgress(
             phase: phase.withLock { $0 }, pages: pages.load(ordering: .relaxed), requests: client.statistics.requests,
             rateLeft: budget?.left, rateAllowed: budget?.allowed, waiting: await client.pacer.holding)
-    }
-
-    private func report(pages: Int) {
-        guard let progress else { return }
-        let budget = client.lastRateBudget
-        progress(
-            CollectionProgress(
-                phase: phase.withLock { $0 }, pages: pages, requests: client.statistics.requests, rateLeft: budget?.left,
-                rateAllowed: budget?.allowed))
     }
 }
