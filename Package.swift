@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Pure domain: model, effective access, canonical snapshot encoding. No I/O.
@@ -56,11 +57,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Where baselines, snapshots, lineage, approvals and findings live: a protocol with a
+        // SQLite implementation (GRDB) and an in-memory one.
+        .target(
+            name: "AuditStore",
+            dependencies: ["AuditCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
         // Commands, as a library the executable and the tests share.
         .target(
             name: "AuditCLI",
             dependencies: [
                 "AuditCore",
+                "AuditStore",
                 "GenesysClient",
                 "GenesysSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -79,6 +88,7 @@ let package = Package(
             name: "rbacwatch-bench",
             dependencies: [
                 "AuditCore",
+                "AuditStore",
                 "GenesysClient",
                 "GenesysSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -89,10 +99,14 @@ let package = Package(
         // Shared by the test targets: simulator + client wiring, ground-truth comparison, a manual clock.
         .target(
             name: "AuditTestSupport",
-            dependencies: ["AuditCore", "GenesysClient", "GenesysSimulator", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "AuditCore", "AuditStore", "GenesysClient", "GenesysSimulator", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "AuditStoreTests", dependencies: ["AuditStore", "AuditCore", "AuditTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "GenesysClientTests",
             dependencies: ["GenesysClient", "GenesysSimulator", "AuditCore", "AuditTestSupport"],
@@ -110,7 +124,9 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["AuditCLI", "rbacwatch", "GenesysSimulator", "GenesysClient", "AuditCore", "AuditTestSupport"],
+            dependencies: [
+                "AuditCLI", "rbacwatch", "GenesysSimulator", "GenesysClient", "AuditCore", "AuditStore", "AuditTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -52,7 +52,7 @@ struct DemoCommand: AsyncParsableCommand {
                 if let out {
                     let bytes = snapshot.canonicalJSON()
                     try AtomicFile.write(bytes, to: out)
-                    written = (out, bytes.count, Digest.sha256Hex(bytes))
+                    written = (out, bytes.count, ContentHash.sha256Hex(bytes))
                 }
                 for line in SnapshotSummaryText.lines(snapshot, report, written: written) { Console.out(line) }
                 return snapshot.isPartial ? RBACWatchExit.partial : RBACWatchExit.success

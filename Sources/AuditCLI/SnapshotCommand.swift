@@ -75,7 +75,7 @@ struct SnapshotCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data(bytes))
             } else {
                 try AtomicFile.write(bytes, to: out)
-                written = (out, bytes.count, Digest.sha256Hex(bytes))
+                written = (out, bytes.count, ContentHash.sha256Hex(bytes))
             }
         }
         let lines = SnapshotSummaryText.lines(snapshot, report, written: written)

@@ -39,7 +39,7 @@ struct SnapshotCommandTests {
         let attributes = try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("a.json").path)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         #expect(first.stdout.contains(": complete"))
-        #expect(first.stdout.contains("sha256 \(Digest.sha256Hex(Array(a)))"))
+        #expect(first.stdout.contains("sha256 \(ContentHash.sha256Hex(Array(a)))"))
         #expect(second.stdout.contains("verified 10 users against authorization/subjects: 0 mismatches"))
         let secret = try await Self.simulator().withRunning { $0.clientSecret }
         for output in [first.stdout, first.stderr, second.stdout, second.stderr, String(decoding: a, as: UTF8.self)] {

@@ -1,0 +1,314 @@
+public struct DriftOptions: Sendable {
+    /// Jaccard similarity of permission sets above which a deleted and a created role are one
+    /// role recreated.
+    public var recreateSimilarity = 0.8
+    public var policy = RiskPolicy.standard
+
+    public init() {}
+}
+
+public struct DriftResult: Sendable {
+    public var baselineRoot: String
+    public var currentRoot: String
+    /// Sorted by severity (most severe first), then kind and subject.
+    public var items: [DriftItem]
+    /// Lineage links found in this comparison (new role id → lineage id), to persist.
+    public var newLineage: [String: String]
+    /// Entities whose hashes differed (or that exist on one side only).
+    public var changedEntities: Int
+    /// Principals whose effective permissions were recomputed.
+    public var principalsCompared: Int
+
+    public var isEmpty: Bool { items.isEmpty }
+}
+
+/// Semantic diff of two snapshots: hash first, then deep-diff only what differs.
+///
+/// Equal root hashes end the work at once. Otherwise the per-entity hashes say which entities
+/// changed (linearly); only those are compared field by field, plus the holders of roles whose
+/// permissions changed, whose effective permissions change with them.
+public enum DriftEngine {
+    public static func diff(
+        baseline: Snapshot, current: Snapshot, lineage: RoleLineage = RoleLineage(), options: DriftOptions = DriftOptions(),
+        baselineDigest: SnapshotDigest? = nil, currentDigest: SnapshotDigest? = nil
+    ) -> DriftResult {
+        let old = baselineDigest ?? SnapshotDigest(baseline)
+        let new = currentDigest ?? SnapshotDigest(current)
+        guard old.root != new.root else {
+            return DriftResult(
+                baselineRoot: old.root, currentRoot: new.root, items: [], newLineage: [:], changedEntities: 0,
+                principalsCompared: 0)
+        }
+        let (changed, added, removed) = old.compare(to: new)
+        var state = Comparison(baseline: baseline, current: current, lineage: lineage, options: options)
+        state.run(changed: changed, added: added, removed: removed)
+        var items = state.items
+        let assessor = RiskAssessor(policy: options.policy, baseline: baseline, current: current)
+        for index in items.indices { assessor.assess(&items[index]) }
+        items.sort(by: DriftEngine.order)
+        return DriftResult(
+            baselineRoot: old.root, currentRoot: new.root, items: items, newLineage: state.newLinks,
+            changedEntities: changed.count + added.count + removed.count, principalsCompared: state.principalsCompared)
+    }
+
+    /// Most severe first; then kind, subject, division, role, path and fingerprint, so equal
+    /// inputs always give the same order.
+    public static func order(_ a: DriftItem, _ b: DriftItem) -> Bool {
+        if a.severity != b.severity { return a.severity > b.severity }
+        let ka = (a.kind.rawValue, a.subject.id, a.division?.id ?? "", a.role?.id ?? "", a.via?.id ?? "", a.member?.id ?? "")
+        let kb = (b.kind.rawValue, b.subject.id, b.division?.id ?? "", b.role?.id ?? "", b.via?.id ?? "", b.member?.id ?? "")
+        if ka != kb { return ka < kb }
+        return a.fingerprint < b.fingerprint
+    }
+}
+
+/// The working state of one comparison.
+struct Comparison {
+    let baseline: Snapshot
+    let current: Snapshot
+    var lineage: RoleLineage
+    let options: DriftOptions
+
+    let oldRoles: [String: Role]
+    let newRoles: [String: Role]
+    /// Each role's permissions, computed once.
+    let oldPermissions: [String: Set<String>]
+    let newPermissions: [String: Set<String>]
+    let oldUsers: [String: User]
+    let newUsers: [String: User]
+    let oldGroups: [String: Group]
+    let newGroups: [String: Group]
+    let oldClients: [String: OAuthClient]
+    let newClients: [String: OAuthClient]
+    let oldDivisions: [String: Division]
+    let newDivisions: [String: Division]
+
+    var items: [DriftItem] = []
+    var newLinks: [String: String] = [:]
+    var principalsCompared = 0
+
+    /// Roles (current ids, and the baseline ids they replaced) whose permissions changed, with the
+    /// fingerprint of the item that says so.
+    var roleCause: [String: String] = [:]
+    /// `subject|lineage|division` → fingerprint of the grant item.
+    var grantAddedCause: [String: String] = [:]
+    var grantRemovedCause: [String: String] = [:]
+    /// `group|user` → fingerprint of the membership item.
+    var memberAddedCause: [String: String] = [:]
+    var memberRemovedCause: [String: String] = [:]
+    var groupCause: [String: String] = [:]
+    var principalCause: [String: String] = [:]
+
+    init(baseline: Snapshot, current: Snapshot, lineage: RoleLineage, options: DriftOptions) {
+        self.baseline = baseline
+        self.current = current
+        self.lineage = lineage
+        self.options = options
+        func index<T: Identifiable>(_ items: [T]) -> [String: T] where T.ID == String {
+            Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+        oldRoles = index(baseline.roles)
+        newRoles = index(current.roles)
+        oldPermissions = oldRoles.mapValues { Set($0.permissions) }
+        newPermissions = newRoles.mapValues { Set($0.permissions) }
+        oldUsers = index(baseline.users)
+        newUsers = index(current.users)
+        oldGroups = index(baseline.groups)
+        newGroups = index(current.groups)
+        oldClients = index(baseline.oauthClients)
+        newClients = index(current.oauthClients)
+        oldDivisions = index(baseline.divisions)
+        newDivisions = index(current.divisions)
+    }
+
+    mutating func run(changed: Set<EntityKey>, added: Set<EntityKey>, removed: Set<EntityKey>) {
+        func ids(_ set: Set<EntityKey>, _ kind: EntityKind) -> [String] {
+            set.filter { $0.kind == kind }.map(\.id).sorted()
+        }
+        compareRoles(changed: ids(changed, .role), added: ids(added, .role), removed: ids(removed, .role))
+        compareDivisions(changed: ids(changed, .division), added: ids(added, .division), removed: ids(removed, .division))
+        compareGrants(subjects: Set(ids(changed, .grants) + ids(added, .grants) + ids(removed, .grants)))
+        compareGroups(changed: ids(changed, .group), added: ids(added, .group), removed: ids(removed, .group))
+        compareClients(added: ids(added, .oauthClient), removed: ids(removed, .oauthClient))
+        compareUsers(changed: ids(changed, .user), added: ids(added, .user), removed: ids(removed, .user))
+
+        // Principals whose effective permissions may have changed: those whose own record changed,
+        // and every holder of a role whose permissions changed.
+        var users = Set(ids(changed, .user) + ids(added, .user))
+        var clients = Set(ids(changed, .oauthClient) + ids(added, .oauthClient))
+        if !roleCause.isEmpty {
+            let roles = Set(roleCause.keys)
+            for user in current.users where user.access.contains(where: { roles.contains($0.roleId) }) { users.insert(user.id) }
+            for user in baseline.users where user.access.contains(where: { roles.contains($0.roleId) }) {
+                if newUsers[user.id] != nil { users.insert(user.id) }
+            }
+            for client in current.oauthClients where client.access.contains(where: { roles.contains($0.roleId) }) {
+                clients.insert(client.id)
+            }
+        }
+        for id in users.sorted() {
+            guard let user = newUsers[id] else { continue }
+            comparePermissions(
+                principal: EntityRef(.user, id, user.name), old: oldUsers[id]?.access ?? [], new: user.access)
+        }
+        for id in clients.sorted() {
+            guard let client = newClients[id] else { continue }
+            comparePermissions(
+                principal: EntityRef(.oauthClient, id, client.name), old: oldClients[id]?.access ?? [], new: client.access)
+        }
+    }
+
+    mutating func emit(_ item: DriftItem) {
+        items.append(item)
+    }
+
+    // MARK: Names
+
+    func roleRef(_ id: String) -> EntityRef {
+        EntityRef(.role, id, newRoles[id]?.name ?? oldRoles[id]?.name ?? "")
+    }
+
+    func divisionRef(_ id: String) -> EntityRef {
+        id == allDivisionsID
+            ? EntityRef(.division, id, "all divisions") : EntityRef(.division, id, newDivisions[id]?.name ?? oldDivisions[id]?.name ?? "")
+    }
+
+    func subjectRef(_ id: String, _ kind: SubjectKind) -> EntityRef {
+        let name = newUsers[id]?.name ?? oldUsers[id]?.name ?? newGroups[id]?.name ?? oldGroups[id]?.name ?? newClients[id]?.name
+            ?? oldClients[id]?.name ?? ""
+        return EntityRef(EntityRef.kind(of: kind), id, name)
+    }
+
+    func userRef(_ id: String) -> EntityRef {
+        EntityRef(.user, id, newUsers[id]?.name ?? oldUsers[id]?.name ?? "")
+    }
+
+    func groupRef(_ id: String) -> EntityRef {
+        EntityRef(.group, id, newGroups[id]?.name ?? oldGroups[id]?.name ?? "")
+    }
+
+    // MARK: Roles
+
+    mutating func compareRoles(changed: [String], added: [String], removed: [String]) {
+        let deleted = removed.compactMap { oldRoles[$0] }
+        let created = added.compactMap { newRoles[$0] }
+        let pairs = lineage.matchRecreated(deleted: deleted, created: created, threshold: options.recreateSimilarity)
+        var paired = Set<String>()
+        for (old, new) in pairs {
+            paired.insert(old.id)
+            paired.insert(new.id)
+            lineage.link(new.id, to: old.id)
+            newLinks[new.id] = lineage.lineage(of: new.id)
+            let oldPermissions = Set(old.permissions)
+            let newPermissions = Set(new.permissions)
+            let item = DriftItem(
+                kind: .roleRecreated, subject: EntityRef(.role, new.id, new.name),
+                previous: EntityRef(.role, old.id, old.name),
+                permissionsAdded: Array(newPermissions.subtracting(oldPermissions)),
+                permissionsRemoved: Array(oldPermissions.subtracting(newPermissions)),
+                before: old.name == new.name ? nil : old.name, after: old.name == new.name ? nil : new.name)
+            if oldPermissions != newPermissions {
+                roleCause[new.id] = item.fingerprint
+                roleCause[old.id] = item.fingerprint
+            }
+            emit(item)
+        }
+        for role in deleted where !paired.contains(role.id) {
+            let item = DriftItem(kind: .roleDeleted, subject: EntityRef(.role, role.id, role.name), permissionsRemoved: role.permissions)
+            roleCause[role.id] = item.fingerprint
+            emit(item)
+        }
+        for role in created where !paired.contains(role.id) {
+            emit(DriftItem(kind: .roleCreated, subject: EntityRef(.role, role.id, role.name), permissionsAdded: role.permissions))
+        }
+        for id in changed {
+            guard let old = oldRoles[id], let new = newRoles[id] else { continue }
+            if old.name != new.name {
+                emit(DriftItem(kind: .roleRenamed, subject: EntityRef(.role, id, new.name), before: old.name, after: new.name))
+            }
+            let oldPermissions = Set(old.permissions)
+            let newPermissions = Set(new.permissions)
+            if oldPermissions != newPermissions || old.policies != new.policies {
+                let item = DriftItem(
+                    kind: .roleModified, subject: EntityRef(.role, id, new.name),
+                    permissionsAdded: Array(newPermissions.subtracting(oldPermissions)),
+                    permissionsRemoved: Array(oldPermissions.subtracting(newPermissions)),
+                    before: oldPermissions == newPermissions ? "policy conditions" : nil,
+                    after: oldPermissions == newPermissions ? "changed" : nil)
+                if oldPermissions != newPermissions { roleCause[id] = item.fingerprint }
+                emit(item)
+            }
+        }
+    }
+
+    // MARK: Divisions, groups, clients, users
+
+    mutating func compareDivisions(changed: [String], added: [String], removed: [String]) {
+        for id in added { emit(DriftItem(kind: .divisionCreated, subject: divisionRef(id))) }
+        for id in removed { emit(DriftItem(kind: .divisionDeleted, subject: divisionRef(id))) }
+        for id in changed where oldDivisions[id]?.name != newDivisions[id]?.name {
+            emit(DriftItem(kind: .divisionRenamed, subject: divisionRef(id), before: oldDivisions[id]?.name, after: newDivisions[id]?.name))
+        }
+    }
+
+    mutating func compareGroups(changed: [String], added: [String], removed: [String]) {
+        for id in added { emit(DriftItem(kind: .groupCreated, subject: groupRef(id))) }
+        for id in removed { emit(DriftItem(kind: .groupDeleted, subject: groupRef(id))) }
+        for id in changed {
+            guard let old = oldGroups[id], let new = newGroups[id] else { continue }
+            if old.rolesEnabled != new.rolesEnabled {
+                let item = DriftItem(
+                    kind: .groupRolesEnabledChanged, subject: groupRef(id), before: String(old.rolesEnabled),
+                    after: String(new.rolesEnabled))
+                groupCause[id] = item.fingerprint
+                emit(item)
+            }
+            // Members are read for groups that hold roles; compare them where both sides did.
+            guard old.rolesEnabled && new.rolesEnabled || (!old.memberIds.isEmpty && !new.memberIds.isEmpty) else { continue }
+            let before = Set(old.memberIds)
+            let after = Set(new.memberIds)
+            for member in after.subtracting(before).sorted() {
+                let item = DriftItem(kind: .groupMemberAdded, subject: groupRef(id), member: userRef(member))
+                memberAddedCause["\(id)|\(member)"] = item.fingerprint
+                emit(item)
+            }
+            for member in before.subtracting(after).sorted() {
+                let item = DriftItem(kind: .groupMemberRemoved, subject: groupRef(id), member: userRef(member))
+                memberRemovedCause["\(id)|\(member)"] = item.fingerprint
+                emit(item)
+            }
+        }
+    }
+
+    mutating func compareClients(added: [String], removed: [String]) {
+        for id in added {
+            let item = DriftItem(kind: .oauthClientCreated, subject: EntityRef(.oauthClient, id, newClients[id]?.name ?? ""))
+            principalCause["oauthClient:\(id)"] = item.fingerprint
+            emit(item)
+        }
+        for id in removed {
+            emit(DriftItem(kind: .oauthClientDeleted, subject: EntityRef(.oauthClient, id, oldClients[id]?.name ?? "")))
+        }
+    }
+
+    mutating func compareUsers(changed: [String], added: [String], removed: [String]) {
+        for id in added {
+            let item = DriftItem(kind: .userAdded, subject: userRef(id), after: newUsers[id]?.state)
+            principalCause["user:\(id)"] = item.fingerprint
+            emit(item)
+        }
+        for id in removed { emit(DriftItem(kind: .userRemoved, subject: userRef(id), before: oldUsers[id]?.state)) }
+        for id in changed {
+            guard let old = oldUsers[id], let new = newUsers[id] else { continue }
+            if old.state != new.state {
+                emit(DriftItem(kind: .userStateChanged, subject: userRef(id), before: old.state, after: new.state))
+            }
+            if old.divisionId != new.divisionId {
+                emit(
+                    DriftItem(
+                        kind: .userDivisionMoved, subject: userRef(id), previous: old.divisionId.map(divisionRef),
+                        division: new.divisionId.map(divisionRef)))
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+import Foundation
+
+/// Maps permissions to severities. Loaded from JSON (`--risk FILE`), with a shipped default
+/// (`RiskPolicy.defaultJSON`, printed by `rbacwatch risk default`).
+///
+/// Patterns match `domain:entity:action` permissions segment by segment with `*` as a wildcard
+/// within a segment; a pattern with fewer segments ending in `*` (`integrations:*`) covers the
+/// rest. A permission whose action is `*` matches every pattern for its domain and entity, and is
+/// at least `wildcardAction` severe. Legacy flat permissions (`admin`) match whole.
+public struct RiskPolicy: Sendable, Equatable {
+    public struct Rule: Sendable, Equatable {
+        public var patterns: [String]
+        public var severity: Severity
+        /// Holding this permission lets a principal grant itself or others more access.
+        public var escalation: Bool
+        public var reason: String
+    }
+
+    public struct NameSignal: Sendable, Equatable {
+        public var pattern: String
+        public var reason: String
+    }
+
+    public var rules: [Rule]
+    /// Severity of a permission no rule matches.
+    public var unmatched: Severity
+    /// Least severity of a permission whose action is `*`.
+    public var wildcardAction: Severity
+    /// Raise a grant or gain made in division `*` (every division, present and future) by one level.
+    public var raiseAllDivisions: Bool
+    /// Raise grants to, and gains of, OAuth clients by one level.
+    public var raiseOAuthClients: Bool
+    /// Raise a grant to a group with at least this many members by one level (0: never).
+    public var largeGroupMembers: Int
+    /// Role names that raise an item by one level — only when its permissions already make it at
+    /// least medium: a name is a signal, never the reason on its own.
+    public var roleNameSignals: [NameSignal]
+
+    public init(
+        rules: [Rule], unmatched: Severity = .low, wildcardAction: Severity = .high, raiseAllDivisions: Bool = true,
+        raiseOAuthClients: Bool = true, largeGroupMembers: Int = 50, roleNameSignals: [NameSignal] = []
+    ) {
+        self.rules = rules
+        self.unmatched = unmatched
+        self.wildcardAction = wildcardAction
+        self.raiseAllDivisions = raiseAllDivisions
+        self.raiseOAuthClients = raiseOAuthClients
+        self.largeGroupMembers = largeGroupMembers
+        self.roleNameSignals = roleNameSignals
+    }
+
+    // MARK: Assessing permissions
+
+    public struct Assessment: Sendable, Equatable {
+        public var severity: Severity
+        public var escalation: Bool
+        public var reasons: [String]
+    }
+
+    /// The severity of holding `permissions`: the most severe permission wins.
+    public func assess(_ permissions: [String]) -> Assessment {
+        var severity: Severity = .low
+        var escalation = false
+        var reasons: [(Severity, String)] = []
+        for permission in permissions {
+            var best = unmatched
+            var why: String?
+            var escalates = false
+            if permission.hasSuffix(":*") && permission.split(separator: ":").count == 3 {
+                best = max(best, wildcardAction)
+                why = "every action (*)"
+            }
+            for rule in rules where rule.patterns.contains(where: { Self.matches(pattern: $0, permission: permission) }) {
+                if rule.severity > best || (rule.severity == best && why == nil) {
+                    best = rule.severity
+                    why = rule.reason
+                }
+                escalates = escalates || rule.escalation
+            }
+            if escalates {
+                escalation = true
+                best = .critical
+            }
+            severity = max(severity, best)
+            if let why, best >= .medium { reasons.append((best, "\(permission): \(why)")) }
+        }
+        if escalation { severity = .critical }
+        let ordered = reasons.sorted { $0.0 != $1.0 ? $0.0 > $1.0 : $0.1 < $1.1 }.map(\.1)
+        var unique: [String] = []
+        for reason in ordered where !unique.contains(reason) { unique.append(reason) }
+        return Assessment(severity: severity, escalation: escalation, reasons: Array(unique.prefix(5)))
+    }
+
+    /// Whether a role name is one of the signals; nil when not.
+    public func nameSignal(_ roleName: String) -> String? {
+        roleNameSignals.first { Self.glob($0.pattern.lowercased(), roleName.lowercased()) }?.reason
+    }
+
+    // MARK: Matching
+
+    static func matches(pattern: String, permission: String) -> Bool {
+        let permissionParts = permission.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        var patternParts = pattern.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        if permissionParts.count == 1 || patternParts.count == 1 && !pattern.hasSuffix("*") {
+            return permissionParts.count == 1 && patternParts.count == 1 && glob(pattern, permission)
+        }
+        if patternParts.count < 3, patternParts.last == "*" {
+            patternParts += Array(repeating: "*", count: 3 - patternParts.count)
+        }
+        guard patternParts.count == 3, permissionParts.count == 3 else { return false }
+        for (p, s) in zip(patternParts, permissionParts) where s != "*" {
+            if !glob(p, s) { return false }
+        }
+        return true
+    }
+
+    /// `*` matches any run of characters; everything else matches itself.
+    static func glob(_ pattern: String, _ text: String) -> Bool {
+        let p = Array(pattern.utf8)
+        let t = Array(text.utf8)
+        var pi = 0
+        var ti = 0
+        var star = -1
+        var mark = 0
+        while ti < t.count {
+            if pi < p.count && p[pi] != UInt8(ascii: "*") && p[pi] == t[ti] {
+                pi += 1
+                ti += 1
+            } else if pi < p.count && p[pi] == UInt8(ascii: "*") {
+                star = pi
+                mark = ti
+                pi += 1
+            } else if star >= 0 {
+                pi = star + 1
+                mark += 1
+                ti = mark
+            } else {
+                return false
+            }
+        }
+        while pi < p.count && p[pi] == UInt8(ascii: "*") { pi += 1 }
+        return pi == p.count
+    }
+}
+
+// MARK: File format
+
+public struct RiskPolicyError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+}
+
+extension RiskPolicy {
+    private struct File: Decodable {
+        struct RuleFile: Decodable {
+            var match: [String]
+            var severity: String
+            var escalation: Bool?
+            var reason: String?
+        }
+        struct SignalFile: Decodable {
+            var pattern: String
+            var reason: String?
+        }
+        var version: Int
+        var rules: [RuleFile]
+        var unmatched: String?
+        var wildcardAction: String?
+        var raiseAllDivisions: Bool?
+        var raiseOAuthClients: Bool?
+        var largeGroupMembers: Int?
+        var roleNameSignals: [SignalFile]?
+    }
+
+    /// Reads a policy file; the error says what is wrong and where.
+    public init(json data: Data) throws(RiskPolicyError) {
+        let file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: data)
+        } catch {
+            throw RiskPolicyError(description: "invalid risk policy: \(DecodingErrorText.describe(error))")
+        }
+        guard file.version == 1 else {
+            throw RiskPolicyError(description: "risk policy version \(file.version) is not supported (this rbacwatch reads version 1)")
+        }
+        func severity(_ name: String?, _ fallback: Severity, _ place: String) throws(RiskPolicyError) -> Severity {
+            guard let name else { return fallback }
+            guard let value = Severity(name: name) else {
+                throw RiskPolicyError(description: "invalid risk policy: \(place) has severity \"\(name)\"; use low, medium, high or critical")
+            }
+            return value
+        }
+        var rules: [Rule] = []
+        for (index, rule) in file.rules.enumerated() {
+            guard !rule.match.isEmpty else {
+                throw RiskPolicyError(description: "invalid risk policy: rules[\(index)] matches nothing")
+            }
+            rules.append(
+                Rule(
+                    patterns: rule.match, severity: try severity(rule.severity, .low, "rules[\(index)]"),
+                    escalation: rule.escalation ?? false, reason: rule.reason ?? rule.match.joined(separator: ", ")))
+        }
+        self.init(
+            rules: rules, unmatched: try severity(file.unmatched, .low, "unmatched"),
+            wildcardAction: try severity(file.wildcardAction, .high, "wildcardAction"),
+            raiseAllDivisions: file.raiseAllDivisions ?? true, raiseOAuthClients: file.raiseOAuthClients ?? true,
+            largeGroupMembers: file.largeGroupMembers ?? 50,
+            roleNameSignals: (file.roleNameSignals ?? []).map {
+                NameSignal(pattern: $0.pattern, reason: $0.reason ?? "role name matches \($0.pattern)")
+            })
+    }
+
+    /// The shipped policy.
+    public static let standard: RiskPolicy = {
+        do {
+            return try RiskPolicy(json: Data(defaultJSON.utf8))
+        } catch {
+            preconditionFailure("the built-in risk policy does not parse: \(error)")
+        }
+    }()
+
+    /// The shipped policy, as a file users can copy and edit.
+    public static let defaultJSON = """
+        {
+          "version": 1,
+          "unmatched": "low",
+          "wildcardAction": "high",
+          "raiseAllDivisions": true,
+          "raiseOAuthClients": true,
+          "largeGroupMembers": 50,
+          "rules": [
+            {"match": ["authorization:grant:add"], "severity": "critical", "escalation": true,
+             "reason": "can grant any role, in any division, to anyone including itself"},
+            {"match": ["authorization:role:add", "authorization:role:edit"], "severity": "critical", "escalation": true,
+             "reason": "can create or widen roles"},
+            {"match": ["admin", "directory:organization:admin"], "severity": "critical", "escalation": true,
+             "reason": "organisation administrator"},
+            {"match": ["sso:provider:add", "sso:provider:edit", "sso:provider:delete"], "severity": "critical", "escalation": true,
+             "reason": "can change single sign-on: account takeover"},
+            {"match": ["oauth:client:add", "oauth:client:edit"], "severity": "high",
+             "reason": "can create or change OAuth clients: non-human credentials"},
+            {"match": ["oauth:client:*"], "severity": "medium", "reason": "OAuth client administration"},
+            {"match": ["directory:user:add", "directory:user:setPassword"], "severity": "high",
+             "reason": "can create accounts or set passwords"},
+            {"match": ["directory:user:delete", "directory:user:edit", "directory:group:add", "directory:group:edit", "directory:group:delete"],
+             "severity": "medium", "reason": "user and group administration"},
+            {"match": ["integrations:*"], "severity": "high",
+             "reason": "integrations and data actions reach outside systems and can exfiltrate data"},
+            {"match": ["recording:recording:delete", "recording:recording:editRetention", "recording:retentionPolicy:*"],
+             "severity": "high", "reason": "can destroy recordings or shorten retention"},
+            {"match": ["telephony:trunk:*", "telephony:plugin:all"], "severity": "high",
+             "reason": "telephony trunks and edges: toll fraud and call interception"},
+            {"match": ["analytics:dataExport:*"], "severity": "high", "reason": "bulk data export"},
+            {"match": ["authorization:role:delete", "authorization:grant:delete", "authorization:division:*"],
+             "severity": "medium", "reason": "access-control administration"},
+            {"match": ["architect:flow:publish", "architect:flow:delete", "routing:queue:delete", "outbound:dnclist:edit"],
+             "severity": "medium", "reason": "changes what customers reach"},
+            {"match": ["recording:recording:view", "recording:screenRecording:view", "conversation:call:monitor"],
+             "severity": "medium", "reason": "access to recorded or live customer conversations"},
+            {"match": ["audits:audit:view"], "severity": "low", "reason": "reads the audit trail"}
+          ],
+          "roleNameSignals": [
+            {"pattern": "*admin*", "reason": "the role's name suggests administration"},
+            {"pattern": "*security*", "reason": "the role's name suggests security administration"}
+          ]
+        }
+        """
+}

@@ -1,0 +1,136 @@
+import AuditCore
+import Foundation
+
+/// A snapshot kept in the store, identified by its root hash.
+public struct StoredSnapshot: Sendable, Equatable {
+    public var rootHash: String
+    public var collectedAt: Date
+    public var organizationName: String?
+    public var users: Int
+    public var partial: Bool
+    public var byteCount: Int
+
+    public init(rootHash: String, collectedAt: Date, organizationName: String?, users: Int, partial: Bool, byteCount: Int) {
+        self.rootHash = rootHash
+        self.collectedAt = collectedAt
+        self.organizationName = organizationName
+        self.users = users
+        self.partial = partial
+        self.byteCount = byteCount
+    }
+}
+
+/// One accepted baseline. Versions only grow; the highest is the current one.
+public struct Baseline: Sendable, Equatable {
+    public var version: Int
+    public var rootHash: String
+    public var acceptedAt: Date
+    public var acceptedBy: String
+    public var note: String?
+
+    public init(version: Int, rootHash: String, acceptedAt: Date, acceptedBy: String, note: String?) {
+        self.version = version
+        self.rootHash = rootHash
+        self.acceptedAt = acceptedAt
+        self.acceptedBy = acceptedBy
+        self.note = note
+    }
+}
+
+/// A drift item as the store remembers it across runs.
+public struct Finding: Sendable, Equatable {
+    public var fingerprint: String
+    public var kind: String
+    public var severity: Severity
+    public var summary: String
+    public var causeFingerprint: String?
+    public var firstSeen: Date
+    public var lastSeen: Date
+    public var baselineVersion: Int?
+
+    public init(
+        fingerprint: String, kind: String, severity: Severity, summary: String, causeFingerprint: String?, firstSeen: Date,
+        lastSeen: Date, baselineVersion: Int?
+    ) {
+        self.fingerprint = fingerprint
+        self.kind = kind
+        self.severity = severity
+        self.summary = summary
+        self.causeFingerprint = causeFingerprint
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.baselineVersion = baselineVersion
+    }
+}
+
+/// Where rbacwatch keeps its state: snapshots (content-addressed), versioned baselines, role
+/// lineage, approvals and drift findings. Every implementation passes `AuditStoreContract`'s
+/// tests (Tests/AuditStoreTests): SQLite (the default), in-memory, and PostgreSQL later.
+public protocol AuditStore: Sendable {
+    /// Stores a snapshot under its root hash; storing the same content again changes nothing.
+    @discardableResult
+    func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot
+    func snapshot(rootHash: String) async throws -> Snapshot?
+    /// Newest first.
+    func snapshots() async throws -> [StoredSnapshot]
+
+    /// Accepts a stored snapshot as the new baseline.
+    func acceptBaseline(rootHash: String, acceptedBy: String, note: String?, at: Date) async throws -> Baseline
+    /// Stores a snapshot and accepts it, in one transaction: a crash leaves either both or neither.
+    func acceptBaseline(snapshot: Snapshot, collectedAt: Date, acceptedBy: String, note: String?, at: Date) async throws -> Baseline
+    func currentBaseline() async throws -> Baseline?
+    /// Oldest first.
+    func baselines() async throws -> [Baseline]
+
+    func roleLineage() async throws -> RoleLineage
+    /// Records `role id → lineage id` links (existing links are kept).
+    func recordLineage(_ links: [String: String], at: Date) async throws
+
+    func addApproval(_ approval: Approval) async throws
+    /// Every approval ever made, revoked and expired ones included, oldest first.
+    func approvals() async throws -> [Approval]
+    /// Revokes the unrevoked approvals of a fingerprint; returns how many.
+    func revokeApprovals(fingerprint: String, at: Date) async throws -> Int
+
+    /// Remembers the items of a comparison (first and last seen).
+    func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at: Date) async throws
+    /// Findings whose fingerprint starts with `prefix`.
+    func findings(fingerprintPrefix prefix: String) async throws -> [Finding]
+}
+
+extension AuditStore {
+    /// The snapshot of the current baseline.
+    public func baselineSnapshot() async throws -> (Baseline, Snapshot)? {
+        guard let baseline = try await currentBaseline() else { return nil }
+        guard let snapshot = try await snapshot(rootHash: baseline.rootHash) else {
+            throw StoreError(.corrupt, "baseline \(baseline.version) refers to snapshot \(baseline.rootHash), which the store does not hold")
+        }
+        return (baseline, snapshot)
+    }
+}
+
+/// Why the store cannot be used; the description is one line that says what to do.
+public struct StoreError: Error, CustomStringConvertible, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// The file is not an rbacwatch state file (another program's, or not SQLite at all).
+        case foreign
+        /// The file is damaged.
+        case corrupt
+        /// Written by a newer rbacwatch.
+        case newerSchema
+        /// Cannot be opened, created or written (permissions, disk).
+        case unavailable
+        /// A request names something the store does not have.
+        case notFound
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,82 @@
+import AuditCore
+import Foundation
+
+/// A store that lives as long as the process: for tests of code above the store, and for runs
+/// that must leave nothing behind. Same contract as `SQLiteAuditStore`.
+public actor InMemoryAuditStore: AuditStore {
+    private var stored: [String: (info: StoredSnapshot, snapshot: Snapshot, order: Int)] = [:]
+    private var baselineList: [Baseline] = []
+    private var links: [String: String] = [:]
+    private var approvalList: [Approval] = []
+    private var findingsByFingerprint: [String: Finding] = [:]
+    private var counter = 0
+
+    public init() {}
+
+    @discardableResult
+    public func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot {
+        let root = SnapshotDigest(snapshot).root
+        if let existing = stored[root] { return existing.info }
+        let info = StoredSnapshot(
+            rootHash: root, collectedAt: collectedAt, organizationName: snapshot.organization?.name, users: snapshot.users.count,
+            partial: snapshot.isPartial, byteCount: snapshot.canonicalJSON().count)
+        counter += 1
+        stored[root] = (info, snapshot, counter)
+        return info
+    }
+
+    public func snapshot(rootHash: String) async throws -> Snapshot? { stored[rootHash]?.snapshot }
+
+    public func snapshots() async throws -> [StoredSnapshot] {
+        stored.values.sorted { ($0.info.collectedAt, $0.order) > ($1.info.collectedAt, $1.order) }.map(\.info)
+    }
+
+    public func acceptBaseline(rootHash: String, acceptedBy: String, note: String?, at date: Date) async throws -> Baseline {
+        guard stored[rootHash] != nil else { throw StoreError(.notFound, "the store holds no snapshot \(rootHash)") }
+        let baseline = Baseline(
+            version: (baselineList.last?.version ?? 0) + 1, rootHash: rootHash, acceptedAt: date, acceptedBy: acceptedBy, note: note)
+        baselineList.append(baseline)
+        return baseline
+    }
+
+    public func acceptBaseline(
+        snapshot: Snapshot, collectedAt: Date, acceptedBy: String, note: String?, at date: Date
+    ) async throws -> Baseline {
+        let info = try await storeSnapshot(snapshot, collectedAt: collectedAt)
+        return try await acceptBaseline(rootHash: info.rootHash, acceptedBy: acceptedBy, note: note, at: date)
+    }
+
+    public func currentBaseline() async throws -> Baseline? { baselineList.last }
+    public func baselines() async throws -> [Baseline] { baselineList }
+
+    public func roleLineage() async throws -> RoleLineage { RoleLineage(links: links) }
+
+    public func recordLineage(_ newLinks: [String: String], at date: Date) async throws {
+        for (role, lineage) in newLinks where links[role] == nil { links[role] = lineage }
+    }
+
+    public func addApproval(_ approval: Approval) async throws { approvalList.append(approval) }
+    public func approvals() async throws -> [Approval] { approvalList }
+
+    public func revokeApprovals(fingerprint: String, at date: Date) async throws -> Int {
+        var count = 0
+        for index in approvalList.indices where approvalList[index].fingerprint == fingerprint && approvalList[index].revokedAt == nil {
+            approvalList[index].revokedAt = date
+            count += 1
+        }
+        return count
+    }
+
+    public func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at date: Date) async throws {
+        for item in items {
+            let firstSeen = findingsByFingerprint[item.fingerprint]?.firstSeen ?? date
+            findingsByFingerprint[item.fingerprint] = Finding(
+                fingerprint: item.fingerprint, kind: item.kind.rawValue, severity: item.severity, summary: item.summary,
+                causeFingerprint: item.causeFingerprint, firstSeen: firstSeen, lastSeen: date, baselineVersion: baselineVersion)
+        }
+    }
+
+    public func findings(fingerprintPrefix prefix: String) async throws -> [Finding] {
+        findingsByFingerprint.values.filter { $0.fingerprint.hasPrefix(prefix) }.sorted { $0.fingerprint < $1.fingerprint }
+    }
+}

@@ -1,0 +1,220 @@
+import AuditCore
+import Foundation
+import GRDB
+
+extension SQLiteAuditStore {
+    // MARK: Snapshots
+
+    @discardableResult
+    public func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot {
+        let record = SnapshotRecord(snapshot, collectedAt: collectedAt)
+        try await write { db in try record.insert(db) }
+        return record.info
+    }
+
+    public func snapshot(rootHash: String) async throws -> Snapshot? {
+        let content = try await read { db in
+            try Data.fetchOne(db, sql: "SELECT content FROM snapshot WHERE root_hash = ?", arguments: [rootHash])
+        }
+        guard let content else { return nil }
+        do {
+            return try Snapshot(canonicalJSON: content)
+        } catch {
+            throw StoreError(.corrupt, "snapshot \(rootHash) in \(path) cannot be read: \(error)")
+        }
+    }
+
+    public func snapshots() async throws -> [StoredSnapshot] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT root_hash, collected_at, organization_name, users, partial, length(content) AS bytes
+                    FROM snapshot ORDER BY collected_at DESC, stored_at DESC
+                    """
+            ).map { row in
+                StoredSnapshot(
+                    rootHash: row["root_hash"], collectedAt: Date(timeIntervalSince1970: row["collected_at"]),
+                    organizationName: row["organization_name"], users: row["users"], partial: row["partial"],
+                    byteCount: row["bytes"])
+            }
+        }
+    }
+
+    // MARK: Baselines
+
+    public func acceptBaseline(rootHash: String, acceptedBy: String, note: String?, at date: Date) async throws -> Baseline {
+        let path = self.path
+        return try await write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM snapshot WHERE root_hash = ?", arguments: [rootHash]) == true else {
+                throw StoreError(.notFound, "\(path) holds no snapshot \(rootHash)")
+            }
+            return try Self.insertBaseline(db, rootHash: rootHash, acceptedBy: acceptedBy, note: note, at: date)
+        }
+    }
+
+    public func acceptBaseline(
+        snapshot: Snapshot, collectedAt: Date, acceptedBy: String, note: String?, at date: Date
+    ) async throws -> Baseline {
+        let record = SnapshotRecord(snapshot, collectedAt: collectedAt)
+        return try await write { db in
+            try record.insert(db)
+            return try Self.insertBaseline(db, rootHash: record.rootHash, acceptedBy: acceptedBy, note: note, at: date)
+        }
+    }
+
+    static func insertBaseline(_ db: Database, rootHash: String, acceptedBy: String, note: String?, at date: Date) throws -> Baseline {
+        try db.execute(
+            sql: "INSERT INTO baseline (root_hash, accepted_at, accepted_by, note) VALUES (?, ?, ?, ?)",
+            arguments: [rootHash, date.timeIntervalSince1970, acceptedBy, note])
+        return Baseline(
+            version: Int(db.lastInsertedRowID), rootHash: rootHash, acceptedAt: date, acceptedBy: acceptedBy, note: note)
+    }
+
+    public func currentBaseline() async throws -> Baseline? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM baseline ORDER BY version DESC LIMIT 1").map(Self.baseline)
+        }
+    }
+
+    public func baselines() async throws -> [Baseline] {
+        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM baseline ORDER BY version").map(Self.baseline) }
+    }
+
+    static func baseline(_ row: Row) -> Baseline {
+        Baseline(
+            version: row["version"], rootHash: row["root_hash"], acceptedAt: Date(timeIntervalSince1970: row["accepted_at"]),
+            acceptedBy: row["accepted_by"], note: row["note"])
+    }
+
+    // MARK: Lineage
+
+    public func roleLineage() async throws -> RoleLineage {
+        let links = try await read { db in
+            try Row.fetchAll(db, sql: "SELECT role_id, lineage_id FROM role_lineage").map { ($0["role_id"] as String, $0["lineage_id"] as String) }
+        }
+        return RoleLineage(links: Dictionary(links, uniquingKeysWith: { a, _ in a }))
+    }
+
+    public func recordLineage(_ links: [String: String], at date: Date) async throws {
+        guard !links.isEmpty else { return }
+        try await write { db in
+            for (role, lineage) in links.sorted(by: { $0.key < $1.key }) {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO role_lineage (role_id, lineage_id, linked_at) VALUES (?, ?, ?)",
+                    arguments: [role, lineage, date.timeIntervalSince1970])
+            }
+        }
+    }
+
+    // MARK: Approvals
+
+    public func addApproval(_ approval: Approval) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO approval (fingerprint, ticket, note, approver, created_at, expires_at, revoked_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    approval.fingerprint, approval.ticket, approval.note, approval.approver,
+                    approval.createdAt.timeIntervalSince1970, approval.expiresAt.timeIntervalSince1970,
+                    approval.revokedAt?.timeIntervalSince1970,
+                ])
+        }
+    }
+
+    public func approvals() async throws -> [Approval] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM approval ORDER BY created_at, id").map { row in
+                Approval(
+                    fingerprint: row["fingerprint"], ticket: row["ticket"], note: row["note"], approver: row["approver"],
+                    createdAt: Date(timeIntervalSince1970: row["created_at"]), expiresAt: Date(timeIntervalSince1970: row["expires_at"]),
+                    revokedAt: (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            }
+        }
+    }
+
+    public func revokeApprovals(fingerprint: String, at date: Date) async throws -> Int {
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE approval SET revoked_at = ? WHERE fingerprint = ? AND revoked_at IS NULL",
+                arguments: [date.timeIntervalSince1970, fingerprint])
+            return db.changesCount
+        }
+    }
+
+    // MARK: Findings
+
+    public func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at date: Date) async throws {
+        guard !items.isEmpty else { return }
+        let rows = items.map { ($0.fingerprint, $0.kind.rawValue, $0.severity.rawValue, $0.summary, $0.causeFingerprint) }
+        try await write { db in
+            let statement = try db.makeStatement(
+                sql: """
+                    INSERT INTO finding (fingerprint, kind, severity, summary, cause, first_seen, last_seen, baseline_version)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(fingerprint) DO UPDATE SET
+                        severity = excluded.severity, summary = excluded.summary, cause = excluded.cause,
+                        last_seen = excluded.last_seen, baseline_version = excluded.baseline_version
+                    """)
+            for row in rows {
+                try statement.execute(arguments: [
+                    row.0, row.1, row.2, row.3, row.4, date.timeIntervalSince1970, date.timeIntervalSince1970, baselineVersion,
+                ])
+            }
+        }
+    }
+
+    public func findings(fingerprintPrefix prefix: String) async throws -> [Finding] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM finding WHERE fingerprint >= ? AND fingerprint < ? ORDER BY fingerprint",
+                arguments: [prefix, prefix + "\u{10FFFF}"]
+            ).map { row in
+                Finding(
+                    fingerprint: row["fingerprint"], kind: row["kind"], severity: Severity(rawValue: row["severity"]) ?? .low,
+                    summary: row["summary"], causeFingerprint: row["cause"], firstSeen: Date(timeIntervalSince1970: row["first_seen"]),
+                    lastSeen: Date(timeIntervalSince1970: row["last_seen"]), baselineVersion: row["baseline_version"])
+            }
+        }
+    }
+}
+
+/// A snapshot ready to be written: canonical bytes and the columns that describe it.
+struct SnapshotRecord: Sendable {
+    var rootHash: String
+    var content: [UInt8]
+    var collectedAt: Date
+    var organizationName: String?
+    var users: Int
+    var partial: Bool
+
+    init(_ snapshot: Snapshot, collectedAt: Date) {
+        rootHash = SnapshotDigest(snapshot).root
+        content = snapshot.canonicalJSON()
+        self.collectedAt = collectedAt
+        organizationName = snapshot.organization?.name
+        users = snapshot.users.count
+        partial = snapshot.isPartial
+    }
+
+    var info: StoredSnapshot {
+        StoredSnapshot(
+            rootHash: rootHash, collectedAt: collectedAt, organizationName: organizationName, users: users, partial: partial,
+            byteCount: content.count)
+    }
+
+    /// Inserts the snapshot unless the same content is already stored.
+    func insert(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO snapshot (root_hash, schema, collected_at, stored_at, organization_name, users, partial, content)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                rootHash, Snapshot.schema, collectedAt.timeIntervalSince1970, Date().timeIntervalSince1970, organizationName,
+                users, partial, Data(content),
+            ])
+    }
+}

@@ -1,0 +1,205 @@
+import AuditCore
+import Foundation
+import GRDB
+
+/// The default store: one SQLite file (WAL mode, mode 0600), versioned migrations, every write a
+/// transaction, so a crash at any moment leaves the previous state readable and intact. A file that
+/// is not an rbacwatch state file is refused, and never written to.
+public final class SQLiteAuditStore: AuditStore {
+    /// `PRAGMA application_id` of rbacwatch state files ("RBWA").
+    public static let applicationID: Int32 = 0x5242_5741
+
+    /// Pauses inside write transactions, after the writes and before the commit — a fault-injection
+    /// seam for crash tests (set by `RBACWATCH_FAULT_WRITE_PAUSE_MS` in the CLI). `announce` runs
+    /// when the pause begins.
+    public struct WritePause: Sendable {
+        public var duration: Duration
+        public var announce: @Sendable () -> Void
+
+        public init(duration: Duration, announce: @escaping @Sendable () -> Void) {
+            self.duration = duration
+            self.announce = announce
+        }
+    }
+
+    public let path: String
+    let pool: DatabasePool
+    let writePause: WritePause?
+
+    public init(path: String, writePause: WritePause? = nil) throws(StoreError) {
+        self.path = path
+        self.writePause = writePause
+        try Self.prepareFile(at: path)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.label = "rbacwatch.state"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw Self.map(error, path: path)
+        }
+        try Self.migrate(pool, path: path)
+        for suffix in ["-wal", "-shm"] { chmod(path + suffix, 0o600) }
+    }
+
+    // MARK: Opening
+
+    /// Creates the file (and its directory, private) if absent; refuses anything that is not
+    /// SQLite. Existing files are made private if they were not.
+    static func prepareFile(at path: String) throws(StoreError) {
+        let manager = FileManager.default
+        if manager.fileExists(atPath: path) {
+            guard let handle = FileHandle(forReadingAtPath: path) else {
+                throw StoreError(.unavailable, "cannot read the state file \(path): check its permissions")
+            }
+            let header = (try? handle.read(upToCount: 16)) ?? Data()
+            try? handle.close()
+            if !header.isEmpty && header != Data("SQLite format 3\u{0}".utf8) {
+                throw StoreError(
+                    .foreign,
+                    "\(path) is not an rbacwatch state file (not an SQLite database); it was left untouched — choose another --state path")
+            }
+            chmod(path, 0o600)
+            return
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty && !manager.fileExists(atPath: directory) {
+            do {
+                try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw StoreError(.unavailable, "cannot create the state directory \(directory): \(error.localizedDescription)")
+            }
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            throw StoreError(.unavailable, "cannot create the state file \(path): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+    }
+
+    static func migrate(_ pool: DatabasePool, path: String) throws(StoreError) {
+        let migrator = Self.migrator
+        do {
+            try pool.writeWithoutTransaction { db in
+                let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+                if applicationID != Self.applicationID && (applicationID != 0 || !tables.isEmpty) {
+                    throw StoreError(
+                        .foreign,
+                        "\(path) is an SQLite database of another program, not an rbacwatch state file; it was left untouched — choose another --state path")
+                }
+                if try migrator.hasBeenSuperseded(db) {
+                    throw StoreError(.newerSchema, "\(path) was written by a newer rbacwatch; upgrade rbacwatch to use it")
+                }
+            }
+            try migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    /// Schema migrations, in order. Never edit a released one: add the next.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: "PRAGMA application_id = \(SQLiteAuditStore.applicationID)")
+            try db.execute(
+                sql: """
+                    CREATE TABLE snapshot (
+                        root_hash TEXT PRIMARY KEY NOT NULL,
+                        schema TEXT NOT NULL,
+                        collected_at REAL NOT NULL,
+                        stored_at REAL NOT NULL,
+                        organization_name TEXT,
+                        users INTEGER NOT NULL,
+                        partial INTEGER NOT NULL,
+                        content BLOB NOT NULL
+                    );
+                    CREATE TABLE baseline (
+                        version INTEGER PRIMARY KEY AUTOINCREMENT,
+                        root_hash TEXT NOT NULL REFERENCES snapshot(root_hash),
+                        accepted_at REAL NOT NULL,
+                        accepted_by TEXT NOT NULL,
+                        note TEXT
+                    );
+                    CREATE TABLE role_lineage (
+                        role_id TEXT PRIMARY KEY NOT NULL,
+                        lineage_id TEXT NOT NULL,
+                        linked_at REAL NOT NULL
+                    );
+                    CREATE TABLE approval (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        fingerprint TEXT NOT NULL,
+                        ticket TEXT,
+                        note TEXT,
+                        approver TEXT NOT NULL,
+                        created_at REAL NOT NULL,
+                        expires_at REAL NOT NULL,
+                        revoked_at REAL
+                    );
+                    CREATE INDEX approval_by_fingerprint ON approval(fingerprint);
+                    CREATE TABLE finding (
+                        fingerprint TEXT PRIMARY KEY NOT NULL,
+                        kind TEXT NOT NULL,
+                        severity INTEGER NOT NULL,
+                        summary TEXT NOT NULL,
+                        cause TEXT,
+                        first_seen REAL NOT NULL,
+                        last_seen REAL NOT NULL,
+                        baseline_version INTEGER
+                    );
+                    """)
+        }
+        return migrator
+    }
+
+    /// Maps SQLite failures to one-line explanations.
+    static func map(_ error: any Error, path: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        guard let error = error as? DatabaseError else {
+            return StoreError(.unavailable, "the state file \(path) cannot be used: \(error)")
+        }
+        let detail = error.message ?? "\(error.resultCode)"
+        switch error.resultCode {
+        case .SQLITE_NOTADB:
+            return StoreError(.foreign, "\(path) is not an rbacwatch state file (\(detail)); it was left untouched — choose another --state path")
+        case .SQLITE_CORRUPT:
+            return StoreError(
+                .corrupt, "the state file \(path) is damaged (\(detail)): restore it from a backup or move it away; rbacwatch will not overwrite it")
+        case .SQLITE_FULL:
+            return StoreError(.unavailable, "the disk holding \(path) is full")
+        case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_READONLY, .SQLITE_AUTH:
+            return StoreError(.unavailable, "cannot open the state file \(path) for writing (\(detail)): check its permissions")
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return StoreError(.unavailable, "the state file \(path) is busy: another rbacwatch is writing it; try again")
+        default:
+            return StoreError(.unavailable, "the state file \(path) cannot be used (\(detail))")
+        }
+    }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let pause = writePause
+        do {
+            return try await pool.write { db in
+                let result = try body(db)
+                if let pause {
+                    pause.announce()
+                    Thread.sleep(forTimeInterval: Double(pause.duration.components.seconds) + Double(pause.duration.components.attoseconds) / 1e18)
+                }
+                return result
+            }
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+}
