@@ -106,7 +106,9 @@ let package = Package(
         ),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "AuditStoreTests", dependencies: ["AuditStore", "AuditCore", "AuditTestSupport"], swiftSettings: swiftSettings),
+            name: "AuditStoreTests",
+            dependencies: ["AuditStore", "AuditCore", "AuditTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "GenesysClientTests",
             dependencies: ["GenesysClient", "GenesysSimulator", "AuditCore", "AuditTestSupport"],

@@ -134,3 +134,21 @@ public struct StoreError: Error, CustomStringConvertible, Equatable {
 
     public var description: String { message }
 }
+
+extension Date {
+    /// Times are kept to the millisecond by every store, so what is read back equals what was
+    /// written whatever the backend.
+    var storePrecision: Date {
+        Date(timeIntervalSince1970: (timeIntervalSince1970 * 1000).rounded() / 1000)
+    }
+}
+
+extension Approval {
+    var storePrecision: Approval {
+        var copy = self
+        copy.createdAt = createdAt.storePrecision
+        copy.expiresAt = expiresAt.storePrecision
+        copy.revokedAt = revokedAt?.storePrecision
+        return copy
+    }
+}

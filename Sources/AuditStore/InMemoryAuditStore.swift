@@ -18,7 +18,7 @@ public actor InMemoryAuditStore: AuditStore {
         let root = SnapshotDigest(snapshot).root
         if let existing = stored[root] { return existing.info }
         let info = StoredSnapshot(
-            rootHash: root, collectedAt: collectedAt, organizationName: snapshot.organization?.name, users: snapshot.users.count,
+            rootHash: root, collectedAt: collectedAt.storePrecision, organizationName: snapshot.organization?.name, users: snapshot.users.count,
             partial: snapshot.isPartial, byteCount: snapshot.canonicalJSON().count)
         counter += 1
         stored[root] = (info, snapshot, counter)
@@ -34,7 +34,8 @@ public actor InMemoryAuditStore: AuditStore {
     public func acceptBaseline(rootHash: String, acceptedBy: String, note: String?, at date: Date) async throws -> Baseline {
         guard stored[rootHash] != nil else { throw StoreError(.notFound, "the store holds no snapshot \(rootHash)") }
         let baseline = Baseline(
-            version: (baselineList.last?.version ?? 0) + 1, rootHash: rootHash, acceptedAt: date, acceptedBy: acceptedBy, note: note)
+            version: (baselineList.last?.version ?? 0) + 1, rootHash: rootHash, acceptedAt: date.storePrecision,
+            acceptedBy: acceptedBy, note: note)
         baselineList.append(baseline)
         return baseline
     }
@@ -55,19 +56,20 @@ public actor InMemoryAuditStore: AuditStore {
         for (role, lineage) in newLinks where links[role] == nil { links[role] = lineage }
     }
 
-    public func addApproval(_ approval: Approval) async throws { approvalList.append(approval) }
+    public func addApproval(_ approval: Approval) async throws { approvalList.append(approval.storePrecision) }
     public func approvals() async throws -> [Approval] { approvalList }
 
     public func revokeApprovals(fingerprint: String, at date: Date) async throws -> Int {
         var count = 0
         for index in approvalList.indices where approvalList[index].fingerprint == fingerprint && approvalList[index].revokedAt == nil {
-            approvalList[index].revokedAt = date
+            approvalList[index].revokedAt = date.storePrecision
             count += 1
         }
         return count
     }
 
     public func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at date: Date) async throws {
+        let date = date.storePrecision
         for item in items {
             let firstSeen = findingsByFingerprint[item.fingerprint]?.firstSeen ?? date
             findingsByFingerprint[item.fingerprint] = Finding(

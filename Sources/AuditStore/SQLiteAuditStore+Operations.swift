@@ -45,6 +45,7 @@ extension SQLiteAuditStore {
 
     public func acceptBaseline(rootHash: String, acceptedBy: String, note: String?, at date: Date) async throws -> Baseline {
         let path = self.path
+        let date = date.storePrecision
         return try await write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM snapshot WHERE root_hash = ?", arguments: [rootHash]) == true else {
                 throw StoreError(.notFound, "\(path) holds no snapshot \(rootHash)")
@@ -57,6 +58,7 @@ extension SQLiteAuditStore {
         snapshot: Snapshot, collectedAt: Date, acceptedBy: String, note: String?, at date: Date
     ) async throws -> Baseline {
         let record = SnapshotRecord(snapshot, collectedAt: collectedAt)
+        let date = date.storePrecision
         return try await write { db in
             try record.insert(db)
             return try Self.insertBaseline(db, rootHash: record.rootHash, acceptedBy: acceptedBy, note: note, at: date)
@@ -110,6 +112,7 @@ extension SQLiteAuditStore {
     // MARK: Approvals
 
     public func addApproval(_ approval: Approval) async throws {
+        let approval = approval.storePrecision
         try await write { db in
             try db.execute(
                 sql: """
@@ -136,7 +139,8 @@ extension SQLiteAuditStore {
     }
 
     public func revokeApprovals(fingerprint: String, at date: Date) async throws -> Int {
-        try await write { db in
+        let date = date.storePrecision
+        return try await write { db in
             try db.execute(
                 sql: "UPDATE approval SET revoked_at = ? WHERE fingerprint = ? AND revoked_at IS NULL",
                 arguments: [date.timeIntervalSince1970, fingerprint])
@@ -149,6 +153,7 @@ extension SQLiteAuditStore {
     public func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at date: Date) async throws {
         guard !items.isEmpty else { return }
         let rows = items.map { ($0.fingerprint, $0.kind.rawValue, $0.severity.rawValue, $0.summary, $0.causeFingerprint) }
+        let date = date.storePrecision
         try await write { db in
             let statement = try db.makeStatement(
                 sql: """
@@ -193,7 +198,7 @@ struct SnapshotRecord: Sendable {
     init(_ snapshot: Snapshot, collectedAt: Date) {
         rootHash = SnapshotDigest(snapshot).root
         content = snapshot.canonicalJSON()
-        self.collectedAt = collectedAt
+        self.collectedAt = collectedAt.storePrecision
         organizationName = snapshot.organization?.name
         users = snapshot.users.count
         partial = snapshot.isPartial

@@ -30,6 +30,7 @@ public final class SQLiteAuditStore: AuditStore {
         self.path = path
         self.writePause = writePause
         try Self.prepareFile(at: path)
+        try Self.inspect(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "rbacwatch.state"
@@ -77,10 +78,16 @@ public final class SQLiteAuditStore: AuditStore {
         close(fd)
     }
 
-    static func migrate(_ pool: DatabasePool, path: String) throws(StoreError) {
-        let migrator = Self.migrator
+    /// Looks at an existing database read-only, before anything may write to it (opening in WAL
+    /// mode alone rewrites the header): it must be ours, or empty, and not from a newer rbacwatch.
+    static func inspect(_ path: String) throws(StoreError) {
+        guard let size = try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, size > 0 else { return }
+        var configuration = Configuration()
+        configuration.readonly = true
         do {
-            try pool.writeWithoutTransaction { db in
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            try queue.read { db in
                 let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
                 let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
                 if applicationID != Self.applicationID && (applicationID != 0 || !tables.isEmpty) {
@@ -88,11 +95,20 @@ public final class SQLiteAuditStore: AuditStore {
                         .foreign,
                         "\(path) is an SQLite database of another program, not an rbacwatch state file; it was left untouched — choose another --state path")
                 }
-                if try migrator.hasBeenSuperseded(db) {
+                if applicationID == Self.applicationID, try Self.migrator.hasBeenSuperseded(db) {
                     throw StoreError(.newerSchema, "\(path) was written by a newer rbacwatch; upgrade rbacwatch to use it")
                 }
             }
-            try migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.map(error, path: path)
+        }
+    }
+
+    static func migrate(_ pool: DatabasePool, path: String) throws(StoreError) {
+        do {
+            try Self.migrator.migrate(pool)
         } catch let error as StoreError {
             throw error
         } catch {

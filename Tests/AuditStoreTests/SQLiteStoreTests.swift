@@ -1,0 +1,102 @@
+import AuditCore
+import AuditStore
+import Foundation
+import GRDB
+import Testing
+
+@Suite("SQLite store: files")
+struct SQLiteStoreTests {
+    @Test("the state file and its directory are private, and the state survives reopening")
+    func privateAndPersistent() async throws {
+        let dir = try StoreFiles.temporary().appendingPathComponent("nested/state")
+        let path = dir.appendingPathComponent("state.sqlite").path
+        let store = try SQLiteAuditStore(path: path)
+        let baseline = try await store.acceptBaseline(
+            snapshot: StoreFiles.snapshot(), collectedAt: Date(), acceptedBy: "ana", note: nil, at: Date())
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        #expect(try FileManager.default.attributesOfItem(atPath: dir.path)[.posixPermissions] as? Int == 0o700)
+        for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            #expect(try FileManager.default.attributesOfItem(atPath: path + suffix)[.posixPermissions] as? Int == 0o600)
+        }
+        let reopened = try SQLiteAuditStore(path: path)
+        #expect(try await reopened.currentBaseline() == baseline)
+    }
+
+    /// Runs SQL on a file directly, outside rbacwatch.
+    static func execute(_ path: String, _ sql: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        try queue.writeWithoutTransaction { try $0.execute(sql: sql) }
+        try queue.close()
+    }
+
+    static func digest(_ path: String) throws -> String {
+        ContentHash.sha256Hex(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+    }
+
+    @Test("a file that is not SQLite is refused with a clear error and left untouched")
+    func notSQLite() throws {
+        let path = try StoreFiles.temporary().appendingPathComponent("state.sqlite").path
+        try Data("these are my notes, not a database\n".utf8).write(to: URL(fileURLWithPath: path))
+        let before = try Self.digest(path)
+        do {
+            _ = try SQLiteAuditStore(path: path)
+            Issue.record("a text file was opened as a store")
+        } catch {
+            #expect(error.kind == .foreign)
+            #expect(error.description.contains("not an rbacwatch state file"))
+        }
+        #expect(try Self.digest(path) == before)
+    }
+
+    @Test("another program's SQLite database is refused and left untouched")
+    func foreignSQLite() throws {
+        let path = try StoreFiles.temporary().appendingPathComponent("other.sqlite").path
+        try Self.execute(path, "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices (total) VALUES (12.5)")
+        let before = try Self.digest(path)
+        do {
+            _ = try SQLiteAuditStore(path: path)
+            Issue.record("a foreign database was opened as a store")
+        } catch {
+            #expect(error.kind == .foreign)
+            #expect(error.description.contains("another program"))
+        }
+        #expect(try Self.digest(path) == before)
+    }
+
+    @Test("a damaged state file gives a clear error, never a crash, and is not overwritten")
+    func corrupt() async throws {
+        let path = try StoreFiles.temporary().appendingPathComponent("state.sqlite").path
+        do {
+            let store = try SQLiteAuditStore(path: path)
+            try await store.acceptBaseline(snapshot: StoreFiles.snapshot(users: 200), collectedAt: Date(), acceptedBy: "a", note: nil, at: Date())
+        }
+        // Checkpoint the WAL into the main file, then damage the pages after the header.
+        try Self.execute(path, "PRAGMA wal_checkpoint(TRUNCATE)")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        for index in stride(from: 100, to: bytes.count, by: 7) { bytes[index] = 0xA5 }
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let before = try Self.digest(path)
+        do {
+            let store = try SQLiteAuditStore(path: path)
+            _ = try await store.baselineSnapshot()
+            Issue.record("a damaged file was read without error")
+        } catch let error as StoreError {
+            #expect([.corrupt, .foreign].contains(error.kind))
+            #expect(error.description.contains(path))
+        }
+        #expect(try Self.digest(path) == before)
+    }
+
+    @Test("a state file from a newer rbacwatch is refused")
+    func newerSchema() throws {
+        let path = try StoreFiles.temporary().appendingPathComponent("state.sqlite").path
+        _ = try SQLiteAuditStore(path: path)
+        try Self.execute(path, "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
+        do {
+            _ = try SQLiteAuditStore(path: path)
+            Issue.record("a newer schema was accepted")
+        } catch {
+            #expect(error.kind == .newerSchema)
+        }
+    }
+}
