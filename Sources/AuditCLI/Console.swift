@@ -5,11 +5,31 @@ import Synchronization
 /// Writing to the terminal. Everything that came from the API goes through `TerminalSafe`.
 enum Console {
     static func out(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        write(Array((line + "\n").utf8), to: STDOUT_FILENO)
     }
 
     static func err(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        write(Array((line + "\n").utf8), to: STDERR_FILENO)
+    }
+
+    /// Writes all of `bytes`. When the reader has gone (`| head`), ends the process the way Unix
+    /// tools do, by SIGPIPE, instead of crashing.
+    static func write(_ bytes: [UInt8], to fd: Int32) {
+        var offset = 0
+        bytes.withUnsafeBytes { buffer in
+            while offset < buffer.count {
+                let written = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EPIPE {
+                        signal(SIGPIPE, SIG_DFL)
+                        raise(SIGPIPE)
+                    }
+                    return
+                }
+                offset += written
+            }
+        }
     }
 
     /// One line on stderr explaining why the command failed.
@@ -40,7 +60,7 @@ final class ProgressLine: Sendable {
             if let last = state.last, now - last < .milliseconds(100) { return }
             state.last = now
             state.shown = true
-            FileHandle.standardError.write(Data("\r\u{1B}[K\(TerminalSafe.sanitize(text))".utf8))
+            Console.write(Array("\r\u{1B}[K\(TerminalSafe.sanitize(text))".utf8), to: STDERR_FILENO)
         }
     }
 
@@ -48,7 +68,7 @@ final class ProgressLine: Sendable {
     func clear() {
         guard enabled else { return }
         state.withLock { state in
-            if state.shown && !state.done { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            if state.shown && !state.done { Console.write(Array("\r\u{1B}[K".utf8), to: STDERR_FILENO) }
             state.done = true
         }
     }

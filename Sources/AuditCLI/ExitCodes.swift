@@ -8,6 +8,8 @@ public enum RBACWatchExit {
     public static let failure: Int32 = 1
     /// Usage or configuration error (ArgumentParser's own code for usage errors).
     public static let usage: Int32 = 2
+    /// `diff --fail-on`: unapproved drift at or above the threshold.
+    public static let driftFound: Int32 = 3
     /// The work was done but the snapshot is partial (missing permissions, unreadable references).
     public static let partial: Int32 = 4
 }

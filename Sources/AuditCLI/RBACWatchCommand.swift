@@ -6,7 +6,10 @@ public struct RBACWatchCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "rbacwatch",
         abstract: "Who can do what in a Genesys Cloud organisation, what changed, and who changed it.",
-        subcommands: [SnapshotCommand.self, DemoCommand.self, SimulateCommand.self])
+        subcommands: [
+            SnapshotCommand.self, DiffCommand.self, BaselineCommand.self, ApproveCommand.self, ApprovalsCommand.self,
+            RiskCommand.self, DemoCommand.self, SimulateCommand.self,
+        ])
 
     public init() {}
 }

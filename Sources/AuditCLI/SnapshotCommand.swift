@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditCore
+import AuditStore
 import Foundation
 import GenesysClient
 import Logging
@@ -16,6 +17,10 @@ struct SnapshotCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var state: StateOptions
+
+    @Flag(name: .customLong("no-store"), help: "Do not keep the snapshot in the state store.")
+    var noStore = false
 
     @Option(name: .long, help: "Write the canonical snapshot (JSON) to this file; '-' for stdout.")
     var out: String?
@@ -54,9 +59,13 @@ struct SnapshotCommand: AsyncParsableCommand {
             settings.collector.verifySample = verify
             settings.collector.verifySeed = UInt64.random(in: 0...UInt64.max)
             settings.concurrency = concurrency
+            let environment = ProcessInfo.processInfo.environment
+            // Open the store first: a bad state file should stop us before the collection.
+            let store = noStore ? nil : try state.open(environment: environment)
             let (snapshot, report) = try await SnapshotRunner.collect(
                 resolved, settings: settings, logger: logger, progress: ProgressLine(enabled: Console.stderrIsTerminal))
-            try emit(snapshot, report)
+            let stored = try await store?.storeSnapshot(snapshot, collectedAt: Date())
+            try emit(snapshot, report, stored: stored.map { ($0.rootHash, state.resolvedPath(environment: environment)) })
         } catch let failure as ReportedFailure {
             throw ExitCode(failure.code)
         } catch {
@@ -67,18 +76,19 @@ struct SnapshotCommand: AsyncParsableCommand {
     }
 
     /// Writes the file (if asked) and the summary; exits 4 when the snapshot is partial.
-    func emit(_ snapshot: Snapshot, _ report: CollectionReport) throws {
+    func emit(_ snapshot: Snapshot, _ report: CollectionReport, stored: (root: String, path: String)?) throws {
         var written: (String, Int, String)?
         let bytes = snapshot.canonicalJSON()
         if let out {
             if out == "-" {
-                FileHandle.standardOutput.write(Data(bytes))
+                Console.write(bytes, to: STDOUT_FILENO)
             } else {
                 try AtomicFile.write(bytes, to: out)
                 written = (out, bytes.count, ContentHash.sha256Hex(bytes))
             }
         }
-        let lines = SnapshotSummaryText.lines(snapshot, report, written: written)
+        var lines = SnapshotSummaryText.lines(snapshot, report, written: written)
+        if let stored { lines.append(TerminalSafe.sanitize("Stored as \(stored.root.prefix(12)) in \(stored.path)")) }
         for line in lines {
             if out == "-" { Console.err(line) } else { Console.out(line) }
         }

@@ -1,4 +1,5 @@
 import AuditCore
+import AuditStore
 import Foundation
 import GenesysClient
 import Logging
@@ -55,6 +56,8 @@ enum SnapshotRunner {
         case let error as GenesysClientError: (error.description, RBACWatchExit.failure)
         case let error as GenesysAPIError: (error.description, RBACWatchExit.failure)
         case let error as SnapshotFileError: (error.description, RBACWatchExit.failure)
+        case let error as StoreError: (error.description, RBACWatchExit.failure)
+        case let error as RiskPolicyError: (error.description, RBACWatchExit.usage)
         case is CancellationError: ("interrupted", RBACWatchExit.failure)
         default: ("unexpected error: \(error)", RBACWatchExit.failure)
         }

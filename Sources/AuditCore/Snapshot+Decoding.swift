@@ -12,6 +12,11 @@ public struct SnapshotFileError: Error, CustomStringConvertible, Equatable {
     public var kind: Kind
     public var detail: String
 
+    public init(kind: Kind, detail: String) {
+        self.kind = kind
+        self.detail = detail
+    }
+
     public var description: String {
         switch kind {
         case .notJSON: "not a JSON document (\(detail))"

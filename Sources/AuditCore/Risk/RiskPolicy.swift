@@ -61,7 +61,8 @@ public struct RiskPolicy: Sendable, Equatable {
     public func assess(_ permissions: [String]) -> Assessment {
         var severity: Severity = .low
         var escalation = false
-        var reasons: [(Severity, String)] = []
+        // reason → (severity, permissions it covers)
+        var reasons: [String: (Severity, [String])] = [:]
         for permission in permissions {
             var best = unmatched
             var why: String?
@@ -82,13 +83,21 @@ public struct RiskPolicy: Sendable, Equatable {
                 best = .critical
             }
             severity = max(severity, best)
-            if let why, best >= .medium { reasons.append((best, "\(permission): \(why)")) }
+            if let why, best >= .medium {
+                var entry = reasons[why] ?? (best, [])
+                entry.0 = max(entry.0, best)
+                entry.1.append(permission)
+                reasons[why] = entry
+            }
         }
         if escalation { severity = .critical }
-        let ordered = reasons.sorted { $0.0 != $1.0 ? $0.0 > $1.0 : $0.1 < $1.1 }.map(\.1)
-        var unique: [String] = []
-        for reason in ordered where !unique.contains(reason) { unique.append(reason) }
-        return Assessment(severity: severity, escalation: escalation, reasons: Array(unique.prefix(5)))
+        let ordered = reasons.sorted { $0.value.0 != $1.value.0 ? $0.value.0 > $1.value.0 : $0.key < $1.key }
+        let text = ordered.prefix(4).map { reason, entry -> String in
+            let listed = entry.1.sorted()
+            let shown = listed.prefix(2).joined(separator: ", ") + (listed.count > 2 ? " +\(listed.count - 2)" : "")
+            return "\(shown): \(reason)"
+        }
+        return Assessment(severity: severity, escalation: escalation, reasons: text)
     }
 
     /// Whether a role name is one of the signals; nil when not.
@@ -147,6 +156,10 @@ public struct RiskPolicy: Sendable, Equatable {
 
 public struct RiskPolicyError: Error, CustomStringConvertible, Equatable {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 extension RiskPolicy {

@@ -1,0 +1,127 @@
+import ArgumentParser
+import AuditCore
+import AuditStore
+import Foundation
+import GenesysClient
+
+extension Severity: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { Severity.allCases.map(\.name) }
+}
+
+extension DriftReport.Format: ExpressibleByArgument {}
+
+/// `rbacwatch diff`: what changed since the approved baseline, how dangerous it is, and — with
+/// `--fail-on` — whether a pipeline should stop.
+struct DiffCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Compare the organisation (or a snapshot file) with the accepted baseline.",
+        discussion: """
+            Exit codes: 0 nothing unapproved at or above --fail-on (or no --fail-on), 3 something is, \
+            1 error (no baseline, unreadable file, collection failed), 2 usage.
+            """)
+
+    @OptionGroup var state: StateOptions
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Compare this snapshot file instead of collecting the organisation now.")
+    var current: String?
+
+    @Option(help: "Compare against this snapshot file instead of the accepted baseline.")
+    var baseline: String?
+
+    @Option(help: "Output format: table, json, csv or ocsf.")
+    var format: DriftReport.Format = .table
+
+    @Option(name: .customLong("fail-on"), help: "Exit 3 when an unapproved change is at least this severe: low, medium, high, critical.")
+    var failOn: Severity?
+
+    @Option(help: "Risk policy file (JSON) instead of the built-in one (rbacwatch risk default prints it).")
+    var risk: String?
+
+    @Option(help: "Jaccard similarity of permissions above which a deleted and a created role are one role recreated.")
+    var similarity = 0.8
+
+    @Flag(help: "In the table, list every principal's change instead of folding them under their cause.")
+    var expand = false
+
+    @Option(name: .long, help: "Write the report to this file (mode 0600) instead of stdout.")
+    var out: String?
+
+    @Flag(name: .customLong("allow-partial"), help: "Compare even when the current snapshot is partial.")
+    var allowPartial = false
+
+    func validate() throws {
+        guard (0.0...1.0).contains(similarity) else { throw ValidationError("--similarity is between 0 and 1.") }
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        try await CommandErrors.handle {
+            var options = DriftOptions()
+            options.recreateSimilarity = similarity
+            if let risk {
+                guard let data = FileManager.default.contents(atPath: risk) else {
+                    throw ConfigurationError("cannot read the risk policy file \(risk)")
+                }
+                do throws(RiskPolicyError) {
+                    options.policy = try RiskPolicy(json: data)
+                } catch {
+                    throw RiskPolicyError(description: "\(risk): \(error.description)")
+                }
+            }
+            let store = try state.open(environment: environment)
+
+            // The baseline: a file, or the accepted one.
+            let baselineSnapshot: Snapshot
+            let info: DriftReport.BaselineInfo
+            var baselineVersion: Int?
+            if let baseline {
+                baselineSnapshot = try SnapshotFiles.load(baseline)
+                info = .init(version: nil, rootHash: SnapshotDigest(baselineSnapshot).root, acceptedAt: nil, acceptedBy: nil)
+            } else {
+                guard let (accepted, snapshot) = try await store.baselineSnapshot() else {
+                    throw ConfigurationError("no baseline yet: accept one with rbacwatch baseline accept (or pass --baseline FILE)")
+                }
+                baselineSnapshot = snapshot
+                baselineVersion = accepted.version
+                info = .init(version: accepted.version, rootHash: accepted.rootHash, acceptedAt: accepted.acceptedAt, acceptedBy: accepted.acceptedBy)
+            }
+
+            // The current state: a file, or the organisation now (kept in the store).
+            let currentSnapshot: Snapshot
+            if let current {
+                currentSnapshot = try SnapshotFiles.load(current)
+            } else {
+                let connection = try connection.resolve(environment: environment)
+                currentSnapshot = try await SnapshotRunner.collect(
+                    connection, settings: .init(), logger: CLILogging.logger(label: "rbacwatch.diff", level: "warning"),
+                    progress: ProgressLine(enabled: Console.stderrIsTerminal)
+                ).0
+                try await store.storeSnapshot(currentSnapshot, collectedAt: Date())
+            }
+            if currentSnapshot.isPartial && !allowPartial {
+                let first = currentSnapshot.problems.first.map { ": \($0.code) \($0.endpoint) — \($0.message)" } ?? ""
+                throw ConfigurationError(
+                    "the current snapshot is partial (\(currentSnapshot.problems.count) problem\(currentSnapshot.problems.count == 1 ? "" : "s")\(first)); "
+                        + "a partial snapshot would show false removals — fix the client's permissions or pass --allow-partial")
+            }
+
+            let now = Date()
+            let result = DriftEngine.diff(
+                baseline: baselineSnapshot, current: currentSnapshot, lineage: try await store.roleLineage(), options: options)
+            try await store.recordLineage(result.newLineage, at: now)
+            try await store.recordFindings(result.items, baselineVersion: baselineVersion, at: now)
+            let review = DriftReview(result: result, approvals: try await store.approvals(), now: now)
+            let report = DriftReport(baseline: info, review: review, failOn: failOn)
+            let bytes = report.render(format, expand: expand)
+            if let out {
+                try AtomicFile.write(bytes, to: out)
+            } else {
+                Console.write(bytes, to: STDOUT_FILENO)
+            }
+            if !report.failing.isEmpty { throw ExitCode(RBACWatchExit.driftFound) }
+        }
+    }
+}
