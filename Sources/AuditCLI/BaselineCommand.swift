@@ -47,7 +47,7 @@ struct BaselineCommand: AsyncParsableCommand {
                 let content: Snapshot
                 if latest {
                     guard let newest = try await store.snapshots().first else {
-                        throw ConfigurationError("the state store holds no snapshot yet: run rbacwatch snapshot first")
+                        throw OperationError("the state store holds no snapshot yet: run rbacwatch snapshot first")
                     }
                     guard let stored = try await store.snapshot(rootHash: newest.rootHash) else {
                         throw StoreError(.corrupt, "snapshot \(newest.rootHash) is listed but cannot be read")
@@ -78,7 +78,7 @@ struct BaselineCommand: AsyncParsableCommand {
         func refusePartial(_ snapshot: Snapshot) throws {
             guard snapshot.isPartial, !allowPartial else { return }
             let first = snapshot.problems.first.map { ": \($0.code) \($0.endpoint) — \($0.message)" } ?? ""
-            throw ConfigurationError(
+            throw OperationError(
                 "the snapshot is partial (\(snapshot.problems.count) problem\(snapshot.problems.count == 1 ? "" : "s")\(first)); fix the client's permissions or pass --allow-partial")
         }
     }
@@ -126,7 +126,7 @@ struct BaselineCommand: AsyncParsableCommand {
                 let store = try state.open(environment: ProcessInfo.processInfo.environment)
                 let baselines = try await store.baselines()
                 guard let baseline = version.map({ v in baselines.first { $0.version == v } }) ?? baselines.last else {
-                    throw ConfigurationError(version.map { "there is no baseline v\($0)" } ?? "no baseline yet: accept one with rbacwatch baseline accept")
+                    throw OperationError(version.map { "there is no baseline v\($0)" } ?? "no baseline yet: accept one with rbacwatch baseline accept")
                 }
                 guard let snapshot = try await store.snapshot(rootHash: baseline.rootHash) else {
                     throw StoreError(.corrupt, "baseline v\(baseline.version) refers to a snapshot the store does not hold")

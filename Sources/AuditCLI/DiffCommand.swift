@@ -63,7 +63,7 @@ struct DiffCommand: AsyncParsableCommand {
             options.recreateSimilarity = similarity
             if let risk {
                 guard let data = FileManager.default.contents(atPath: risk) else {
-                    throw ConfigurationError("cannot read the risk policy file \(risk)")
+                    throw OperationError("cannot read the risk policy file \(risk)")
                 }
                 do throws(RiskPolicyError) {
                     options.policy = try RiskPolicy(json: data)
@@ -82,7 +82,7 @@ struct DiffCommand: AsyncParsableCommand {
                 info = .init(version: nil, rootHash: SnapshotDigest(baselineSnapshot).root, acceptedAt: nil, acceptedBy: nil)
             } else {
                 guard let (accepted, snapshot) = try await store.baselineSnapshot() else {
-                    throw ConfigurationError("no baseline yet: accept one with rbacwatch baseline accept (or pass --baseline FILE)")
+                    throw OperationError("no baseline yet: accept one with rbacwatch baseline accept (or pass --baseline FILE)")
                 }
                 baselineSnapshot = snapshot
                 baselineVersion = accepted.version
@@ -103,7 +103,7 @@ struct DiffCommand: AsyncParsableCommand {
             }
             if currentSnapshot.isPartial && !allowPartial {
                 let first = currentSnapshot.problems.first.map { ": \($0.code) \($0.endpoint) — \($0.message)" } ?? ""
-                throw ConfigurationError(
+                throw OperationError(
                     "the current snapshot is partial (\(currentSnapshot.problems.count) problem\(currentSnapshot.problems.count == 1 ? "" : "s")\(first)); "
                         + "a partial snapshot would show false removals — fix the client's permissions or pass --allow-partial")
             }

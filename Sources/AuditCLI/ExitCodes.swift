@@ -18,3 +18,10 @@ public enum RBACWatchExit {
 struct ReportedFailure: Error {
     var code: Int32
 }
+
+/// The command cannot do its work in this state (no baseline yet, a partial snapshot, an
+/// unreadable file): exit 1 with this one line.
+struct OperationError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

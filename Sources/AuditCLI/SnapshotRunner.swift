@@ -53,6 +53,7 @@ enum SnapshotRunner {
     static func explain(_ error: any Error) -> (message: String, code: Int32) {
         switch error {
         case let error as ConfigurationError: (error.description, RBACWatchExit.usage)
+        case let error as OperationError: (error.description, RBACWatchExit.failure)
         case let error as GenesysClientError: (error.description, RBACWatchExit.failure)
         case let error as GenesysAPIError: (error.description, RBACWatchExit.failure)
         case let error as SnapshotFileError: (error.description, RBACWatchExit.failure)

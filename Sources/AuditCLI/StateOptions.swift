@@ -38,7 +38,7 @@ enum Actor {
 enum SnapshotFiles {
     static func load(_ path: String) throws -> Snapshot {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError("cannot read the snapshot file \(path)")
+            throw OperationError("cannot read the snapshot file \(path)")
         }
         do {
             return try Snapshot(canonicalJSON: data)
