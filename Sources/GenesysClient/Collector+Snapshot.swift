@@ -29,7 +29,7 @@ extension Collector {
     /// which lists a user's direct and inherited grants with the granting subject. Returns how many
     /// were checked and a problem for each mismatch.
     func verify(_ snapshot: Snapshot, sample: Int) async throws -> (Int, [CollectionProblem]) {
-        var rng = SplitMix(seed: options.verifySeed)
+        var rng = SplitMix64(seed: options.verifySeed)
         let candidates = snapshot.users.map(\.id).shuffled(using: &rng).prefix(sample)
         let byId = Dictionary(snapshot.users.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         return try await withThrowingTaskGroup(of: CollectionProblem?.self) { tasks in
@@ -73,18 +73,5 @@ extension Collector {
             }
             return (checked, problems)
         }
-    }
-}
-
-/// SplitMix64, for a reproducible verification sample.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

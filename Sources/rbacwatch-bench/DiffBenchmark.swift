@@ -1,0 +1,287 @@
+import ArgumentParser
+import AuditCore
+import Foundation
+import GenesysClient
+import GenesysSimulator
+
+/// `rbacwatch-bench diff`: load two snapshot files, normalise, hash and diff them — beside a
+/// naive whole-object deep diff of the same files. Each run happens in a fresh child process so
+/// its peak memory is its own.
+struct DiffBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff", abstract: "Measure snapshot comparison: hashed semantic diff vs naive deep diff.")
+
+    @Option(help: "Users in the generated organisation.")
+    var users = 100_000
+
+    @Option(help: "Fraction of users (and roles and groups) changed between the two snapshots.")
+    var drift = 0.01
+
+    @Option(help: "Seed of the generated organisation.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Runs of each strategy (the median is reported).")
+    var runs = 5
+
+    @Option(help: "Also write the results as JSON to this file.")
+    var json: String?
+
+    @Option(help: "Keep the two snapshot files in this directory (default: a temporary one, removed).")
+    var keep: String?
+
+    struct Measurement: Codable {
+        var totalSeconds: [Double]
+        var medianSeconds: Double
+        var medianLoadSeconds: Double
+        var medianCompareSeconds: Double
+        var peakMemoryMB: [Double]
+        var medianPeakMemoryMB: Double
+        var differences: Int
+    }
+
+    struct Output: Codable {
+        var benchmark = "diff"
+        var users: Int
+        var drift: Double
+        var runs: Int
+        var build: String
+        var snapshotBytes: Int
+        var hashed: Measurement
+        var naive: Measurement
+    }
+
+    func validate() throws {
+        guard (0...1).contains(drift) else { throw ValidationError("--drift is a fraction between 0 and 1.") }
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1.") }
+    }
+
+    func run() async throws {
+        let directory = keep ?? FileManager.default.temporaryDirectory.appendingPathComponent("rbacwatch-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { if keep == nil { try? FileManager.default.removeItem(atPath: directory) } }
+        let basePath = directory + "/baseline.json"
+        let currentPath = directory + "/current.json"
+
+        var configuration = SimulatorConfiguration()
+        configuration.users = users
+        configuration.seed = seed
+        configuration.rateLimitPerMinute = 0
+        let simulator = GenesysSimulator(configuration: configuration)
+        let baseline = try await simulator.withRunning { endpoint in
+            let client = Bench.client(endpoint, concurrency: 8)
+            let snapshot = try await Collector(client: client).collect().0
+            await client.shutdown()
+            return snapshot
+        }
+        let current = DriftGenerator(seed: seed).apply(drift, to: baseline)
+        let baseBytes = baseline.canonicalJSON()
+        try Data(baseBytes).write(to: URL(fileURLWithPath: basePath))
+        try Data(current.canonicalJSON()).write(to: URL(fileURLWithPath: currentPath))
+        Bench.log("wrote two snapshots of \(baseline.users.count) users (\(baseBytes.count / 1_000_000) MB each) to \(directory)")
+
+        var hashed: [WorkerResult] = []
+        var naive: [WorkerResult] = []
+        for run in 1...runs {
+            let h = try Self.worker("hashed", basePath, currentPath)
+            let n = try Self.worker("naive", basePath, currentPath)
+            Bench.log("run \(run): hashed \(h.totalSeconds) s, \(Int(h.peakMemoryMB)) MB; naive \(n.totalSeconds) s, \(Int(n.peakMemoryMB)) MB")
+            hashed.append(h)
+            naive.append(n)
+        }
+        let output = Output(
+            users: baseline.users.count, drift: drift, runs: runs, build: Bench.buildConfiguration, snapshotBytes: baseBytes.count,
+            hashed: Self.summarise(hashed), naive: Self.summarise(naive))
+        Self.printTable(output)
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(output).write(to: URL(fileURLWithPath: json))
+            print("wrote \(json)")
+        }
+    }
+
+    static func summarise(_ results: [WorkerResult]) -> Measurement {
+        Measurement(
+            totalSeconds: results.map(\.totalSeconds), medianSeconds: Bench.median(results.map(\.totalSeconds)) ?? 0,
+            medianLoadSeconds: Bench.median(results.map(\.loadSeconds)) ?? 0,
+            medianCompareSeconds: Bench.median(results.map(\.compareSeconds)) ?? 0, peakMemoryMB: results.map(\.peakMemoryMB),
+            medianPeakMemoryMB: Bench.median(results.map(\.peakMemoryMB)) ?? 0, differences: results.first?.differences ?? 0)
+    }
+
+    static func printTable(_ o: Output) {
+        print("")
+        print("diff: \(o.users) users, drift \(o.drift), snapshot \(o.snapshotBytes / 1_000_000) MB, \(o.runs) runs, \(o.build) build")
+        print("strategy                         total (median)   load     compare   peak memory   differences")
+        print("-------------------------------  --------------  -------  --------  ------------  -----------")
+        for (name, m) in [("hashed semantic diff (rbacwatch)", o.hashed), ("naive whole-object deep diff", o.naive)] {
+            print(
+                name.padding(toLength: 31, withPad: " ", startingAt: 0) + "  "
+                    + String(format: "%12.2f s  %5.2f s  %6.2f s  %9.0f MB  %11d", m.medianSeconds, m.medianLoadSeconds, m.medianCompareSeconds, m.medianPeakMemoryMB, m.differences))
+        }
+        if o.hashed.medianCompareSeconds > 0 {
+            print(String(format: "compare-phase ratio naive / hashed: %.1f×; total ratio: %.2f×", o.naive.medianCompareSeconds / o.hashed.medianCompareSeconds, o.naive.medianSeconds / o.hashed.medianSeconds))
+        }
+    }
+
+    struct WorkerResult: Codable {
+        var loadSeconds: Double
+        var compareSeconds: Double
+        var totalSeconds: Double
+        var peakMemoryMB: Double
+        var differences: Int
+    }
+
+    /// Runs one measurement in a child process (`rbacwatch-bench diff-worker`).
+    static func worker(_ mode: String, _ base: String, _ current: String) throws -> WorkerResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0])
+        process.arguments = ["diff-worker", "--mode", mode, base, current]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("the \(mode) worker failed (status \(process.terminationStatus))") }
+        return try JSONDecoder().decode(WorkerResult.self, from: data)
+    }
+}
+
+/// The measured work, alone in its process.
+struct DiffWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "diff-worker", shouldDisplay: false)
+
+    @Option var mode: String
+    @Argument var baseline: String
+    @Argument var current: String
+
+    func run() throws {
+        let start = ContinuousClock.now
+        var loaded = start
+        var differences = 0
+        switch mode {
+        case "hashed":
+            let a = try Snapshot(canonicalJSON: Data(contentsOf: URL(fileURLWithPath: baseline)))
+            let b = try Snapshot(canonicalJSON: Data(contentsOf: URL(fileURLWithPath: current)))
+            loaded = ContinuousClock.now
+            differences = DriftEngine.diff(baseline: a, current: b).items.count
+        case "naive":
+            let a = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: baseline)))
+            let b = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: current)))
+            loaded = ContinuousClock.now
+            differences = NaiveDeepDiff.compare(a, b)
+        default:
+            throw ValidationError("unknown mode \(mode)")
+        }
+        let end = ContinuousClock.now
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let result = DiffBenchmark.WorkerResult(
+            loadSeconds: Bench.seconds(loaded - start), compareSeconds: Bench.seconds(end - loaded), totalSeconds: Bench.seconds(end - start),
+            peakMemoryMB: Double(usage.ru_maxrss) / 1024, differences: differences)
+        print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+    }
+}
+
+/// The approach of the seed article: match top-level entities by id and compare whole objects
+/// deeply — every entity, every time, no hashing, no semantics. Returns the number of entities
+/// added, removed or modified.
+enum NaiveDeepDiff {
+    static func compare(_ a: Any, _ b: Any) -> Int {
+        guard let left = a as? [String: Any], let right = b as? [String: Any] else { return deepEqual(a, b) ? 0 : 1 }
+        var differences = 0
+        for key in Set(left.keys).union(right.keys) {
+            let l = left[key]
+            let r = right[key]
+            if let la = l as? [[String: Any]], let ra = r as? [[String: Any]], la.first?["id"] != nil || ra.first?["id"] != nil {
+                let lm = Dictionary(la.compactMap { item in (item["id"] as? String).map { ($0, item) } }, uniquingKeysWith: { a, _ in a })
+                let rm = Dictionary(ra.compactMap { item in (item["id"] as? String).map { ($0, item) } }, uniquingKeysWith: { a, _ in a })
+                for (id, item) in rm {
+                    if let old = lm[id] {
+                        if !deepEqual(old, item) { differences += 1 }
+                    } else {
+                        differences += 1
+                    }
+                }
+                differences += lm.keys.filter { rm[$0] == nil }.count
+            } else if let l, let r {
+                if !deepEqual(l, r) { differences += 1 }
+            } else {
+                differences += 1
+            }
+        }
+        return differences
+    }
+
+    static func deepEqual(_ a: Any, _ b: Any) -> Bool {
+        switch (a, b) {
+        case let (x as [String: Any], y as [String: Any]):
+            guard x.count == y.count else { return false }
+            for (key, value) in x {
+                guard let other = y[key], deepEqual(value, other) else { return false }
+            }
+            return true
+        case let (x as [Any], y as [Any]):
+            guard x.count == y.count else { return false }
+            return zip(x, y).allSatisfy { deepEqual($0, $1) }
+        case let (x as String, y as String): return x == y
+        case let (x as NSNumber, y as NSNumber): return x == y
+        case (is NSNull, is NSNull): return true
+        default: return false
+        }
+    }
+}
+
+/// Changes a fraction of an organisation the way drift happens: grants added and removed, users
+/// moved and deactivated, group members changed, roles edited.
+struct DriftGenerator {
+    var seed: UInt64
+
+    func apply(_ fraction: Double, to snapshot: Snapshot) -> Snapshot {
+        var rng = SplitMix64(seed: seed &+ 99)
+        var users = snapshot.users
+        var grants = snapshot.grants
+        var groups = snapshot.groups
+        var roles = snapshot.roles
+        let divisions = snapshot.divisions.map(\.id)
+        let roleIds = roles.map(\.id)
+        let count = max(1, Int(Double(users.count) * fraction))
+        for _ in 0..<count {
+            let index = Int(rng.next() % UInt64(users.count))
+            switch rng.next() % 4 {
+            case 0:
+                grants.append(
+                    Grant(
+                        subjectId: users[index].id, subjectKind: .user, roleId: roleIds[Int(rng.next() % UInt64(roleIds.count))],
+                        divisionId: divisions[Int(rng.next() % UInt64(divisions.count))]))
+            case 1:
+                if let grant = grants.firstIndex(where: { $0.subjectId == users[index].id }) { grants.remove(at: grant) }
+            case 2:
+                users[index].divisionId = divisions[Int(rng.next() % UInt64(divisions.count))]
+            default:
+                users[index].state = users[index].state == "active" ? "inactive" : "active"
+            }
+        }
+        for _ in 0..<max(1, Int(Double(groups.count) * fraction)) where !groups.isEmpty {
+            let index = Int(rng.next() % UInt64(groups.count))
+            if groups[index].rolesEnabled { groups[index].memberIds.append(users[Int(rng.next() % UInt64(users.count))].id) }
+        }
+        for _ in 0..<max(1, Int(Double(roles.count) * fraction)) {
+            let index = Int(rng.next() % UInt64(roles.count))
+            roles[index].policies.append(PermissionPolicy(domain: "analytics", entityName: "dataExport", actions: ["add"]))
+        }
+        let resolvedGroups = groups.map { group in
+            Group(
+                id: group.id, name: group.name, description: group.description, type: group.type, state: group.state,
+                visibility: group.visibility, rolesEnabled: group.rolesEnabled, memberIds: group.memberIds)
+        }
+        let resolvedRoles = roles.map {
+            Role(
+                id: $0.id, name: $0.name, description: $0.description, defaultRoleId: $0.defaultRoleId, isBuiltIn: $0.isBuiltIn,
+                policies: $0.policies, legacyPermissions: $0.legacyPermissions)
+        }
+        return Snapshot.resolving(
+            organization: snapshot.organization, divisions: snapshot.divisions, roles: resolvedRoles, users: users,
+            groups: resolvedGroups, teams: snapshot.teams, oauthClients: snapshot.oauthClients, grants: grants,
+            problems: snapshot.problems)
+    }
+}
