@@ -18,6 +18,12 @@ public struct CanonicalJSONWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Empties the writer, keeping its memory, to write another document.
+    public mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        levels.removeAll(keepingCapacity: true)
+    }
+
     // MARK: Structure
 
     /// - Parameter newlines: put each member on its own line (the document's top level).
@@ -141,6 +147,16 @@ public struct CanonicalJSONWriter: Sendable {
 
     private mutating func writeString(_ string: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Fast path: nothing to escape, copy the bytes as they are.
+        let copied = string.utf8.withContiguousStorageIfAvailable { buffer -> Bool in
+            for byte in buffer where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
+            bytes.append(contentsOf: buffer)
+            return true
+        }
+        if copied == true {
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in string.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])

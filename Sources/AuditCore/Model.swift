@@ -171,8 +171,10 @@ public struct Grant: Sendable, Hashable, Comparable {
     }
 
     public static func < (a: Grant, b: Grant) -> Bool {
-        (a.subjectId, a.roleId, a.divisionId, a.subjectKind.apiValue)
-            < (b.subjectId, b.roleId, b.divisionId, b.subjectKind.apiValue)
+        if a.subjectId != b.subjectId { return a.subjectId < b.subjectId }
+        if a.roleId != b.roleId { return a.roleId < b.roleId }
+        if a.divisionId != b.divisionId { return a.divisionId < b.divisionId }
+        return a.subjectKind < b.subjectKind
     }
 }
 
@@ -213,8 +215,9 @@ public struct Access: Sendable, Hashable, Comparable {
     }
 
     public static func < (a: Access, b: Access) -> Bool {
-        (a.divisionId, a.roleId) < (b.divisionId, b.roleId)
-            || ((a.divisionId, a.roleId) == (b.divisionId, b.roleId) && a.via < b.via)
+        if a.divisionId != b.divisionId { return a.divisionId < b.divisionId }
+        if a.roleId != b.roleId { return a.roleId < b.roleId }
+        return a.via < b.via
     }
 }
 
@@ -249,9 +252,9 @@ public struct User: Sendable, Hashable, Identifiable {
         self.title = title
         self.department = department
         self.managerId = managerId
-        self.groupIds = Array(Set(groupIds)).sorted()
+        self.groupIds = groupIds.sortedUnique()
         self.teamId = teamId
-        self.access = access.sorted()
+        self.access = access.sortedUnique()
     }
 }
 
@@ -280,7 +283,7 @@ public struct Group: Sendable, Hashable, Identifiable {
         self.state = state
         self.visibility = visibility
         self.rolesEnabled = rolesEnabled
-        self.memberIds = Array(Set(memberIds)).sorted()
+        self.memberIds = memberIds.sortedUnique()
     }
 }
 
@@ -295,7 +298,7 @@ public struct Team: Sendable, Hashable, Identifiable {
         self.id = id
         self.name = name
         self.divisionId = divisionId
-        self.memberIds = Array(Set(memberIds)).sorted()
+        self.memberIds = memberIds.sortedUnique()
     }
 }
 
@@ -313,6 +316,23 @@ public struct OAuthClient: Sendable, Hashable, Identifiable {
         self.name = name
         self.grantType = grantType
         self.state = state
-        self.access = Array(Set(access)).sorted()
+        self.access = access.sortedUnique()
+    }
+}
+
+extension Array where Element: Comparable & Hashable {
+    /// Sorted with duplicates removed — in one linear check when it already is, as canonical
+    /// files and the collector produce it.
+    func sortedUnique() -> [Element] {
+        var ordered = true
+        var index = 1
+        while index < count {
+            if !(self[index - 1] < self[index]) {
+                ordered = false
+                break
+            }
+            index += 1
+        }
+        return ordered ? self : Array(Set(self)).sorted()
     }
 }

@@ -29,64 +29,358 @@ public struct SnapshotFileError: Error, CustomStringConvertible, Equatable {
 }
 
 extension Snapshot {
-    /// Reads a snapshot file written by `canonicalJSON()` (or any JSON with the same members).
+    /// Reads a snapshot file written by `canonicalJSON()` (or any JSON with the same members, in
+    /// any order). Hand-written over `JSONScanner`: several times faster than a general decoder.
     public init(canonicalJSON data: Data) throws(SnapshotFileError) {
-        let header: SchemaProbe
-        do {
-            header = try JSONDecoder().decode(SchemaProbe.self, from: data)
+        try self.init(canonicalBytes: [UInt8](data))
+    }
+
+    public init(canonicalBytes bytes: [UInt8]) throws(SnapshotFileError) {
+        var reader = SnapshotReader(JSONScanner(bytes))
+        self = try reader.read()
+    }
+}
+
+/// Reads the snapshot format into the model, tracking where it is for error messages.
+private struct SnapshotReader {
+    var scanner: JSONScanner
+    var section = ""
+    var element = -1
+
+    init(_ scanner: JSONScanner) {
+        self.scanner = scanner
+    }
+
+    var location: String {
+        section.isEmpty ? "top level" : element >= 0 ? ".\(section)[\(element)]" : ".\(section)"
+    }
+
+    func missing(_ key: String) -> JSONScanner.ScanError {
+        JSONScanner.ScanError(offset: scanner.index, reason: "missing \"\(key)\"")
+    }
+
+    mutating func read() throws(SnapshotFileError) -> Snapshot {
+        // The schema must be known before anything else is trusted: find it first.
+        var probe = scanner
+        var schema: String?
+        do throws(JSONScanner.ScanError) {
+            probe.skipSpace()
+            guard !probe.atEnd, probe.bytes[probe.index] == UInt8(ascii: "{") else {
+                throw JSONScanner.ScanError(offset: probe.index, reason: "not a JSON object")
+            }
+            // Canonical files name their schema first; anything else is searched for it.
+            var first = probe
+            try first.expect(UInt8(ascii: "{"))
+            if !first.take(UInt8(ascii: "}")), try first.string() == "schema" {
+                try first.expect(UInt8(ascii: ":"))
+                schema = try first.string()
+            } else {
+                try probe.object { (scanner: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+                    if key == "schema" { schema = try scanner.string() } else { try scanner.skipValue() }
+                }
+            }
         } catch {
-            throw SnapshotFileError(kind: .notJSON, detail: DecodingErrorText.describe(error))
+            throw SnapshotFileError(kind: .notJSON, detail: "\(error.reason) at byte \(error.offset)")
         }
-        guard let schema = header.schema else {
-            throw SnapshotFileError(kind: .notASnapshot, detail: "")
-        }
-        guard schema == Snapshot.schema else {
-            throw SnapshotFileError(kind: .unsupportedSchema(schema), detail: "")
-        }
-        let file: SnapshotFile
-        do {
-            file = try JSONDecoder().decode(SnapshotFile.self, from: data)
+        guard let schema else { throw SnapshotFileError(kind: .notASnapshot, detail: "") }
+        guard schema == Snapshot.schema else { throw SnapshotFileError(kind: .unsupportedSchema(schema), detail: "") }
+
+        var scanner = self.scanner
+        var snapshot = Snapshot()
+        var grants: [Grant] = []
+        var problems: [CollectionProblem] = []
+        do throws(JSONScanner.ScanError) {
+            try scanner.object { (scanner: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+                self.section = key
+                self.element = -1
+                switch key {
+                case "divisions": snapshot.divisions = try self.list(&scanner, Self.division)
+                case "grants": grants = try self.list(&scanner, Self.grant)
+                case "groups": snapshot.groups = try self.list(&scanner, Self.group)
+                case "oauthClients": snapshot.oauthClients = try self.list(&scanner, Self.client)
+                case "organization": snapshot.organization = try Self.organization(&scanner)
+                case "problems": problems = try self.list(&scanner, Self.problem)
+                case "roles": snapshot.roles = try self.list(&scanner, Self.role)
+                case "teams": snapshot.teams = try self.list(&scanner, Self.team)
+                case "users": snapshot.users = try self.list(&scanner, Self.user)
+                default: try scanner.skipValue()  // "schema", "partial" (derived), and members of later versions
+                }
+            }
+            guard scanner.atEnd else { throw JSONScanner.ScanError(offset: scanner.index, reason: "trailing characters") }
         } catch {
-            throw SnapshotFileError(kind: .malformed, detail: DecodingErrorText.describe(error))
+            throw SnapshotFileError(kind: .malformed, detail: "\(error.reason) at \(location) (byte \(error.offset))")
         }
-        self.init(
-            organization: file.organization.map { Organization(id: $0.id, name: $0.name) },
-            divisions: file.divisions.map {
-                Division(id: $0.id, name: $0.name, description: $0.description, isHome: $0.home)
-            },
-            roles: file.roles.map { role in
-                Role(
-                    id: role.id, name: role.name, description: role.description, defaultRoleId: role.defaultRoleId,
-                    isBuiltIn: role.builtIn, policies: role.policies.map(\.model),
-                    legacyPermissions: role.legacyPermissions)
-            },
-            users: file.users.map { user in
-                User(
-                    id: user.id, name: user.name, username: user.username, email: user.email, state: user.state,
-                    divisionId: user.divisionId, title: user.title, department: user.department,
-                    managerId: user.managerId, groupIds: user.groupIds, teamId: user.teamId,
-                    access: user.access.map(\.model))
-            },
-            groups: file.groups.map { group in
-                Group(
-                    id: group.id, name: group.name, description: group.description, type: group.type,
-                    state: group.state, visibility: group.visibility, rolesEnabled: group.rolesEnabled,
-                    memberIds: group.memberIds)
-            },
-            teams: file.teams.map { Team(id: $0.id, name: $0.name, divisionId: $0.divisionId, memberIds: $0.memberIds) },
-            oauthClients: file.oauthClients.map { client in
-                OAuthClient(
-                    id: client.id, name: client.name, grantType: client.grantType, state: client.state,
-                    access: client.access.map(\.model))
-            },
-            grants: file.grants.map {
-                Grant(
-                    subjectId: $0.subjectId, subjectKind: SubjectKind(apiValue: $0.subjectType), roleId: $0.roleId,
-                    divisionId: $0.divisionId)
-            },
-            problems: file.problems.map {
-                CollectionProblem(code: $0.code, endpoint: $0.endpoint, permissions: $0.permissions, message: $0.message)
-            })
+        return Snapshot(
+            organization: snapshot.organization, divisions: snapshot.divisions, roles: snapshot.roles, users: snapshot.users,
+            groups: snapshot.groups, teams: snapshot.teams, oauthClients: snapshot.oauthClients, grants: grants, problems: problems)
+    }
+
+    mutating func list<T>(
+        _ scanner: inout JSONScanner, _ read: (inout JSONScanner) throws(JSONScanner.ScanError) -> T
+    ) throws(JSONScanner.ScanError) -> [T] {
+        var items: [T] = []
+        element = 0
+        try scanner.array { (scanner: inout JSONScanner) throws(JSONScanner.ScanError) in
+            items.append(try read(&scanner))
+            self.element += 1
+        }
+        element = -1
+        return items
+    }
+
+    static func required<T>(_ value: T?, _ key: String, _ scanner: JSONScanner) throws(JSONScanner.ScanError) -> T {
+        guard let value else { throw JSONScanner.ScanError(offset: scanner.index, reason: "missing \"\(key)\"") }
+        return value
+    }
+
+    static func organization(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> Organization {
+        var id: String?
+        var name: String?
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "id": id = try s.string()
+            case "name": name = try s.string()
+            default: try s.skipValue()
+            }
+        }
+        return Organization(id: try required(id, "id", s), name: name ?? "")
+    }
+
+    static func division(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> Division {
+        var id: String?
+        var name: String?
+        var description: String?
+        var home = false
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "id": id = try s.string()
+            case "name": name = try s.string()
+            case "description": description = try s.string()
+            case "home": home = try s.bool()
+            default: try s.skipValue()
+            }
+        }
+        return Division(id: try required(id, "id", s), name: try required(name, "name", s), description: description, isHome: home)
+    }
+
+    static func grant(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> Grant {
+        var subject: String?
+        var type: String?
+        var role: String?
+        var division: String?
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "subjectId": subject = try s.string()
+            case "subjectType": type = try s.string()
+            case "roleId": role = try s.string()
+            case "divisionId": division = try s.string()
+            default: try s.skipValue()
+            }
+        }
+        return Grant(
+            subjectId: try required(subject, "subjectId", s), subjectKind: SubjectKind(apiValue: try required(type, "subjectType", s)),
+            roleId: try required(role, "roleId", s), divisionId: try required(division, "divisionId", s))
+    }
+
+    static func access(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> [Access] {
+        var result: [Access] = []
+        try s.array { (s: inout JSONScanner) throws(JSONScanner.ScanError) in
+            var role: String?
+            var division: String?
+            var via: String?
+            try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+                switch key {
+                case "roleId": role = try s.string()
+                case "divisionId": division = try s.string()
+                case "via": via = try s.string()
+                default: try s.skipValue()
+                }
+            }
+            let path = try required(via, "via", s)
+            result.append(
+                Access(
+                    roleId: try required(role, "roleId", s), divisionId: try required(division, "divisionId", s),
+                    via: path == "direct" ? .direct : .group(id: path)))
+        }
+        return result
+    }
+
+    static func user(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> User {
+        var id: String?
+        var name: String?
+        var state: String?
+        var user = User(id: "", name: "", state: "")
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "id": id = try s.string()
+            case "name": name = try s.string()
+            case "state": state = try s.string()
+            case "username": user.username = try s.string()
+            case "email": user.email = try s.string()
+            case "divisionId": user.divisionId = try s.string()
+            case "title": user.title = try s.string()
+            case "department": user.department = try s.string()
+            case "managerId": user.managerId = try s.string()
+            case "teamId": user.teamId = try s.string()
+            case "groupIds": user.groupIds = try s.strings()
+            case "access": user.access = try access(&s)
+            default: try s.skipValue()
+            }
+        }
+        return User(
+            id: try required(id, "id", s), name: try required(name, "name", s), username: user.username, email: user.email,
+            state: try required(state, "state", s), divisionId: user.divisionId, title: user.title, department: user.department,
+            managerId: user.managerId, groupIds: user.groupIds, teamId: user.teamId, access: user.access)
+    }
+
+    static func group(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> Group {
+        var id: String?
+        var name: String?
+        var group = Group(id: "", name: "", rolesEnabled: false)
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "id": id = try s.string()
+            case "name": name = try s.string()
+            case "description": group.description = try s.string()
+            case "type": group.type = try s.string()
+            case "state": group.state = try s.string()
+            case "visibility": group.visibility = try s.string()
+            case "rolesEnabled": group.rolesEnabled = try s.bool()
+            case "memberIds": group.memberIds = try s.strings()
+            default: try s.skipValue()
+            }
+        }
+        return Group(
+            id: try required(id, "id", s), name: try required(name, "name", s), description: group.description, type: group.type,
+            state: group.state, visibility: group.visibility, rolesEnabled: group.rolesEnabled, memberIds: group.memberIds)
+    }
+
+    static func team(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> Team {
+        var id: String?
+        var name: String?
+        var division: String?
+        var members: [String] = []
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "id": id = try s.string()
+            case "name": name = try s.string()
+            case "divisionId": division = try s.string()
+            case "memberIds": members = try s.strings()
+            default: try s.skipValue()
+            }
+        }
+        return Team(id: try required(id, "id", s), name: try required(name, "name", s), divisionId: division, memberIds: members)
+    }
+
+    static func client(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> OAuthClient {
+        var id: String?
+        var name: String?
+        var grantType: String?
+        var state: String?
+        var access: [Access] = []
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "id": id = try s.string()
+            case "name": name = try s.string()
+            case "grantType": grantType = try s.string()
+            case "state": state = try s.string()
+            case "access": access = try Self.access(&s)
+            default: try s.skipValue()
+            }
+        }
+        return OAuthClient(id: try required(id, "id", s), name: try required(name, "name", s), grantType: grantType, state: state, access: access)
+    }
+
+    static func problem(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> CollectionProblem {
+        var code: String?
+        var endpoint: String?
+        var message: String?
+        var permissions: [String] = []
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "code": code = try s.string()
+            case "endpoint": endpoint = try s.string()
+            case "message": message = try s.string()
+            case "permissions": permissions = try s.strings()
+            default: try s.skipValue()
+            }
+        }
+        return CollectionProblem(
+            code: try required(code, "code", s), endpoint: try required(endpoint, "endpoint", s), permissions: permissions,
+            message: message ?? "")
+    }
+
+    static func condition(_ s: inout JSONScanner, depth: Int = 0) throws(JSONScanner.ScanError) -> ConditionNode {
+        guard depth < 32 else { throw JSONScanner.ScanError(offset: s.index, reason: "condition nested too deep") }
+        var node = ConditionNode()
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "variableName": node.variableName = try s.string()
+            case "operator": node.operator = try s.string()
+            case "conjunction": node.conjunction = try s.string()
+            case "operands":
+                try s.array { (s: inout JSONScanner) throws(JSONScanner.ScanError) in
+                    var type = ""
+                    var value = ""
+                    try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+                        switch key {
+                        case "type": type = try s.string()
+                        case "value": value = try s.string()
+                        default: try s.skipValue()
+                        }
+                    }
+                    node.operands.append(.init(type: type, value: value))
+                }
+            case "terms":
+                try s.array { (s: inout JSONScanner) throws(JSONScanner.ScanError) in node.terms.append(try condition(&s, depth: depth + 1)) }
+            default: try s.skipValue()
+            }
+        }
+        return node
+    }
+
+    static func role(_ s: inout JSONScanner) throws(JSONScanner.ScanError) -> Role {
+        var id: String?
+        var name: String?
+        var description: String?
+        var defaultRoleId: String?
+        var builtIn = false
+        var legacy: [String] = []
+        var policies: [PermissionPolicy] = []
+        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+            switch key {
+            case "id": id = try s.string()
+            case "name": name = try s.string()
+            case "description": description = try s.string()
+            case "defaultRoleId": defaultRoleId = try s.string()
+            case "builtIn": builtIn = try s.bool()
+            case "legacyPermissions": legacy = try s.strings()
+            case "policies":
+                try s.array { (s: inout JSONScanner) throws(JSONScanner.ScanError) in
+                    var domain: String?
+                    var entity: String?
+                    var actions: [String] = []
+                    var condition: ConditionNode?
+                    try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.ScanError) in
+                        switch key {
+                        case "domain": domain = try s.string()
+                        case "entityName": entity = try s.string()
+                        case "actions": actions = try s.strings()
+                        case "condition": condition = try Self.condition(&s)
+                        default: try s.skipValue()
+                        }
+                    }
+                    policies.append(
+                        PermissionPolicy(
+                            domain: try required(domain, "domain", s), entityName: try required(entity, "entityName", s), actions: actions,
+                            condition: condition))
+                }
+            default: try s.skipValue()
+            }
+        }
+        return Role(
+            id: try required(id, "id", s), name: try required(name, "name", s), description: description, defaultRoleId: defaultRoleId,
+            isBuiltIn: builtIn, policies: policies, legacyPermissions: legacy)
     }
 }
 
@@ -108,100 +402,4 @@ public enum DecodingErrorText {
     static func path(_ keys: [any CodingKey]) -> String {
         keys.isEmpty ? "top level" : keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
     }
-}
-
-// MARK: File shapes (decoding only; the writer is hand-made for stable bytes and speed)
-
-private struct SchemaProbe: Decodable {
-    var schema: String?
-}
-
-private struct SnapshotFile: Decodable {
-    struct Org: Decodable { var id: String; var name: String }
-    struct DivisionFile: Decodable { var id: String; var name: String; var description: String?; var home: Bool }
-    struct OperandFile: Decodable { var type: String; var value: String }
-    final class ConditionFile: Decodable {
-        var conjunction: String?
-        var operands: [OperandFile]
-        var `operator`: String?
-        var terms: [ConditionFile]
-        var variableName: String?
-
-        var model: ConditionNode {
-            ConditionNode(
-                variableName: variableName, operator: `operator`,
-                operands: operands.map { .init(type: $0.type, value: $0.value) }, conjunction: conjunction,
-                terms: terms.map(\.model))
-        }
-    }
-    struct PolicyFile: Decodable {
-        var actions: [String]
-        var condition: ConditionFile?
-        var domain: String
-        var entityName: String
-        var model: PermissionPolicy {
-            PermissionPolicy(domain: domain, entityName: entityName, actions: actions, condition: condition?.model)
-        }
-    }
-    struct RoleFile: Decodable {
-        var builtIn: Bool
-        var defaultRoleId: String?
-        var description: String?
-        var id: String
-        var legacyPermissions: [String]
-        var name: String
-        var policies: [PolicyFile]
-    }
-    struct AccessFile: Decodable {
-        var divisionId: String
-        var roleId: String
-        var via: String
-        var model: Access {
-            Access(roleId: roleId, divisionId: divisionId, via: via == "direct" ? .direct : .group(id: via))
-        }
-    }
-    struct UserFile: Decodable {
-        var access: [AccessFile]
-        var department: String?
-        var divisionId: String?
-        var email: String?
-        var groupIds: [String]
-        var id: String
-        var managerId: String?
-        var name: String
-        var state: String
-        var teamId: String?
-        var title: String?
-        var username: String?
-    }
-    struct GroupFile: Decodable {
-        var description: String?
-        var id: String
-        var memberIds: [String]
-        var name: String
-        var rolesEnabled: Bool
-        var state: String?
-        var type: String?
-        var visibility: String?
-    }
-    struct TeamFile: Decodable { var divisionId: String?; var id: String; var memberIds: [String]; var name: String }
-    struct ClientFile: Decodable {
-        var access: [AccessFile]
-        var grantType: String?
-        var id: String
-        var name: String
-        var state: String?
-    }
-    struct GrantFile: Decodable { var divisionId: String; var roleId: String; var subjectId: String; var subjectType: String }
-    struct ProblemFile: Decodable { var code: String; var endpoint: String; var message: String; var permissions: [String] }
-
-    var divisions: [DivisionFile]
-    var grants: [GrantFile]
-    var groups: [GroupFile]
-    var oauthClients: [ClientFile]
-    var organization: Org?
-    var problems: [ProblemFile]
-    var roles: [RoleFile]
-    var teams: [TeamFile]
-    var users: [UserFile]
 }

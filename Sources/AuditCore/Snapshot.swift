@@ -42,20 +42,30 @@ public struct Snapshot: Sendable, Hashable {
 
     public var isPartial: Bool { !problems.isEmpty }
 
+    /// Sorted by id; a linear check when already sorted.
+    static func byId<T: Identifiable>(_ items: [T]) -> [T] where T.ID == String {
+        var index = 1
+        while index < items.count {
+            if !(items[index - 1].id < items[index].id) { return items.sorted { $0.id < $1.id } }
+            index += 1
+        }
+        return items
+    }
+
     public init(
         organization: Organization? = nil, divisions: [Division] = [], roles: [Role] = [], users: [User] = [],
         groups: [Group] = [], teams: [Team] = [], oauthClients: [OAuthClient] = [], grants: [Grant] = [],
         problems: [CollectionProblem] = []
     ) {
         self.organization = organization
-        self.divisions = divisions.sorted { $0.id < $1.id }
-        self.roles = roles.sorted { $0.id < $1.id }
-        self.users = users.sorted { $0.id < $1.id }
-        self.groups = groups.sorted { $0.id < $1.id }
-        self.teams = teams.sorted { $0.id < $1.id }
-        self.oauthClients = oauthClients.sorted { $0.id < $1.id }
-        self.grants = Array(Set(grants)).sorted()
-        self.problems = Array(Set(problems)).sorted()
+        self.divisions = Self.byId(divisions)
+        self.roles = Self.byId(roles)
+        self.users = Self.byId(users)
+        self.groups = Self.byId(groups)
+        self.teams = Self.byId(teams)
+        self.oauthClients = Self.byId(oauthClients)
+        self.grants = grants.sortedUnique()
+        self.problems = problems.sortedUnique()
     }
 
     /// Builds a snapshot from what the API returned, resolving each user's and client's effective

@@ -125,6 +125,8 @@ struct DiffBenchmark: AsyncParsableCommand {
 
     struct WorkerResult: Codable {
         var loadSeconds: Double
+        /// Of the compare phase, the part spent hashing (hashed strategy only).
+        var hashSeconds: Double?
         var compareSeconds: Double
         var totalSeconds: Double
         var peakMemoryMB: Double
@@ -157,13 +159,17 @@ struct DiffWorker: ParsableCommand {
     func run() throws {
         let start = ContinuousClock.now
         var loaded = start
+        var hashed: ContinuousClock.Instant?
         var differences = 0
         switch mode {
         case "hashed":
             let a = try Snapshot(canonicalJSON: Data(contentsOf: URL(fileURLWithPath: baseline)))
             let b = try Snapshot(canonicalJSON: Data(contentsOf: URL(fileURLWithPath: current)))
             loaded = ContinuousClock.now
-            differences = DriftEngine.diff(baseline: a, current: b).items.count
+            let digestA = SnapshotDigest(a)
+            let digestB = SnapshotDigest(b)
+            hashed = ContinuousClock.now
+            differences = DriftEngine.diff(baseline: a, current: b, baselineDigest: digestA, currentDigest: digestB).items.count
         case "naive":
             let a = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: baseline)))
             let b = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: current)))
@@ -176,7 +182,8 @@ struct DiffWorker: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let result = DiffBenchmark.WorkerResult(
-            loadSeconds: Bench.seconds(loaded - start), compareSeconds: Bench.seconds(end - loaded), totalSeconds: Bench.seconds(end - start),
+            loadSeconds: Bench.seconds(loaded - start), hashSeconds: hashed.map { Bench.seconds($0 - loaded) },
+            compareSeconds: Bench.seconds(end - loaded), totalSeconds: Bench.seconds(end - start),
             peakMemoryMB: Double(usage.ru_maxrss) / 1024, differences: differences)
         print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
     }

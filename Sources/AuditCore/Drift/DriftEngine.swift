@@ -69,19 +69,19 @@ struct Comparison {
     var lineage: RoleLineage
     let options: DriftOptions
 
-    let oldRoles: [String: Role]
-    let newRoles: [String: Role]
+    let oldRoles: ByID<Role>
+    let newRoles: ByID<Role>
     /// Each role's permissions, computed once.
     let oldPermissions: [String: Set<String>]
     let newPermissions: [String: Set<String>]
-    let oldUsers: [String: User]
-    let newUsers: [String: User]
-    let oldGroups: [String: Group]
-    let newGroups: [String: Group]
-    let oldClients: [String: OAuthClient]
-    let newClients: [String: OAuthClient]
-    let oldDivisions: [String: Division]
-    let newDivisions: [String: Division]
+    let oldUsers: ByID<User>
+    let newUsers: ByID<User>
+    let oldGroups: ByID<Group>
+    let newGroups: ByID<Group>
+    let oldClients: ByID<OAuthClient>
+    let newClients: ByID<OAuthClient>
+    let oldDivisions: ByID<Division>
+    let newDivisions: ByID<Division>
 
     var items: [DriftItem] = []
     var newLinks: [String: String] = [:]
@@ -104,21 +104,18 @@ struct Comparison {
         self.current = current
         self.lineage = lineage
         self.options = options
-        func index<T: Identifiable>(_ items: [T]) -> [String: T] where T.ID == String {
-            Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        }
-        oldRoles = index(baseline.roles)
-        newRoles = index(current.roles)
-        oldPermissions = oldRoles.mapValues { Set($0.permissions) }
-        newPermissions = newRoles.mapValues { Set($0.permissions) }
-        oldUsers = index(baseline.users)
-        newUsers = index(current.users)
-        oldGroups = index(baseline.groups)
-        newGroups = index(current.groups)
-        oldClients = index(baseline.oauthClients)
-        newClients = index(current.oauthClients)
-        oldDivisions = index(baseline.divisions)
-        newDivisions = index(current.divisions)
+        oldRoles = ByID(baseline.roles)
+        newRoles = ByID(current.roles)
+        oldPermissions = Dictionary(baseline.roles.map { ($0.id, Set($0.permissions)) }, uniquingKeysWith: { a, _ in a })
+        newPermissions = Dictionary(current.roles.map { ($0.id, Set($0.permissions)) }, uniquingKeysWith: { a, _ in a })
+        oldUsers = ByID(baseline.users)
+        newUsers = ByID(current.users)
+        oldGroups = ByID(baseline.groups)
+        newGroups = ByID(current.groups)
+        oldClients = ByID(baseline.oauthClients)
+        newClients = ByID(current.oauthClients)
+        oldDivisions = ByID(baseline.divisions)
+        newDivisions = ByID(current.divisions)
     }
 
     mutating func run(changed: Set<EntityKey>, added: Set<EntityKey>, removed: Set<EntityKey>) {
@@ -310,5 +307,27 @@ struct Comparison {
                         division: new.divisionId.map(divisionRef)))
             }
         }
+    }
+}
+
+/// Lookup by id in an array sorted by id (as every snapshot array is): a binary search, with no
+/// dictionary to build for a hundred thousand users when a comparison touches a few hundred.
+struct ByID<T: Identifiable> where T.ID == String {
+    let items: [T]
+
+    init(_ items: [T]) {
+        self.items = items
+    }
+
+    subscript(id: String) -> T? {
+        var low = 0
+        var high = items.count
+        while low < high {
+            let mid = (low + high) / 2
+            let candidate = items[mid].id
+            if candidate == id { return items[mid] }
+            if candidate < id { low = mid + 1 } else { high = mid }
+        }
+        return nil
     }
 }

@@ -28,7 +28,11 @@ public struct Hash256: Sendable, Hashable {
     }
 
     var bytes: [UInt8] {
-        [a, b, c, d].flatMap { word in (0..<8).reversed().map { UInt8(truncatingIfNeeded: word >> (UInt64($0) * 8)) } }
+        var out = [UInt8](repeating: 0, count: 32)
+        for (index, word) in [a, b, c, d].enumerated() {
+            for byte in 0..<8 { out[index * 8 + byte] = UInt8(truncatingIfNeeded: word >> UInt64(56 - byte * 8)) }
+        }
+        return out
     }
 }
 
@@ -41,7 +45,9 @@ public struct EntityKey: Sendable, Hashable, Comparable {
         self.id = id
     }
 
-    public static func < (a: EntityKey, b: EntityKey) -> Bool { (a.kind, a.id) < (b.kind, b.id) }
+    public static func < (a: EntityKey, b: EntityKey) -> Bool {
+        a.kind != b.kind ? a.kind < b.kind : a.id < b.id
+    }
 }
 
 /// SHA-256 of every entity's canonical encoding, and a root hash over them all.
@@ -59,14 +65,22 @@ public struct SnapshotDigest: Sendable, Equatable {
         var entities: [EntityKey: Hash256] = [:]
         entities.reserveCapacity(snapshot.users.count * 2 + snapshot.roles.count + snapshot.groups.count + 64)
         var writer = CanonicalJSONWriter(reservingCapacity: 4096)
+        var rootHasher = SHA256()
 
+        // Entities are added in (kind, id) order — arrays are sorted by id, grants by subject — so
+        // the root can be hashed as they come.
         func add(_ key: EntityKey, _ encode: (inout CanonicalJSONWriter) -> Void) {
-            writer = CanonicalJSONWriter(reservingCapacity: 1024)
+            writer.reset()
             encode(&writer)
             var hasher = SHA256()
             hasher.update(data: [key.kind.rawValue])
             hasher.update(data: writer.bytes)
-            entities[key] = Hash256(hasher.finalize())
+            let hash = Hash256(hasher.finalize())
+            entities[key] = hash
+            rootHasher.update(data: [key.kind.rawValue])
+            rootHasher.update(data: Array(key.id.utf8))
+            rootHasher.update(data: [0])
+            rootHasher.update(data: hash.bytes)
         }
 
         if let organization = snapshot.organization {
@@ -77,19 +91,13 @@ public struct SnapshotDigest: Sendable, Equatable {
                 w.endObject()
             }
         }
-        add(EntityKey(.problems, "")) { w in
-            w.beginObject()
-            w.field("partial", snapshot.isPartial)
-            w.field("problems", each: snapshot.problems) { $0.encode(to: &$1) }
-            w.endObject()
-        }
         for division in snapshot.divisions { add(EntityKey(.division, division.id)) { division.encode(to: &$0) } }
         for role in snapshot.roles { add(EntityKey(.role, role.id)) { role.encode(to: &$0) } }
         for user in snapshot.users { add(EntityKey(.user, user.id)) { user.encode(to: &$0) } }
         for group in snapshot.groups { add(EntityKey(.group, group.id)) { group.encode(to: &$0) } }
         for team in snapshot.teams { add(EntityKey(.team, team.id)) { team.encode(to: &$0) } }
         for client in snapshot.oauthClients { add(EntityKey(.oauthClient, client.id)) { client.encode(to: &$0) } }
-        // Grants are sorted by subject: one entity per subject's run of grants.
+        // One entity per subject's run of grants.
         var start = 0
         let grants = snapshot.grants
         while start < grants.count {
@@ -103,15 +111,13 @@ public struct SnapshotDigest: Sendable, Equatable {
             }
             start = end
         }
-        self.entities = entities
-
-        var rootHasher = SHA256()
-        for key in entities.keys.sorted() {
-            rootHasher.update(data: [key.kind.rawValue])
-            rootHasher.update(data: Array(key.id.utf8))
-            rootHasher.update(data: [0])
-            rootHasher.update(data: entities[key]!.bytes)
+        add(EntityKey(.problems, "")) { w in
+            w.beginObject()
+            w.field("partial", snapshot.isPartial)
+            w.field("problems", each: snapshot.problems) { $0.encode(to: &$1) }
+            w.endObject()
         }
+        self.entities = entities
         self.root = ContentHash.hex(rootHasher.finalize())
     }
 

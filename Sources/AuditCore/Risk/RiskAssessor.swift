@@ -1,8 +1,10 @@
 /// Sets each drift item's severity, escalation flag and reasons from the permissions it gains —
 /// never from role names alone — widened by scope (`*`), by subject (OAuth clients, large groups)
 /// and by escalation capability.
-struct RiskAssessor {
+final class RiskAssessor {
     let policy: RiskPolicy
+    /// Permissions repeat across thousands of items: weigh each once.
+    private var memo: [String: RiskPolicy.PermissionRisk] = [:]
     let baseline: Snapshot
     let current: Snapshot
     private let roles: [String: Role]
@@ -29,7 +31,12 @@ struct RiskAssessor {
         var reasons: [String] = []
 
         func fromPermissions(_ permissions: [String]) {
-            let assessment = policy.assess(permissions)
+            let assessment = policy.assess(permissions) { permission in
+                if let known = memo[permission] { return known }
+                let risk = policy.risk(of: permission)
+                memo[permission] = risk
+                return risk
+            }
             severity = max(severity, assessment.severity)
             escalation = escalation || assessment.escalation
             reasons += assessment.reasons

@@ -57,35 +57,50 @@ public struct RiskPolicy: Sendable, Equatable {
         public var reasons: [String]
     }
 
+    /// What one permission weighs under this policy.
+    public struct PermissionRisk: Sendable, Equatable {
+        public var severity: Severity
+        public var escalates: Bool
+        public var reason: String?
+    }
+
+    public func risk(of permission: String) -> PermissionRisk {
+        var best = unmatched
+        var why: String?
+        var escalates = false
+        if permission.hasSuffix(":*") && permission.split(separator: ":").count == 3 {
+            best = max(best, wildcardAction)
+            why = "every action (*)"
+        }
+        for rule in rules where rule.patterns.contains(where: { Self.matches(pattern: $0, permission: permission) }) {
+            if rule.severity > best || (rule.severity == best && why == nil) {
+                best = rule.severity
+                why = rule.reason
+            }
+            escalates = escalates || rule.escalation
+        }
+        if escalates { best = .critical }
+        return PermissionRisk(severity: best, escalates: escalates, reason: why)
+    }
+
     /// The severity of holding `permissions`: the most severe permission wins.
     public func assess(_ permissions: [String]) -> Assessment {
+        assess(permissions, using: risk(of:))
+    }
+
+    /// As `assess(_:)`, with the per-permission risk supplied (so a caller can memoise it).
+    public func assess(_ permissions: [String], using risk: (String) -> PermissionRisk) -> Assessment {
         var severity: Severity = .low
         var escalation = false
         // reason → (severity, permissions it covers)
         var reasons: [String: (Severity, [String])] = [:]
         for permission in permissions {
-            var best = unmatched
-            var why: String?
-            var escalates = false
-            if permission.hasSuffix(":*") && permission.split(separator: ":").count == 3 {
-                best = max(best, wildcardAction)
-                why = "every action (*)"
-            }
-            for rule in rules where rule.patterns.contains(where: { Self.matches(pattern: $0, permission: permission) }) {
-                if rule.severity > best || (rule.severity == best && why == nil) {
-                    best = rule.severity
-                    why = rule.reason
-                }
-                escalates = escalates || rule.escalation
-            }
-            if escalates {
-                escalation = true
-                best = .critical
-            }
-            severity = max(severity, best)
-            if let why, best >= .medium {
-                var entry = reasons[why] ?? (best, [])
-                entry.0 = max(entry.0, best)
+            let weight = risk(permission)
+            escalation = escalation || weight.escalates
+            severity = max(severity, weight.severity)
+            if let why = weight.reason, weight.severity >= .medium {
+                var entry = reasons[why] ?? (weight.severity, [])
+                entry.0 = max(entry.0, weight.severity)
                 entry.1.append(permission)
                 reasons[why] = entry
             }
