@@ -37,11 +37,14 @@ enum Actor {
 /// Reading snapshot files given on the command line.
 enum SnapshotFiles {
     static func load(_ path: String) throws -> Snapshot {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw OperationError("cannot read the snapshot file \(path)")
+        let bytes: [UInt8]
+        do {
+            bytes = try FileBytes.read(path)
+        } catch {
+            throw OperationError(error.message)
         }
         do {
-            return try Snapshot(canonicalJSON: data)
+            return try Snapshot(canonicalBytes: bytes)
         } catch {
             throw SnapshotFileError(kind: error.kind, detail: "\(path): \(error.detail)")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditCore
+import AuditStore
 import Foundation
 import GenesysClient
 import GenesysSimulator
@@ -163,8 +164,8 @@ struct DiffWorker: ParsableCommand {
         var differences = 0
         switch mode {
         case "hashed":
-            let a = try Snapshot(canonicalJSON: Data(contentsOf: URL(fileURLWithPath: baseline)))
-            let b = try Snapshot(canonicalJSON: Data(contentsOf: URL(fileURLWithPath: current)))
+            let a = try Snapshot(canonicalBytes: FileBytes.read(baseline))
+            let b = try Snapshot(canonicalBytes: FileBytes.read(current))
             loaded = ContinuousClock.now
             let digestA = SnapshotDigest(a)
             let digestB = SnapshotDigest(b)
