@@ -52,6 +52,9 @@ struct DiffCommand: AsyncParsableCommand {
     @Flag(name: .customLong("allow-partial"), help: "Compare even when the current snapshot is partial.")
     var allowPartial = false
 
+    @Option(name: .customLong("keep-snapshots"), help: "Snapshots kept in the store besides the baselines' (older ones are pruned).")
+    var keepSnapshots = 10
+
     func validate() throws {
         guard (0.0...1.0).contains(similarity) else { throw ValidationError("--similarity is between 0 and 1.") }
     }
@@ -100,6 +103,7 @@ struct DiffCommand: AsyncParsableCommand {
                     progress: ProgressLine(enabled: Console.stderrIsTerminal)
                 ).0
                 try await store.storeSnapshot(currentSnapshot, collectedAt: Date())
+                try await store.pruneSnapshots(keepLatest: keepSnapshots)
             }
             if currentSnapshot.isPartial && !allowPartial {
                 let first = currentSnapshot.problems.first.map { ": \($0.code) \($0.endpoint) — \($0.message)" } ?? ""

@@ -22,6 +22,9 @@ struct SnapshotCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-store"), help: "Do not keep the snapshot in the state store.")
     var noStore = false
 
+    @Option(name: .customLong("keep-snapshots"), help: "Snapshots kept in the store besides the baselines' (older ones are pruned).")
+    var keepSnapshots = 10
+
     @Option(name: .long, help: "Write the canonical snapshot (JSON) to this file; '-' for stdout.")
     var out: String?
 
@@ -65,6 +68,7 @@ struct SnapshotCommand: AsyncParsableCommand {
             let (snapshot, report) = try await SnapshotRunner.collect(
                 resolved, settings: settings, logger: logger, progress: ProgressLine(enabled: Console.stderrIsTerminal))
             let stored = try await store?.storeSnapshot(snapshot, collectedAt: Date())
+            try await store?.pruneSnapshots(keepLatest: keepSnapshots)
             try emit(snapshot, report, stored: stored.map { ($0.rootHash, state.resolvedPath(environment: environment)) })
         } catch let failure as ReportedFailure {
             throw ExitCode(failure.code)

@@ -73,6 +73,10 @@ public protocol AuditStore: Sendable {
     func snapshot(rootHash: String) async throws -> Snapshot?
     /// Newest first.
     func snapshots() async throws -> [StoredSnapshot]
+    /// Deletes snapshots that no baseline refers to, except the `keepLatest` newest; returns how
+    /// many were deleted.
+    @discardableResult
+    func pruneSnapshots(keepLatest: Int) async throws -> Int
 
     /// Accepts a stored snapshot as the new baseline.
     func acceptBaseline(rootHash: String, acceptedBy: String, note: String?, at: Date) async throws -> Baseline

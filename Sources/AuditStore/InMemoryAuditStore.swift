@@ -31,6 +31,14 @@ public actor InMemoryAuditStore: AuditStore {
         stored.values.sorted { ($0.info.collectedAt, $0.order) > ($1.info.collectedAt, $1.order) }.map(\.info)
     }
 
+    @discardableResult
+    public func pruneSnapshots(keepLatest: Int) async throws -> Int {
+        let kept = Set(try await snapshots().prefix(max(0, keepLatest)).map(\.rootHash)).union(baselineList.map(\.rootHash))
+        let doomed = stored.keys.filter { !kept.contains($0) }
+        for root in doomed { stored[root] = nil }
+        return doomed.count
+    }
+
     public func acceptBaseline(rootHash: String, acceptedBy: String, note: String?, at date: Date) async throws -> Baseline {
         guard stored[rootHash] != nil else { throw StoreError(.notFound, "the store holds no snapshot \(rootHash)") }
         let baseline = Baseline(

@@ -41,6 +41,21 @@ extension SQLiteAuditStore {
         }
     }
 
+    @discardableResult
+    public func pruneSnapshots(keepLatest: Int) async throws -> Int {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    DELETE FROM snapshot
+                    WHERE root_hash NOT IN (SELECT root_hash FROM baseline)
+                      AND root_hash NOT IN (
+                        SELECT root_hash FROM snapshot ORDER BY collected_at DESC, stored_at DESC LIMIT ?)
+                    """,
+                arguments: [max(0, keepLatest)])
+            return db.changesCount
+        }
+    }
+
     // MARK: Baselines
 
     public func acceptBaseline(rootHash: String, acceptedBy: String, note: String?, at date: Date) async throws -> Baseline {

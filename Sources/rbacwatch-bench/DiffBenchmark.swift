@@ -252,7 +252,9 @@ struct DriftGenerator {
         var roles = snapshot.roles
         let divisions = snapshot.divisions.map(\.id)
         let roleIds = roles.map(\.id)
-        let count = max(1, Int(Double(users.count) * fraction))
+        // At least one change of each kind for any non-zero fraction; none for zero.
+        func share(_ total: Int) -> Int { fraction == 0 ? 0 : max(1, Int(Double(total) * fraction)) }
+        let count = share(users.count)
         for _ in 0..<count {
             let index = Int(rng.next() % UInt64(users.count))
             switch rng.next() % 4 {
@@ -269,11 +271,11 @@ struct DriftGenerator {
                 users[index].state = users[index].state == "active" ? "inactive" : "active"
             }
         }
-        for _ in 0..<max(1, Int(Double(groups.count) * fraction)) where !groups.isEmpty {
+        for _ in 0..<share(groups.count) where !groups.isEmpty {
             let index = Int(rng.next() % UInt64(groups.count))
             if groups[index].rolesEnabled { groups[index].memberIds.append(users[Int(rng.next() % UInt64(users.count))].id) }
         }
-        for _ in 0..<max(1, Int(Double(roles.count) * fraction)) {
+        for _ in 0..<share(roles.count) {
             let index = Int(rng.next() % UInt64(roles.count))
             roles[index].policies.append(PermissionPolicy(domain: "analytics", entityName: "dataExport", actions: ["add"]))
         }

@@ -55,6 +55,20 @@ struct StoreContractTests {
         #expect(try await store.snapshots().map(\.rootHash) == [other.rootHash, stored.rootHash], "newest first")
     }
 
+    @Test("pruning keeps every baseline's snapshot and the newest others", arguments: StoreKind.allCases)
+    func pruning(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let baseline = try await store.acceptBaseline(snapshot: StoreFiles.snapshot(users: 1), collectedAt: at, acceptedBy: "a", note: nil, at: at)
+        var roots: [String] = []
+        for users in 2...6 {
+            roots.append(try await store.storeSnapshot(StoreFiles.snapshot(users: users), collectedAt: at.addingTimeInterval(Double(users))).rootHash)
+        }
+        #expect(try await store.pruneSnapshots(keepLatest: 2) == 3)
+        let left = Set(try await store.snapshots().map(\.rootHash))
+        #expect(left == [baseline.rootHash, roots[3], roots[4]])
+        #expect(try await store.baselineSnapshot() != nil)
+    }
+
     @Test("baselines are versioned; the latest is current; an unknown snapshot cannot be accepted", arguments: StoreKind.allCases)
     func baselines(kind: StoreKind) async throws {
         let store = try kind.make()
