@@ -77,9 +77,7 @@ struct BaselineCommand: AsyncParsableCommand {
 
         func refusePartial(_ snapshot: Snapshot) throws {
             guard snapshot.isPartial, !allowPartial else { return }
-            let first = snapshot.problems.first.map { ": \($0.code) \($0.endpoint) — \($0.message)" } ?? ""
-            throw OperationError(
-                "the snapshot is partial (\(snapshot.problems.count) problem\(snapshot.problems.count == 1 ? "" : "s")\(first)); fix the client's permissions or pass --allow-partial")
+            throw OperationError.partial(snapshot, "the snapshot", why: "a partial baseline would hide access it could not read")
         }
     }
 

@@ -106,10 +106,7 @@ struct DiffCommand: AsyncParsableCommand {
                 try await store.pruneSnapshots(keepLatest: keepSnapshots)
             }
             if currentSnapshot.isPartial && !allowPartial {
-                let first = currentSnapshot.problems.first.map { ": \($0.code) \($0.endpoint) — \($0.message)" } ?? ""
-                throw OperationError(
-                    "the current snapshot is partial (\(currentSnapshot.problems.count) problem\(currentSnapshot.problems.count == 1 ? "" : "s")\(first)); "
-                        + "a partial snapshot would show false removals — fix the client's permissions or pass --allow-partial")
+                throw OperationError.partial(currentSnapshot, "the current snapshot", why: "a partial snapshot would show false removals")
             }
 
             let now = Date()

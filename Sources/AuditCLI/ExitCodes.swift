@@ -1,4 +1,5 @@
 import ArgumentParser
+import AuditCore
 
 /// Exit codes of every command, documented in README.md.
 public enum RBACWatchExit {
@@ -24,4 +25,12 @@ struct ReportedFailure: Error {
 struct OperationError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+
+    /// Refusing a partial snapshot, naming its first problem.
+    static func partial(_ snapshot: Snapshot, _ what: String, why: String) -> OperationError {
+        let count = snapshot.problems.count
+        let first = snapshot.problems.first.map { ": \($0.code) \($0.endpoint) — \($0.message)" } ?? ""
+        return OperationError(
+            "\(what) is partial (\(count) problem\(count == 1 ? "" : "s")\(first)); \(why) — fix the client's permissions or pass --allow-partial")
+    }
 }

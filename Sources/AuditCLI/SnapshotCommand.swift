@@ -54,7 +54,7 @@ struct SnapshotCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = CLILogging.logger(label: "rbacwatch.snapshot", level: logLevel)
-        do {
+        try await CommandErrors.handle {
             let resolved = try connection.resolve(environment: ProcessInfo.processInfo.environment)
             var settings = SnapshotRunner.Settings()
             settings.collector.pageSize = pageSize
@@ -70,12 +70,6 @@ struct SnapshotCommand: AsyncParsableCommand {
             let stored = try await store?.storeSnapshot(snapshot, collectedAt: Date())
             try await store?.pruneSnapshots(keepLatest: keepSnapshots)
             try emit(snapshot, report, stored: stored.map { ($0.rootHash, state.resolvedPath(environment: environment)) })
-        } catch let failure as ReportedFailure {
-            throw ExitCode(failure.code)
-        } catch {
-            let (message, code) = SnapshotRunner.explain(error)
-            Console.fail(message)
-            throw ExitCode(code)
         }
     }
 

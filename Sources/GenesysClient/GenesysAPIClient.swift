@@ -112,14 +112,18 @@ public final class GenesysAPIClient: Sendable {
         var failures = 0
         var rateLimitRetries = 0
         var malformed = 0
-        var reauthenticated = false
+        var reauthentications = 0
         while true {
             try Task.checkCancellation()
             try await pacer.acquire()
+            // The token is taken once a connection slot is ours, just before sending, so a wait in
+            // the queue cannot outlive it.
+            await limiter.acquire()
             let token: String
             do {
                 token = try await tokens.token()
             } catch {
+                await limiter.release()
                 await pacer.release()
                 throw error
             }
@@ -131,7 +135,6 @@ public final class GenesysAPIClient: Sendable {
             count { $0.requests += 1 }
 
             let response: HTTPResponseData
-            await limiter.acquire()
             do {
                 response = try await transport.send(request)
                 await limiter.release()
@@ -174,9 +177,10 @@ public final class GenesysAPIClient: Sendable {
                     try await clock.sleep(for: retry.backoff(attempt: malformed, random: .random(in: 0...1)))
                     continue
                 }
-            case 401 where !reauthenticated:
-                // Expired or revoked: log in again, once.
-                reauthenticated = true
+            case 401 where reauthentications < 2:
+                // Expired or revoked: log in again (a fresh token refused twice means the
+                // credentials themselves are refused).
+                reauthentications += 1
                 count { $0.reauthentications += 1 }
                 await tokens.invalidate(token)
                 logger.debug("401 from the API, logging in again", metadata: ["endpoint": "\(endpoint)"])
