@@ -103,7 +103,8 @@ struct CollectorLoopbackTests {
             (SimulatedChange.insertUsers(count: 3), "/api/v2/users", 2, Noticed.rewalk),
             (SimulatedChange.renameFirstUser, "/api/v2/users", 2, Noticed.rewalk),
             (SimulatedChange.recreateFirstRole, "/api/v2/authorization/roles", 1, Noticed.confirmation),
-            (SimulatedChange.addGroupMember, "/api/v2/groups", 1, Noticed.referenceFetch),
+            // After the last users page: the users walk has read the member's groups before the change.
+            (SimulatedChange.addGroupMember, "/api/v2/users", 6, Noticed.referenceFetch),
         ])
     func midWalkMutation(change: SimulatedChange, path: String, page: Int, noticed: Noticed) async throws {
         let sim = Self.simulator()
