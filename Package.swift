@@ -64,12 +64,23 @@ let package = Package(
             dependencies: ["AuditCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        // The dashboard, pure: state, reducer, renderer, keymap, themes. Depends only on the core.
+        .target(name: "TerminalUI", dependencies: ["AuditCore"], swiftSettings: swiftSettings),
+        // ncursesw, through a shim for what Swift cannot import.
+        .systemLibrary(name: "CNCurses", path: "Sources/CNCurses", providers: [.apt(["libncurses-dev"])]),
+        // The only importer of CNCurses: a terminal thread that reads keys and draws frames.
+        .target(name: "CursesDriver", dependencies: ["CNCurses", "TerminalUI"], swiftSettings: swiftSettings),
+        // Long-running services: the drift monitor behind the dashboard (and, later, the daemon).
+        .target(name: "AuditEngine", dependencies: ["AuditCore", "AuditStore"], swiftSettings: swiftSettings),
         // Commands, as a library the executable and the tests share.
         .target(
             name: "AuditCLI",
             dependencies: [
                 "AuditCore",
                 "AuditStore",
+                "AuditEngine",
+                "TerminalUI",
+                "CursesDriver",
                 "GenesysClient",
                 "GenesysSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -105,6 +116,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "AuditCoreTests", dependencies: ["AuditCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TerminalUITests", dependencies: ["TerminalUI", "AuditCore"], exclude: ["Snapshots"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AuditStoreTests",
             dependencies: ["AuditStore", "AuditCore", "AuditTestSupport", .product(name: "GRDB", package: "GRDB.swift")],

@@ -8,3 +8,8 @@ enum CLILogging {
         return logger
     }
 }
+
+extension CLILogging {
+    /// For the dashboard, whose screen must not be written over.
+    static let silent = Logger(label: "rbacwatch", factory: { _ in SwiftLogNoOpLogHandler() })
+}

@@ -1,15 +1,22 @@
 import ArgumentParser
 import AuditCore
+import AuditEngine
+import AuditStore
 import Foundation
 import GenesysClient
 import GenesysSimulator
 
-/// `rbacwatch demo`: the whole product on the embedded simulator, no account needed.
-/// Until the dashboard lands it starts the simulator, collects a snapshot and prints the summary.
+/// `rbacwatch demo`: the whole product on the embedded simulator, no account needed — a generated
+/// contact centre, a first baseline, an administrator making changes in the background, and the
+/// dashboard watching them arrive.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run rbacwatch against the embedded Genesys Cloud simulator.")
+        abstract: "Run rbacwatch against the embedded Genesys Cloud simulator.",
+        discussion: """
+            Opens the dashboard on a generated organisation while simulated administrators change it. \
+            --summary instead collects once and prints the summary (no terminal needed).
+            """)
 
     @Option(help: "Number of users in the generated organisation.")
     var users = 2000
@@ -17,53 +24,121 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Seed of the generated organisation.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "Also write the canonical snapshot to this file.")
+    @Option(help: "How often the dashboard collects and compares: 5s, 30s, 1m.")
+    var interval = Interval(argument: "10s")!
+
+    @Option(help: "Changes the simulated administrators make per minute (0: none).")
+    var activity = 12.0
+
+    @Option(name: .customLong("extra-user"), help: "Add a user with this exact name (repeatable).")
+    var extraUsers: [String] = []
+
+    @Option(name: .customLong("state"), help: "State file (default: a temporary one, removed on exit).")
+    var statePath: String?
+
+    @OptionGroup var dashboard: DashboardOptions
+
+    @Flag(help: "Collect once and print the summary instead of opening the dashboard.")
+    var summary = false
+
+    @Option(name: .long, help: "With --summary: also write the canonical snapshot to this file.")
     var out: String?
 
-    @Option(help: "Cross-check this many random users against authorization/subjects/{id}.")
+    @Option(help: "With --summary: cross-check this many random users against authorization/subjects/{id}.")
     var verify = 25
 
     func validate() throws {
         guard users >= 1 else { throw ValidationError("--users must be at least 1.") }
+        guard activity >= 0 else { throw ValidationError("--activity cannot be negative.") }
     }
 
     func run() async throws {
-        var configuration = SimulatorConfiguration()
-        configuration.users = users
-        configuration.seed = seed
-        configuration.rateLimitPerMinute = 0  // the demo is about the product, not about waiting
-        let simulator = GenesysSimulator(configuration: configuration)
-        let (userCount, seed) = (users, seed)
-        let progress = ProgressLine(enabled: Console.stderrIsTerminal)
-        let logger = CLILogging.logger(label: "rbacwatch.demo", level: "warning")
-        let verify = verify
-        let out = out
-        do {
-            let code = try await simulator.withRunning { endpoint in
-                Console.out("Simulator listening at \(endpoint.apiBaseURL) with \(userCount) users (seed \(seed)).")
-                let connection = GenesysConnection(
-                    apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.clientId,
-                    clientSecret: Secret(endpoint.clientSecret))
-                var settings = SnapshotRunner.Settings()
-                settings.collector.verifySample = verify
-                let (snapshot, report) = try await SnapshotRunner.collect(
-                    connection, settings: settings, logger: logger, progress: progress)
-                var written: (String, Int, String)?
-                if let out {
-                    let bytes = snapshot.canonicalJSON()
-                    try AtomicFile.write(bytes, to: out)
-                    written = (out, bytes.count, ContentHash.sha256Hex(bytes))
-                }
-                for line in SnapshotSummaryText.lines(snapshot, report, written: written) { Console.out(line) }
-                return snapshot.isPartial ? RBACWatchExit.partial : RBACWatchExit.success
+        let environment = ProcessInfo.processInfo.environment
+        try await CommandErrors.handle {
+            if !summary { try DashboardApp.requireTerminal() }
+            var configuration = SimulatorConfiguration()
+            configuration.users = users
+            configuration.seed = seed
+            configuration.rateLimitPerMinute = 0  // the demo is about the product, not about waiting
+            configuration.extraUserNames = extraUsers
+            let simulator = GenesysSimulator(configuration: configuration)
+            if summary {
+                try await runSummary(simulator)
+            } else {
+                try await runDashboard(simulator, environment: environment)
             }
-            if code != 0 { throw ExitCode(code) }
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            let (message, code) = SnapshotRunner.explain(error)
-            Console.fail(message)
-            throw ExitCode(code)
         }
+    }
+
+    func runSummary(_ simulator: GenesysSimulator) async throws {
+        let (userCount, seed, verify, out) = (users, seed, verify, out)
+        let code = try await simulator.withRunning { endpoint in
+            Console.out("Simulator listening at \(endpoint.apiBaseURL) with \(userCount) users (seed \(seed)).")
+            var settings = SnapshotRunner.Settings()
+            settings.collector.verifySample = verify
+            let (snapshot, report) = try await SnapshotRunner.collect(
+                Self.connection(endpoint), settings: settings, logger: CLILogging.logger(label: "rbacwatch.demo", level: "warning"),
+                progress: ProgressLine(enabled: Console.stderrIsTerminal))
+            var written: (String, Int, String)?
+            if let out {
+                let bytes = snapshot.canonicalJSON()
+                try AtomicFile.write(bytes, to: out)
+                written = (out, bytes.count, ContentHash.sha256Hex(bytes))
+            }
+            for line in SnapshotSummaryText.lines(snapshot, report, written: written) { Console.out(line) }
+            return snapshot.isPartial ? RBACWatchExit.partial : RBACWatchExit.success
+        }
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    func runDashboard(_ simulator: GenesysSimulator, environment: [String: String]) async throws {
+        let temporary = statePath == nil ? FileManager.default.temporaryDirectory.appendingPathComponent("rbacwatch-demo-\(UUID().uuidString)").path : nil
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        let path = statePath ?? temporary! + "/state.sqlite"
+        let (interval, activity, dashboard, seed) = (self.interval, self.activity, self.dashboard, self.seed)
+        try await simulator.withRunning { endpoint in
+            let store = try SQLiteAuditStore(path: path)
+            let connection = Self.connection(endpoint)
+            @Sendable func collect() async throws -> Snapshot {
+                try await SnapshotRunner.collect(connection, settings: .init(), logger: CLILogging.silent, progress: ProgressLine(enabled: false)).0
+            }
+            if try await store.currentBaseline() == nil {
+                let first = try await collect()
+                _ = try await store.acceptBaseline(
+                    snapshot: first, collectedAt: Date(), acceptedBy: "demo", note: "the demo's starting point", at: Date())
+            }
+            let admin = GenesysAPIClient(
+                connection: GenesysConnection(
+                    apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.adminClientId,
+                    clientSecret: Secret(endpoint.adminClientSecret)),
+                transport: AsyncHTTPClientTransport())
+            let changes = Task {
+                guard activity > 0 else { return }
+                var activity = DemoActivity(
+                    simulator: simulator, admin: admin, pause: .milliseconds(Int(60_000 / activity)), rng: SplitMix64(seed: seed &+ 7))
+                await activity.run()
+            }
+            defer { changes.cancel() }
+            let monitor = DriftMonitor(store: store, interval: interval.duration, collect: collect)
+            do {
+                try await DashboardApp(
+                    monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
+                    approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: .standard
+                ).run()
+            } catch {
+                changes.cancel()
+                await admin.shutdown()
+                throw error
+            }
+            changes.cancel()
+            _ = await changes.value
+            await admin.shutdown()
+        }
+    }
+
+    static func connection(_ endpoint: SimulatorEndpoint) -> GenesysConnection {
+        GenesysConnection(
+            apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.clientId,
+            clientSecret: Secret(endpoint.clientSecret))
     }
 }

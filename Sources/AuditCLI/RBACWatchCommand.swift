@@ -7,9 +7,10 @@ public struct RBACWatchCommand: AsyncParsableCommand {
         commandName: "rbacwatch",
         abstract: "Who can do what in a Genesys Cloud organisation, what changed, and who changed it.",
         subcommands: [
-            SnapshotCommand.self, DiffCommand.self, BaselineCommand.self, ApproveCommand.self, ApprovalsCommand.self,
-            RiskCommand.self, DemoCommand.self, SimulateCommand.self,
-        ])
+            TUICommand.self, SnapshotCommand.self, DiffCommand.self, BaselineCommand.self, ApproveCommand.self,
+            ApprovalsCommand.self, RiskCommand.self, KeysCommand.self, DemoCommand.self, SimulateCommand.self,
+        ],
+        defaultSubcommand: TUICommand.self)
 
     public init() {}
 }

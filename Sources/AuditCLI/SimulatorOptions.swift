@@ -35,6 +35,9 @@ struct SimulatorOptions: ParsableArguments {
         help: "Permissions of the auditor client's role (default: the read permissions rbacwatch needs).")
     var auditorPermissions: [String] = []
 
+    @Option(name: .customLong("extra-user"), help: "Add a user with this exact name (repeatable).")
+    var extraUsers: [String] = []
+
     func validate() throws {
         guard users >= 1 else { throw ValidationError("--users must be at least 1.") }
         guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 (unlimited) or more.") }
@@ -53,6 +56,7 @@ struct SimulatorOptions: ParsableArguments {
         configuration.rateLimitPerMinute = rateLimit
         configuration.tokenTTL = tokenTTL
         configuration.maxPageSize = maxPageSize
+        configuration.extraUserNames = extraUsers
         if !auditorPermissions.isEmpty {
             configuration.auditorPermissions = auditorPermissions.flatMap { $0.split(separator: ",").map(String.init) }
         }

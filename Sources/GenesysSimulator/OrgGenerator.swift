@@ -16,6 +16,7 @@ struct OrgGenerator {
     var seed: UInt64
     var userCount: Int
     var auditorPermissions: [String]
+    var extraUserNames: [String] = []
 
     /// 2025-01-01T00:00:00Z: generated dates fall in the year after it.
     static let baseEpochMs: Int64 = 1_735_689_600_000
@@ -286,6 +287,20 @@ struct OrgGenerator {
             org.clients[id] = client
             for (roleId, divisionId) in roleDivisions {
                 _ = org.addGrant(SimGrant(subjectId: id, subjectType: "PC_OAUTH_CLIENT", roleId: roleId, divisionId: divisionId), at: date(&rng))
+            }
+        }
+
+        // Named extra users last, from their own generator: the rest stays as the seed made it.
+        var extra = SeededRandom(seed: seed ^ 0xE47A)
+        for (index, name) in extraUserNames.enumerated() {
+            let id = extra.uuid()
+            org.users[id] = SimUser(
+                id: id, name: name, email: "extra.\(index + 1)@example.com", username: "extra.\(index + 1)@example.com",
+                title: "Agent", department: "Customer Care", state: "active", divisionId: workDivisions.first ?? home.id,
+                managerId: nil, teamId: nil, version: 1, jabberId: "\(id.prefix(12))@simulated.orgspan.com", dateLastLogin: nil)
+            _ = org.addGrant(SimGrant(subjectId: id, subjectType: "PC_USER", roleId: employeeRole, divisionId: home.id), at: date(&extra))
+            if let role = rolesByPersona[0].first {
+                _ = org.addGrant(SimGrant(subjectId: id, subjectType: "PC_USER", roleId: role, divisionId: workDivisions.first ?? home.id), at: date(&extra))
             }
         }
 

@@ -17,6 +17,9 @@ public struct SimulatorConfiguration: Sendable {
     public var auditorPermissions = OrgGenerator.defaultAuditorPermissions
     /// Largest page size the offset-paged lists honour (larger requests are capped).
     public var maxPageSize = 500
+    /// Extra users with exactly these names (to show how hostile names render), added after the
+    /// generated ones so the rest of the organisation is unchanged.
+    public var extraUserNames: [String] = []
     public var faults = FaultPlan()
 
     public init() {}
@@ -80,7 +83,7 @@ public final class GenesysSimulator: Sendable {
         self.configuration = configuration
         let generated = OrgGenerator(
             seed: configuration.seed, userCount: max(1, configuration.users),
-            auditorPermissions: configuration.auditorPermissions
+            auditorPermissions: configuration.auditorPermissions, extraUserNames: configuration.extraUserNames
         ).generate()
         self.org = Mutex(generated.org)
         self.credentials = generated.credentials

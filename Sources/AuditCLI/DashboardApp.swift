@@ -1,0 +1,209 @@
+import AuditCore
+import AuditEngine
+import CursesDriver
+import Dispatch
+import Foundation
+import Synchronization
+import TerminalUI
+
+/// Events from every source, drained in batches: the loop reduces all that is pending, then
+/// renders once.
+final class EventQueue: Sendable {
+    private let pending = Mutex<[AppEvent]>([])
+    private let signal: AsyncStream<Void>.Continuation
+    let wakes: AsyncStream<Void>
+
+    init() {
+        (wakes, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func push(_ event: AppEvent) {
+        pending.withLock { $0.append(event) }
+        signal.yield()
+    }
+
+    func drain() -> [AppEvent] {
+        pending.withLock { events in
+            defer { events.removeAll(keepingCapacity: true) }
+            return events
+        }
+    }
+
+    func finish() { signal.finish() }
+}
+
+/// The dashboard: a terminal, a background monitor, and one loop that merges keys, data and
+/// ticks into the reducer and draws the result. The UI never waits on the network or the store.
+struct DashboardApp {
+    var monitor: DriftMonitor
+    var readOnly: Bool
+    var themeName: String?
+    var approver: String
+    var environment: [String: String]
+    var policy: RiskPolicy
+
+    /// Refuses to start without a terminal.
+    static func requireTerminal() throws {
+        guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
+            throw OperationError("the dashboard needs a terminal (stdin and stdout are not one); use rbacwatch diff for a report")
+        }
+    }
+
+    func run() async throws {
+        try Self.requireTerminal()
+        let (theme, themeProblem) = Themes.load(themeName, environment: environment)
+        let terminal = try CursesTerminal()
+        let capabilities: CursesTerminal.Capabilities
+        do {
+            capabilities = try terminal.start()
+        } catch let error as TerminalError {
+            throw OperationError(error.description)
+        }
+        defer { terminal.stop() }
+        let depth = ColorDepth.detect(environment: environment, terminalColors: capabilities.colors)
+        let startingTheme = (environment["NO_COLOR"].map { !$0.isEmpty } ?? false) ? Theme.mono : theme
+        var state = AppState(
+            theme: startingTheme.adapted(to: depth), readOnly: readOnly, now: Date(), width: capabilities.width,
+            height: capabilities.height, glyphs: capabilities.utf8 ? .unicode : .ascii)
+        if let themeProblem { _ = reduce(&state, .notice(themeProblem, isError: true)) }
+
+        let queue = EventQueue()
+        let signals = SignalWatch(queue: queue)
+        defer { signals.cancel() }
+        let policy = self.policy
+        let monitor = self.monitor
+        let tasks = [
+            Task { await monitor.run() },
+            Task {
+                for await event in terminal.stream {
+                    switch event {
+                    case .key(let key): queue.push(.key(key))
+                    case .resize(let width, let height): queue.push(.resize(width: width, height: height))
+                    }
+                }
+            },
+            Task {
+                for await update in monitor.updates {
+                    queue.push(.data(Self.dashboard(update, policy: policy)))
+                }
+            },
+            Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    queue.push(.tick(Date()))
+                }
+            },
+        ]
+        defer { for task in tasks { task.cancel() } }
+
+        terminal.present(render(state), depth: depth)
+        loop: for await _ in queue.wakes {
+            for event in queue.drain() {
+                for effect in reduce(&state, event) {
+                    switch effect {
+                    case .quit: break loop
+                    case .redraw: terminal.redraw()
+                    case .refresh: Task { await monitor.refresh() }
+                    case .setTheme(let name):
+                        let (loaded, problem) = Themes.load(name, environment: environment)
+                        if let problem {
+                            queue.push(.notice(problem, isError: true))
+                        } else {
+                            queue.push(.theme(loaded))
+                        }
+                    case .approve(let fingerprint, let ticket, let note, let lifetime):
+                        let approver = self.approver
+                        Task {
+                            do {
+                                let approval = try await monitor.approve(
+                                    fingerprint: fingerprint, ticket: ticket, note: note, lifetime: lifetime, approver: approver)
+                                queue.push(
+                                    .notice(
+                                        "approved \(fingerprint.prefix(12))\(ticket.map { " (\($0))" } ?? "") until \(DriftReport.timestamp(approval.expiresAt).prefix(16))",
+                                        isError: false))
+                            } catch {
+                                queue.push(.notice("approval not saved: \(error)", isError: true))
+                            }
+                        }
+                    }
+                }
+            }
+            if state.quitting { break }
+            terminal.present(render(state), depth: depth)
+        }
+    }
+
+    /// Rows for the panes, computed off the UI loop.
+    static func dashboard(_ update: MonitorUpdate, policy: RiskPolicy) -> DashboardData {
+        let status: MonitorStatus =
+            switch update.status {
+            case .starting: .starting
+            case .collecting: .collecting
+            case .ready: .ready
+            case .failed(let message): .failed(message)
+            }
+        guard let snapshot = update.snapshot else {
+            var data = DashboardData.empty
+            data.status = status
+            data.feed = update.failures.map { DashboardBuilder.failureRow(FailureNote(first: $0.first, at: $0.at, message: $0.message, count: $0.count)) }
+                .reversed()
+            return data
+        }
+        return DashboardBuilder.build(
+            snapshot: snapshot, review: update.review, baselineVersion: update.baselineVersion, lineage: update.lineage,
+            firstSeen: update.firstSeen, appeared: update.appeared,
+            failures: update.failures.map { FailureNote(first: $0.first, at: $0.at, message: $0.message, count: $0.count) }, policy: policy, status: status, collectedAt: update.collectedAt,
+            nextRefresh: update.nextRefresh)
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP end the dashboard the way `q` does, so the terminal is restored.
+final class SignalWatch {
+    private let sources: [any DispatchSourceSignal]
+
+    init(queue: EventQueue) {
+        sources = [SIGINT, SIGTERM, SIGHUP].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { queue.push(.key(.control("c"))) }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}
+
+/// Finding themes: the built-in ones by name, or a JSON file (a path, or NAME.json in
+/// `$RBACWATCH_THEMES`, `$XDG_CONFIG_HOME/rbacwatch/themes`, `./themes`).
+enum Themes {
+    static func directories(_ environment: [String: String]) -> [String] {
+        var dirs: [String] = []
+        if let explicit = environment["RBACWATCH_THEMES"] { dirs.append(explicit) }
+        if let xdg = environment["XDG_CONFIG_HOME"] {
+            dirs.append(xdg + "/rbacwatch/themes")
+        } else if let home = environment["HOME"] {
+            dirs.append(home + "/.config/rbacwatch/themes")
+        }
+        dirs.append(FileManager.default.currentDirectoryPath + "/themes")
+        return dirs
+    }
+
+    /// The theme, or the default with a one-line reason when it cannot be had.
+    static func load(_ name: String?, environment: [String: String]) -> (Theme, String?) {
+        guard let name, !name.isEmpty else { return (.standard, nil) }
+        let candidates = name.contains("/") || name.hasSuffix(".json") ? [name] : directories(environment).map { "\($0)/\(name).json" }
+        for path in candidates {
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            do {
+                return (try Theme(json: Array(data)), nil)
+            } catch {
+                return (.standard, "theme \(path): \(error.description); using the default theme")
+            }
+        }
+        if let builtIn = Theme.builtIn[name] { return (builtIn, nil) }
+        return (.standard, "no theme \(name) (built in: \(Theme.builtIn.keys.sorted().joined(separator: ", "))); using the default theme")
+    }
+}

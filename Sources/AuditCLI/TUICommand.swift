@@ -1,0 +1,75 @@
+import ArgumentParser
+import AuditCore
+import AuditEngine
+import AuditStore
+import Foundation
+import GenesysClient
+import TerminalUI
+
+/// Options the dashboard takes wherever it runs (`tui`, `demo`).
+struct DashboardOptions: ParsableArguments {
+    @Flag(name: .customLong("read-only"), help: "Disable approvals in the dashboard.")
+    var readOnly = false
+
+    @Option(help: "Theme: default, light, high-contrast, monochrome, or a theme file (NO_COLOR is honoured).")
+    var theme: String?
+
+    @Option(help: "Who approves from the dashboard (default: the login name).")
+    var approver: String?
+}
+
+/// Parses `30s`, `5m`, `1h` (or bare seconds) into a duration of at least one second.
+struct Interval: ExpressibleByArgument {
+    var duration: Duration
+
+    init?(argument: String) {
+        let text = argument.lowercased()
+        let factors: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+        var seconds: Double?
+        if let unit = text.last, let factor = factors[unit], let value = Double(text.dropLast()) {
+            seconds = value * factor
+        } else if let value = Double(text) {
+            seconds = value
+        }
+        guard let seconds, seconds >= 1, seconds.isFinite else { return nil }
+        duration = .milliseconds(Int(seconds * 1000))
+    }
+}
+
+/// `rbacwatch` / `rbacwatch tui`: the dashboard against the configured organisation.
+struct TUICommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tui",
+        abstract: "Open the dashboard: who can do what, what changed, live (the default command).",
+        discussion: "Keys: run rbacwatch keys, or press ? in the dashboard.")
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var state: StateOptions
+    @OptionGroup var dashboard: DashboardOptions
+
+    @Option(help: "How often to collect and compare: 30s, 5m, 1h.")
+    var interval = Interval(argument: "5m")!
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        try await CommandErrors.handle {
+            try DashboardApp.requireTerminal()
+            let connection = try connection.resolve(environment: environment)
+            let store = try state.open(environment: environment)
+            let monitor = DriftMonitor(store: store, interval: interval.duration) {
+                try await SnapshotRunner.collect(connection, settings: .init(), logger: CLILogging.silent, progress: ProgressLine(enabled: false)).0
+            }
+            try await DashboardApp(
+                monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
+                approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: .standard
+            ).run()
+        }
+    }
+}
+
+/// `rbacwatch keys`: the key bindings as a Markdown table (the README's is this output).
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "keys", abstract: "Print the dashboard's key bindings (Markdown).")
+
+    func run() throws { Console.out(KeyMap.markdownTable()) }
+}

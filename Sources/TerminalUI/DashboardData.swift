@@ -1,0 +1,236 @@
+import AuditCore
+import Foundation
+
+/// The state of the background collector, for the header.
+public enum MonitorStatus: Sendable, Equatable {
+    case starting
+    case collecting
+    case ready
+    case failed(String)
+}
+
+public struct UserRow: Sendable, Equatable, Identifiable {
+    public var id: String
+    public var name: String
+    public var state: String
+    public var division: String
+    public var permissions: Int
+    public var risk: Severity?
+    /// Unapproved drift items about this user.
+    public var drift: Int
+    var search: String
+}
+
+public struct RoleRow: Sendable, Equatable, Identifiable {
+    public var id: String
+    public var name: String
+    public var users: Int
+    public var groups: Int
+    public var clients: Int
+    public var permissions: Int
+    public var risk: Severity
+    /// Other ids of the same role over time (deleted and recreated).
+    public var lineage: [String]
+    public var builtIn: Bool
+    public var drift: Int
+    var search: String
+}
+
+public struct InheritanceRow: Sendable, Equatable, Identifiable {
+    public enum Kind: String, Sendable { case group, team }
+    public var kind: Kind
+    public var id: String
+    public var name: String
+    public var members: Int
+    public var rolesEnabled: Bool
+    /// `Role @ Division` for each grant the group holds.
+    public var grants: [String]
+    public var division: String?
+    var search: String
+}
+
+public struct FeedRow: Sendable, Equatable, Identifiable {
+    public var id: String { fingerprint }
+    public var fingerprint: String
+    public var severity: Severity
+    public var escalation: Bool
+    public var kind: String
+    public var summary: String
+    public var state: ReviewState
+    public var firstSeen: Date
+    /// When it appeared while the dashboard was open (highlighted for a few seconds).
+    public var appeared: Date?
+    /// Not drift: a collection that failed (shown in the feed, never approvable).
+    public var failure: Bool = false
+    var search: String
+}
+
+/// A failed collection as the feed shows it.
+public struct FailureNote: Sendable, Equatable {
+    public var first: Date
+    public var at: Date
+    public var message: String
+    public var count: Int
+
+    public init(first: Date, at: Date, message: String, count: Int = 1) {
+        self.first = first
+        self.at = at
+        self.message = message
+        self.count = count
+    }
+}
+
+/// Everything the dashboard shows, computed off the UI loop from a snapshot and its review, then
+/// handed to the reducer whole.
+public struct DashboardData: Sendable {
+    public var organization: String
+    public var collectedAt: Date?
+    public var nextRefresh: Date?
+    public var status: MonitorStatus
+    public var baselineVersion: Int?
+    /// Unapproved drift items by severity.
+    public var unapproved: [Severity: Int]
+    public var users: [UserRow]
+    public var roles: [RoleRow]
+    public var inheritance: [InheritanceRow]
+    public var feed: [FeedRow]
+    public var snapshot: Snapshot?
+    public var review: DriftReview?
+    public var lineage: RoleLineage
+    public var policy: RiskPolicy
+
+    public static let empty = DashboardData(
+        organization: "", collectedAt: nil, nextRefresh: nil, status: .starting, baselineVersion: nil, unapproved: [:], users: [],
+        roles: [], inheritance: [], feed: [], snapshot: nil, review: nil, lineage: RoleLineage(), policy: .standard)
+}
+
+/// Turns a snapshot and its review into rows: names resolved, counts and risks computed, sorted.
+public enum DashboardBuilder {
+    public static func build(
+        snapshot: Snapshot, review: DriftReview?, baselineVersion: Int?, lineage: RoleLineage, firstSeen: [String: Date],
+        appeared: [String: Date] = [:], failures: [FailureNote] = [], policy: RiskPolicy, status: MonitorStatus, collectedAt: Date?,
+        nextRefresh: Date?
+    ) -> DashboardData {
+        let divisions = Dictionary(snapshot.divisions.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        func divisionName(_ id: String?) -> String {
+            guard let id else { return "" }
+            return id == allDivisionsID ? "*" : divisions[id] ?? id
+        }
+        let roles = Dictionary(snapshot.roles.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var rolePermissions: [String: Set<String>] = [:]
+        var roleRisk: [String: Severity] = [:]
+        for role in snapshot.roles {
+            rolePermissions[role.id] = Set(role.permissions)
+            roleRisk[role.id] = policy.assess(role.permissions).severity
+        }
+
+        // Drift per subject.
+        var driftBySubject: [String: Int] = [:]
+        var driftByRole: [String: Int] = [:]
+        for reviewed in review?.items ?? [] where !reviewed.state.isApproved {
+            let item = reviewed.item
+            if item.subject.kind == .role {
+                driftByRole[item.subject.id, default: 0] += 1
+            } else {
+                driftBySubject[item.subject.id, default: 0] += 1
+                if item.kind == .grantAdded || item.kind == .grantRemoved, let role = item.role { driftByRole[role.id, default: 0] += 1 }
+            }
+        }
+
+        let users = snapshot.users.map { user -> UserRow in
+            var permissions = Set<String>()
+            var risk: Severity?
+            for access in user.access {
+                permissions.formUnion(rolePermissions[access.roleId] ?? [])
+                var severity = roleRisk[access.roleId] ?? .low
+                if access.divisionId == allDivisionsID, policy.raiseAllDivisions { severity = severity.raised }
+                risk = max(risk ?? severity, severity)
+            }
+            let division = divisionName(user.divisionId)
+            return UserRow(
+                id: user.id, name: user.name, state: user.state, division: division, permissions: permissions.count,
+                risk: risk, drift: driftBySubject[user.id] ?? 0,
+                search: "\(user.name) \(user.username ?? "") \(division) \(user.state)".lowercased())
+        }.sorted { ($0.name.lowercased(), $0.id) < ($1.name.lowercased(), $1.id) }
+
+        var holders: [String: (users: Set<String>, groups: Set<String>, clients: Set<String>)] = [:]
+        for grant in snapshot.grants {
+            var entry = holders[grant.roleId] ?? ([], [], [])
+            switch grant.subjectKind {
+            case .user: entry.users.insert(grant.subjectId)
+            case .group: entry.groups.insert(grant.subjectId)
+            case .oauthClient: entry.clients.insert(grant.subjectId)
+            default: break
+            }
+            holders[grant.roleId] = entry
+        }
+        var lineageMembers: [String: [String]] = [:]
+        for (role, root) in lineage.links { lineageMembers[lineage.lineage(of: root), default: []].append(role) }
+        let roleRows = snapshot.roles.map { role -> RoleRow in
+            let root = lineage.lineage(of: role.id)
+            let family = Set((lineageMembers[root] ?? []) + [root]).subtracting([role.id]).sorted()
+            let held = holders[role.id]
+            return RoleRow(
+                id: role.id, name: role.name, users: held?.users.count ?? 0, groups: held?.groups.count ?? 0,
+                clients: held?.clients.count ?? 0, permissions: rolePermissions[role.id]?.count ?? 0,
+                risk: roleRisk[role.id] ?? .low, lineage: family, builtIn: role.isBuiltIn, drift: driftByRole[role.id] ?? 0,
+                search: role.name.lowercased())
+        }.sorted { ($0.name.lowercased(), $0.id) < ($1.name.lowercased(), $1.id) }
+
+        var grantsBySubject: [String: [String]] = [:]
+        for grant in snapshot.grants where grant.subjectKind == .group {
+            let name = roles[grant.roleId]?.name ?? grant.roleId
+            grantsBySubject[grant.subjectId, default: []].append("\(name) @ \(divisionName(grant.divisionId))")
+        }
+        var inheritance = snapshot.groups.map { group -> InheritanceRow in
+            let grants = (grantsBySubject[group.id] ?? []).sorted()
+            return InheritanceRow(
+                kind: .group, id: group.id, name: group.name, members: group.memberIds.count, rolesEnabled: group.rolesEnabled,
+                grants: grants, division: nil, search: "\(group.name) \(grants.joined(separator: " "))".lowercased())
+        }
+        // Groups that pass roles on first, then by name.
+        inheritance.sort { a, b in
+            a.grants.isEmpty != b.grants.isEmpty ? !a.grants.isEmpty : a.name.lowercased() < b.name.lowercased()
+        }
+        inheritance += snapshot.teams.map { team in
+            InheritanceRow(
+                kind: .team, id: team.id, name: team.name, members: team.memberIds.count, rolesEnabled: false, grants: [],
+                division: divisionName(team.divisionId), search: "\(team.name) \(divisionName(team.divisionId))".lowercased())
+        }.sorted { $0.name.lowercased() < $1.name.lowercased() }
+
+        var feed = (review?.items ?? []).map { reviewed -> FeedRow in
+            FeedRow(
+                fingerprint: reviewed.item.fingerprint, severity: reviewed.item.severity, escalation: reviewed.item.escalation,
+                kind: reviewed.item.kind.rawValue, summary: reviewed.item.summary, state: reviewed.state,
+                firstSeen: firstSeen[reviewed.item.fingerprint] ?? collectedAt ?? Date(timeIntervalSince1970: 0),
+                appeared: appeared[reviewed.item.fingerprint],
+                search: "\(reviewed.item.summary) \(reviewed.item.fingerprint.prefix(12)) \(reviewed.item.severity.name)".lowercased())
+        }
+        feed += failures.map(DashboardBuilder.failureRow)
+        feed.sort(by: newestFirst)
+
+        var unapproved: [Severity: Int] = [:]
+        for reviewed in review?.items ?? [] where !reviewed.state.isApproved { unapproved[reviewed.item.severity, default: 0] += 1 }
+        return DashboardData(
+            organization: snapshot.organization?.name ?? "", collectedAt: collectedAt, nextRefresh: nextRefresh, status: status,
+            baselineVersion: baselineVersion, unapproved: unapproved, users: users, roles: roleRows, inheritance: inheritance,
+            feed: feed, snapshot: snapshot, review: review, lineage: lineage, policy: policy)
+    }
+}
+
+extension DashboardBuilder {
+    public static func failureRow(_ failure: FailureNote) -> FeedRow {
+        let summary = "collection failed\(failure.count > 1 ? " \(failure.count) times" : ""): \(failure.message)"
+        return FeedRow(
+            fingerprint: "failure:\(Int(failure.first.timeIntervalSince1970 * 1000))", severity: .high, escalation: false,
+            kind: "collectionFailed", summary: summary, state: .unapproved, firstSeen: failure.at, appeared: failure.at, failure: true,
+            search: summary.lowercased())
+    }
+}
+
+/// Feed order: newest first, then the most severe, then by fingerprint (stable across runs).
+func newestFirst(_ a: FeedRow, _ b: FeedRow) -> Bool {
+    if a.firstSeen != b.firstSeen { return a.firstSeen > b.firstSeen }
+    if a.severity != b.severity { return a.severity > b.severity }
+    return a.fingerprint < b.fingerprint
+}

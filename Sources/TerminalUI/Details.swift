@@ -1,0 +1,263 @@
+import AuditCore
+import Foundation
+
+/// Drill-down pages, built from the data when Enter is pressed.
+enum Details {
+    static func build(_ subject: DetailView.Subject, _ data: DashboardData) -> DetailView? {
+        switch subject {
+        case .user(let id): user(id, data)
+        case .role(let id): role(id, data)
+        case .group(let id): group(id, data)
+        case .team(let id): team(id, data)
+        case .item(let fingerprint): item(fingerprint, data)
+        }
+    }
+
+    static func divisionName(_ id: String, _ snapshot: Snapshot) -> String {
+        id == allDivisionsID ? "* (all divisions)" : snapshot.divisions.first { $0.id == id }?.name ?? id
+    }
+
+    static func severityRole(_ severity: Severity?) -> ThemeRole {
+        severity.map(Theme.role(for:)) ?? .muted
+    }
+
+    /// A user's effective permissions by division with where each comes from, and their drift.
+    static func user(_ id: String, _ data: DashboardData) -> DetailView? {
+        guard let snapshot = data.snapshot, let user = snapshot.users.first(where: { $0.id == id }) else { return nil }
+        let roles = Dictionary(snapshot.roles.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let groups = Dictionary(snapshot.groups.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        var lines: [Line] = []
+        lines.append([
+            Span("state ", .muted), Span(user.state), Span("   division ", .muted),
+            Span(user.divisionId.map { divisionName($0, snapshot) } ?? "—"), Span("   id ", .muted), Span(user.id, .muted),
+        ])
+        if let email = user.email { lines.append([Span("email ", .muted), Span(email)]) }
+        lines.append([])
+        lines.append([Span("Roles held", .title)])
+        for access in user.access {
+            let role = roles[access.roleId]
+            let via: String
+            switch access.via {
+            case .direct: via = "direct"
+            case .group(let group): via = "via group \(groups[group] ?? group)"
+            }
+            let risk = role.map { data.policy.assess($0.permissions).severity }
+            lines.append([
+                Span("  "), Span((risk?.name ?? "").padding(toLength: 9, withPad: " ", startingAt: 0), severityRole(risk)),
+                Span(role?.name ?? access.roleId), Span("  in ", .muted), Span(divisionName(access.divisionId, snapshot)),
+                Span("  \(via)", .muted),
+            ])
+        }
+        lines.append([])
+        lines.append([Span("Effective permissions by division", .title)])
+        let effective = EffectivePermissions(access: user.access, roles: roles)
+        var division = ""
+        for entry in effective.entries {
+            if entry.divisionId != division {
+                division = entry.divisionId
+                lines.append([Span("  " + divisionName(division, snapshot), .header)])
+            }
+            let sources = entry.sources.map { source -> String in
+                let role = roles[source.roleId]?.name ?? source.roleId
+                switch source.via {
+                case .direct: return "direct (\(role))"
+                case .group(let group): return "via \(groups[group] ?? group) (\(role))"
+                }
+            }
+            let risk = data.policy.assess([entry.permission]).severity
+            lines.append([
+                Span("    "), Span(entry.permission.padding(toLength: max(entry.permission.count, 38), withPad: " ", startingAt: 0), risk >= .medium ? severityRole(risk) : .text),
+                Span("  " + sources.joined(separator: "; "), .muted),
+            ])
+        }
+        lines.append([])
+        lines.append([Span("Drift", .title)])
+        let items = (data.review?.items ?? []).filter { $0.item.subject.id == id || $0.item.member?.id == id }
+        if items.isEmpty { lines.append([Span("  no drift since the baseline", .muted)]) }
+        for reviewed in items { lines.append(feedLine(reviewed, data)) }
+        return DetailView(subject: .user(id), title: "User \(user.name)", lines: lines)
+    }
+
+    static func feedLine(_ reviewed: ReviewedItem, _ data: DashboardData) -> Line {
+        let item = reviewed.item
+        let seen = data.feed.first { $0.fingerprint == item.fingerprint }?.firstSeen
+        var line: Line = [
+            Span("  "), Span(item.severity.name.padding(toLength: 9, withPad: " ", startingAt: 0), severityRole(item.severity)),
+            Span(String(item.fingerprint.prefix(12)) + "  ", .muted),
+        ]
+        line.append(Span(status(reviewed.state).padding(toLength: 12, withPad: " ", startingAt: 0), reviewed.state.isApproved ? .approved : .text))
+        line.append(Span(item.summary))
+        if let seen { line.append(Span("  first seen \(clock(seen))", .muted)) }
+        return line
+    }
+
+    static func status(_ state: ReviewState) -> String {
+        switch state {
+        case .unapproved: "unapproved"
+        case .approved(let approval, _): approval.ticket ?? "approved"
+        case .lapsed: "LAPSED"
+        }
+    }
+
+    static func clock(_ date: Date) -> String {
+        let text = DriftReport.timestamp(date)
+        return String(text.dropFirst(11).prefix(8))
+    }
+
+    /// A role's permissions, holders per division, and lineage.
+    static func role(_ id: String, _ data: DashboardData) -> DetailView? {
+        guard let snapshot = data.snapshot, let role = snapshot.roles.first(where: { $0.id == id }) else { return nil }
+        let names = Dictionary(
+            snapshot.users.map { ($0.id, $0.name) } + snapshot.groups.map { ($0.id, $0.name) } + snapshot.oauthClients.map { ($0.id, $0.name) },
+            uniquingKeysWith: { a, _ in a })
+        let assessment = data.policy.assess(role.permissions)
+        var lines: [Line] = [
+            [
+                Span("risk ", .muted), Span(assessment.severity.name, severityRole(assessment.severity)),
+                Span(assessment.escalation ? "  escalation" : "", .critical), Span("   built-in ", .muted), Span(role.isBuiltIn ? "yes" : "no"),
+                Span("   id ", .muted), Span(role.id, .muted),
+            ]
+        ]
+        for reason in assessment.reasons { lines.append([Span("  " + reason, .muted)]) }
+        let family = data.roles.first { $0.id == id }?.lineage ?? []
+        if !family.isEmpty {
+            lines.append([Span("lineage ", .muted), Span("the same role under other ids: " + family.joined(separator: ", "))])
+        }
+        lines.append([])
+        lines.append([Span("Permissions (\(role.permissions.count))", .title)])
+        for policy in role.policies {
+            let risk = data.policy.assess(policy.permissions).severity
+            var line: Line = [Span("  "), Span("\(policy.domain):\(policy.entityName):\(policy.actions.joined(separator: ","))", risk >= .medium ? severityRole(risk) : .text)]
+            if policy.condition != nil { line.append(Span("  (conditional)", .muted)) }
+            lines.append(line)
+        }
+        for legacy in role.legacyPermissions { lines.append([Span("  " + legacy, .critical)]) }
+        lines.append([])
+        lines.append([Span("Holders by division", .title)])
+        let grants = snapshot.grants.filter { $0.roleId == id }
+        let byDivision = Dictionary(grouping: grants, by: \.divisionId)
+        for division in byDivision.keys.sorted() {
+            lines.append([Span("  " + divisionName(division, snapshot), .header)])
+            for grant in byDivision[division]!.sorted(by: { (names[$0.subjectId] ?? "") < (names[$1.subjectId] ?? "") }) {
+                var line: Line = [Span("    "), Span(grant.subjectKind.apiValue.replacingOccurrences(of: "PC_", with: "").lowercased().padding(toLength: 13, withPad: " ", startingAt: 0), .muted), Span(names[grant.subjectId] ?? grant.subjectId)]
+                if grant.subjectKind == .group, let group = snapshot.groups.first(where: { $0.id == grant.subjectId }) {
+                    line.append(Span("  (\(group.memberIds.count) members inherit it)", .muted))
+                }
+                lines.append(line)
+            }
+        }
+        if grants.isEmpty { lines.append([Span("  nobody holds this role", .muted)]) }
+        return DetailView(subject: .role(id), title: "Role \(role.name)", lines: lines)
+    }
+
+    static func group(_ id: String, _ data: DashboardData) -> DetailView? {
+        guard let snapshot = data.snapshot, let group = snapshot.groups.first(where: { $0.id == id }) else { return nil }
+        let users = Dictionary(snapshot.users.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let roles = Dictionary(snapshot.roles.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        var lines: [Line] = [
+            [Span("roles enabled ", .muted), Span(group.rolesEnabled ? "yes" : "no"), Span("   type ", .muted), Span(group.type ?? "—"), Span("   id ", .muted), Span(group.id, .muted)],
+            [],
+            [Span("Roles granted to the group (its members inherit them)", .title)],
+        ]
+        let grants = snapshot.grants.filter { $0.subjectId == id }
+        for grant in grants {
+            lines.append([Span("  "), Span(roles[grant.roleId] ?? grant.roleId), Span("  in ", .muted), Span(divisionName(grant.divisionId, snapshot))])
+        }
+        if grants.isEmpty { lines.append([Span("  none", .muted)]) }
+        lines.append([])
+        lines.append([Span("Members (\(group.memberIds.count))", .title)])
+        for member in group.memberIds.map({ users[$0] ?? $0 }).sorted() { lines.append([Span("  " + member)]) }
+        return DetailView(subject: .group(id), title: "Group \(group.name)", lines: lines)
+    }
+
+    static func team(_ id: String, _ data: DashboardData) -> DetailView? {
+        guard let snapshot = data.snapshot, let team = snapshot.teams.first(where: { $0.id == id }) else { return nil }
+        let users = Dictionary(snapshot.users.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        var lines: [Line] = [
+            [Span("division ", .muted), Span(team.divisionId.map { divisionName($0, snapshot) } ?? "—"), Span("   id ", .muted), Span(team.id, .muted)],
+            [Span("Teams carry no roles in Genesys Cloud: access comes from grants and role-enabled groups.", .muted)],
+            [],
+            [Span("Members (\(team.memberIds.count))", .title)],
+        ]
+        for member in team.memberIds.map({ users[$0] ?? $0 }).sorted() { lines.append([Span("  " + member)]) }
+        return DetailView(subject: .team(id), title: "Team \(team.name)", lines: lines)
+    }
+
+    /// One drift item: what changed, before and after, why it matters, and its approval.
+    static func item(_ fingerprint: String, _ data: DashboardData) -> DetailView? {
+        if let row = data.feed.first(where: { $0.fingerprint == fingerprint }), row.failure {
+            return DetailView(
+                subject: .item(fingerprint), title: "Collection failure",
+                lines: [
+                    [Span(row.summary, .error)], [],
+                    [Span("last at       ", .muted), Span(DriftReport.timestamp(row.firstSeen))],
+                    [Span("The dashboard keeps showing the last good collection and tries again at the next refresh (r: now).", .muted)],
+                ])
+        }
+        guard let reviewed = data.review?.items.first(where: { $0.item.fingerprint == fingerprint }) else { return nil }
+        let item = reviewed.item
+        func field(_ label: String, _ value: String?, _ role: ThemeRole = .text) -> Line? {
+            guard let value, !value.isEmpty else { return nil }
+            return [Span(label.padding(toLength: 14, withPad: " ", startingAt: 0), .muted), Span(value, role)]
+        }
+        func ref(_ ref: EntityRef?) -> String? {
+            guard let ref else { return nil }
+            return ref.name.isEmpty ? ref.id : "\(ref.name)  (\(ref.id))"
+        }
+        var lines: [Line] = [[Span(item.summary)], []]
+        let fields: [Line?] = [
+            field("severity", item.severity.name + (item.escalation ? " (escalation)" : ""), severityRole(item.severity)),
+            field("kind", item.kind.rawValue),
+            field("status", status(reviewed.state), reviewed.state.isApproved ? .approved : .text),
+            field("fingerprint", item.fingerprint),
+            field("subject", ref(item.subject)),
+            field("role", ref(item.role)),
+            field("previous", ref(item.previous)),
+            field("division", ref(item.division)),
+            field("path", item.via.map { $0.kind == .group ? "via group \($0.name) (\($0.id))" : "direct" }),
+            field("member", ref(item.member)),
+            field("before", item.before),
+            field("after", item.after),
+        ]
+        lines += fields.compactMap { $0 }
+        if let approval = reviewed.state.approval {
+            lines.append([])
+            lines.append([Span("Approval", .title)])
+            lines += [
+                field("approver", approval.approver), field("ticket", approval.ticket), field("note", approval.note),
+                field("expires", DriftReport.timestamp(approval.expiresAt)),
+            ].compactMap { $0 }
+            if case .approved(_, true) = reviewed.state { lines.append([Span("  approved through the change that caused it", .muted)]) }
+        }
+        if !item.permissionsAdded.isEmpty {
+            lines.append([])
+            lines.append([Span("Permissions added", .title)])
+            for permission in item.permissionsAdded {
+                let risk = data.policy.assess([permission]).severity
+                lines.append([Span("  + " + permission, risk >= .medium ? severityRole(risk) : .text)])
+            }
+        }
+        if !item.permissionsRemoved.isEmpty {
+            lines.append([])
+            lines.append([Span("Permissions removed", .title)])
+            for permission in item.permissionsRemoved { lines.append([Span("  - " + permission, .muted)]) }
+        }
+        if !item.reasons.isEmpty {
+            lines.append([])
+            lines.append([Span("Why this severity", .title)])
+            for reason in item.reasons { lines.append([Span("  " + reason)]) }
+        }
+        if let cause = item.causeFingerprint, let causeItem = data.review?.items.first(where: { $0.item.fingerprint == cause }) {
+            lines.append([])
+            lines.append([Span("Caused by", .title)])
+            lines.append(feedLine(causeItem, data))
+        }
+        let effects = (data.review?.items ?? []).filter { $0.item.causeFingerprint == fingerprint }
+        if !effects.isEmpty {
+            lines.append([])
+            lines.append([Span("Effects (\(effects.count))", .title)])
+            for effect in effects.prefix(200) { lines.append(feedLine(effect, data)) }
+        }
+        return DetailView(subject: .item(fingerprint), title: "Drift \(item.fingerprint.prefix(12))", lines: lines)
+    }
+}

@@ -1,0 +1,413 @@
+import AuditCore
+import Foundation
+
+public enum AppEvent: Sendable {
+    case key(Key)
+    case resize(width: Int, height: Int)
+    case data(DashboardData)
+    case tick(Date)
+    /// A message for the footer (an approval written, a theme loaded, an error).
+    case notice(String, isError: Bool)
+    case theme(Theme)
+}
+
+/// What the reducer asks the world to do.
+public enum Effect: Sendable, Equatable {
+    case approve(fingerprint: String, ticket: String?, note: String?, lifetime: TimeInterval)
+    case refresh
+    case setTheme(String)
+    case redraw
+    case quit
+}
+
+/// The only place state changes. Pure: same state and event, same result.
+public func reduce(_ state: inout AppState, _ event: AppEvent) -> [Effect] {
+    switch event {
+    case .tick(let now):
+        state.now = now
+        if let message = state.message, message.until <= now { state.message = nil }
+        return []
+    case .resize(let width, let height):
+        state.width = max(1, width)
+        state.height = max(1, height)
+        for pane in Pane.allCases { scrollIntoView(&state, pane) }
+        return []
+    case .data(let data):
+        state.data = data
+        for pane in Pane.allCases { refilter(&state, pane) }
+        // Open drill-downs follow the data (an approval shows at once); a subject that is gone
+        // keeps its last page.
+        state.details = state.details.map { detail in
+            guard var fresh = Details.build(detail.subject, data) else { return detail }
+            fresh.offset = min(detail.offset, max(0, fresh.lines.count - 1))
+            return fresh
+        }
+        return []
+    case .notice(let text, let isError):
+        state.message = Message(text: text, isError: isError, until: state.now.addingTimeInterval(isError ? 8 : 4))
+        return []
+    case .theme(let theme):
+        state.theme = theme.adapted(to: state.theme.depth)
+        state.message = Message(text: "theme \(theme.name)", isError: false, until: state.now.addingTimeInterval(3))
+        return []
+    case .key(let key):
+        return handleKey(&state, key)
+    }
+}
+
+// MARK: Keys by mode
+
+func handleKey(_ state: inout AppState, _ key: Key) -> [Effect] {
+    switch state.mode {
+    case .help:
+        state.mode = .normal
+        return key == .control("c") ? quit(&state) : []
+    case .filter(let text):
+        return editFilter(&state, text, key)
+    case .command(let text):
+        return editCommand(&state, text, key)
+    case .approve(let draft):
+        return editApproval(&state, draft, key)
+    case .normal:
+        guard let action = KeyMap.action(for: key) else { return [] }
+        return state.details.isEmpty ? perform(&state, action) : performInDetail(&state, action)
+    }
+}
+
+func perform(_ state: inout AppState, _ action: Action) -> [Effect] {
+    let page = Layout(width: state.width, height: state.height, pane: state.pane).listRows
+    switch action {
+    case .down: move(&state, by: 1)
+    case .up: move(&state, by: -1)
+    case .pageDown: move(&state, by: page)
+    case .pageUp: move(&state, by: -page)
+    case .top: move(&state, by: -Int.max / 2)
+    case .bottom: move(&state, by: Int.max / 2)
+    case .nextPane: state.pane = Pane(rawValue: (state.pane.rawValue + 1) % Pane.allCases.count)!
+    case .previousPane: state.pane = Pane(rawValue: (state.pane.rawValue + Pane.allCases.count - 1) % Pane.allCases.count)!
+    case .usersPane: state.pane = .users
+    case .rolesPane: state.pane = .roles
+    case .inheritancePane: state.pane = .inheritance
+    case .feedPane: state.pane = .feed
+    case .open: open(&state)
+    case .back:
+        if !state.view.filter.isEmpty || !state.view.query.isEmpty {
+            state.view.filter = ""
+            state.view.query = RowQuery()
+            refilter(&state, state.pane)
+        }
+    case .filter: state.mode = .filter(state.view.filter)
+    case .nextMatch: move(&state, by: 1, wrap: true)
+    case .previousMatch: move(&state, by: -1, wrap: true)
+    case .command: state.mode = .command("")
+    case .approve: startApproval(&state)
+    case .refresh:
+        notice(&state, "collecting…")
+        return [.refresh]
+    case .help: state.mode = .help
+    case .redraw: return [.redraw]
+    case .quit: return quit(&state)
+    }
+    return []
+}
+
+func performInDetail(_ state: inout AppState, _ action: Action) -> [Effect] {
+    let page = Layout(width: state.width, height: state.height, pane: state.pane).detailRows
+    var detail = state.details.removeLast()
+    let maxOffset = max(0, detail.lines.count - page)
+    switch action {
+    case .down, .nextMatch: detail.offset = min(maxOffset, detail.offset + 1)
+    case .up, .previousMatch: detail.offset = max(0, detail.offset - 1)
+    case .pageDown: detail.offset = min(maxOffset, detail.offset + page)
+    case .pageUp: detail.offset = max(0, detail.offset - page)
+    case .top: detail.offset = 0
+    case .bottom: detail.offset = maxOffset
+    case .back:
+        return []  // popped
+    case .approve:
+        state.details.append(detail)
+        if case .item(let fingerprint) = detail.subject { startApproval(&state, fingerprint: fingerprint) } else { startApproval(&state) }
+        return []
+    case .refresh:
+        state.details.append(detail)
+        notice(&state, "collecting…")
+        return [.refresh]
+    case .help:
+        state.details.append(detail)
+        state.mode = .help
+        return []
+    case .redraw:
+        state.details.append(detail)
+        return [.redraw]
+    case .quit:
+        state.details.append(detail)
+        return quit(&state)
+    case .command:
+        state.details.append(detail)
+        state.mode = .command("")
+        return []
+    case .nextPane, .previousPane, .usersPane, .rolesPane, .inheritancePane, .feedPane, .open, .filter:
+        break
+    }
+    state.details.append(detail)
+    return []
+}
+
+func quit(_ state: inout AppState) -> [Effect] {
+    state.quitting = true
+    return [.quit]
+}
+
+func notice(_ state: inout AppState, _ text: String, error: Bool = false) {
+    state.message = Message(text: text, isError: error, until: state.now.addingTimeInterval(error ? 8 : 4))
+}
+
+// MARK: Moving
+
+func move(_ state: inout AppState, by delta: Int, wrap: Bool = false) {
+    var view = state.view
+    let count = view.visible.count
+    guard count > 0 else { return }
+    if wrap {
+        view.selected = ((view.selected + delta) % count + count) % count
+    } else {
+        view.selected = max(0, min(count - 1, view.selected.addingReportingOverflow(delta).partialValue))
+    }
+    view.selectedId = state.rowId(state.pane, view.visible[view.selected])
+    state.view = view
+    scrollIntoView(&state, state.pane)
+}
+
+func scrollIntoView(_ state: inout AppState, _ pane: Pane) {
+    let rows = Layout(width: state.width, height: state.height, pane: pane).listRows
+    var view = state.views[pane.rawValue]
+    if view.selected < view.offset { view.offset = view.selected }
+    if view.selected >= view.offset + rows { view.offset = view.selected - rows + 1 }
+    view.offset = max(0, min(view.offset, max(0, view.visible.count - rows)))
+    state.views[pane.rawValue] = view
+}
+
+/// Recomputes a pane's visible rows from its filter and query, keeping the cursor on the same row.
+func refilter(_ state: inout AppState, _ pane: Pane) {
+    var view = state.views[pane.rawValue]
+    let needle = view.filter.lowercased()
+    let query = view.query
+    let data = state.data
+    func matches(search: String, risk: Severity?, state rowState: String?, drift: Bool, unapproved: Bool) -> Bool {
+        if !needle.isEmpty && !search.contains(needle) { return false }
+        for word in query.words where !search.contains(word) { return false }
+        if let minimum = query.minimumRisk, (risk ?? .low) < minimum || risk == nil { return false }
+        if let wanted = query.state, rowState != wanted { return false }
+        if query.onlyDrift && !drift { return false }
+        if query.onlyUnapproved && !unapproved { return false }
+        return true
+    }
+    switch pane {
+    case .users:
+        view.visible = data.users.indices.filter { i in
+            let row = data.users[i]
+            return matches(search: row.search, risk: row.risk, state: row.state, drift: row.drift > 0, unapproved: row.drift > 0)
+        }
+    case .roles:
+        view.visible = data.roles.indices.filter { i in
+            let row = data.roles[i]
+            return matches(search: row.search, risk: row.risk, state: nil, drift: row.drift > 0, unapproved: row.drift > 0)
+        }
+    case .inheritance:
+        view.visible = data.inheritance.indices.filter { i in
+            let row = data.inheritance[i]
+            return matches(search: row.search, risk: nil, state: nil, drift: false, unapproved: false)
+        }
+    case .feed:
+        view.visible = data.feed.indices.filter { i in
+            let row = data.feed[i]
+            return matches(search: row.search, risk: row.severity, state: nil, drift: true, unapproved: !row.state.isApproved)
+        }
+    }
+    if let id = view.selectedId,
+        let position = view.visible.firstIndex(where: { state.rowId(pane, $0) == id })
+    {
+        view.selected = position
+    } else {
+        view.selected = min(view.selected, max(0, view.visible.count - 1))
+        view.selectedId = view.visible.indices.contains(view.selected) ? state.rowId(pane, view.visible[view.selected]) : nil
+    }
+    state.views[pane.rawValue] = view
+    scrollIntoView(&state, pane)
+}
+
+// MARK: Text input
+
+/// Applies an editing key to a line of text; nil when the key is not an edit.
+func edited(_ text: String, _ key: Key) -> String? {
+    switch key {
+    case .character(let c): return text + String(c)
+    case .backspace, .delete: return String(text.dropLast())
+    case .control("u"): return ""
+    default: return nil
+    }
+}
+
+func editFilter(_ state: inout AppState, _ text: String, _ key: Key) -> [Effect] {
+    switch key {
+    case .enter:
+        state.mode = .normal
+    case .escape:
+        state.mode = .normal
+        state.view.filter = ""
+        refilter(&state, state.pane)
+    case .control("c"):
+        return quit(&state)
+    default:
+        guard let next = edited(text, key) else { return [] }
+        state.mode = .filter(next)
+        state.view.filter = next
+        refilter(&state, state.pane)
+    }
+    return []
+}
+
+func editCommand(_ state: inout AppState, _ text: String, _ key: Key) -> [Effect] {
+    switch key {
+    case .enter:
+        state.mode = .normal
+        return runCommand(&state, text)
+    case .escape:
+        state.mode = .normal
+    case .control("c"):
+        return quit(&state)
+    default:
+        if let next = edited(text, key) { state.mode = .command(next) }
+    }
+    return []
+}
+
+/// `:q`, `:users risk>=high`, `:feed unapproved`, `:approve [TICKET]`, `:theme NAME`, `:refresh`,
+/// `:clear`, `:help`.
+func runCommand(_ state: inout AppState, _ text: String) -> [Effect] {
+    let words = text.split(separator: " ").map(String.init)
+    guard let name = words.first?.lowercased() else { return [] }
+    let arguments = Array(words.dropFirst())
+    let panes: [String: Pane] = [
+        "users": .users, "user": .users, "roles": .roles, "role": .roles, "inheritance": .inheritance, "groups": .inheritance,
+        "teams": .inheritance, "feed": .feed, "drift": .feed,
+    ]
+    if let pane = panes[name] {
+        state.pane = pane
+        let (query, unknown) = RowQuery.parse(arguments)
+        state.details = []
+        state.view.query = query
+        refilter(&state, pane)
+        if !unknown.isEmpty { notice(&state, "not understood: \(unknown.joined(separator: " ")) (try risk>=high, state=active, drift, unapproved)", error: true) }
+        return []
+    }
+    switch name {
+    case "q", "quit", "q!", "wq":
+        return quit(&state)
+    case "approve":
+        startApproval(&state, ticket: arguments.first ?? "")
+    case "theme":
+        guard let theme = arguments.first else {
+            notice(&state, "themes: \(Theme.builtIn.keys.sorted().joined(separator: ", ")) (or a file in your themes directory)")
+            return []
+        }
+        return [.setTheme(theme)]
+    case "refresh", "r":
+        notice(&state, "collecting…")
+        return [.refresh]
+    case "clear":
+        state.view.filter = ""
+        state.view.query = RowQuery()
+        refilter(&state, state.pane)
+    case "help", "h":
+        state.mode = .help
+    default:
+        notice(&state, "unknown command :\(name) (try :help)", error: true)
+    }
+    return []
+}
+
+// MARK: Approvals
+
+func startApproval(_ state: inout AppState, fingerprint: String? = nil, ticket: String = "") {
+    guard !state.readOnly else {
+        notice(&state, "read-only: approvals are disabled", error: true)
+        return
+    }
+    var chosen = fingerprint
+    if chosen == nil {
+        if case .item(let id) = state.details.last?.subject {
+            chosen = id
+        } else if state.pane == .feed, state.details.isEmpty, let row = state.selectedRow(.feed) {
+            chosen = state.data.feed[row].fingerprint
+        }
+    }
+    guard let chosen, let row = state.data.feed.first(where: { $0.fingerprint == chosen }) else {
+        notice(&state, "select a drift item in the Feed (press 4) to approve it", error: true)
+        return
+    }
+    guard !row.failure else {
+        notice(&state, "a failed collection is not drift: there is nothing to approve", error: true)
+        return
+    }
+    state.mode = .approve(ApprovalDraft(fingerprint: row.fingerprint, summary: row.summary, ticket: ticket))
+}
+
+func editApproval(_ state: inout AppState, _ draft: ApprovalDraft, _ key: Key) -> [Effect] {
+    var draft = draft
+    switch key {
+    case .escape:
+        state.mode = .normal
+        notice(&state, "approval cancelled")
+        return []
+    case .control("c"):
+        return quit(&state)
+    case .tab, .down:
+        draft.field = (draft.field + 1) % 3
+    case .backTab, .up:
+        draft.field = (draft.field + 2) % 3
+    case .enter:
+        if draft.field < 2 {
+            draft.field += 1
+        } else {
+            guard let lifetime = Approval.lifetime(parsing: draft.expires) else {
+                draft.error = "expiry is a duration such as 90m, 72h, 3d or 2w"
+                state.mode = .approve(draft)
+                return []
+            }
+            state.mode = .normal
+            notice(&state, "approving \(draft.fingerprint.prefix(12))…")
+            return [
+                .approve(
+                    fingerprint: draft.fingerprint, ticket: draft.ticket.isEmpty ? nil : draft.ticket,
+                    note: draft.note.isEmpty ? nil : draft.note, lifetime: lifetime)
+            ]
+        }
+    default:
+        switch draft.field {
+        case 0: if let next = edited(draft.ticket, key) { draft.ticket = next }
+        case 1: if let next = edited(draft.note, key) { draft.note = next }
+        default: if let next = edited(draft.expires, key) { draft.expires = next }
+        }
+        draft.error = nil
+    }
+    state.mode = .approve(draft)
+    return []
+}
+
+// MARK: Drill-down
+
+func open(_ state: inout AppState) {
+    guard let row = state.selectedRow(state.pane) else { return }
+    let data = state.data
+    let subject: DetailView.Subject
+    switch state.pane {
+    case .users: subject = .user(data.users[row].id)
+    case .roles: subject = .role(data.roles[row].id)
+    case .inheritance:
+        let item = data.inheritance[row]
+        subject = item.kind == .group ? .group(item.id) : .team(item.id)
+    case .feed: subject = .item(data.feed[row].fingerprint)
+    }
+    if let detail = Details.build(subject, data) { state.details.append(detail) }
+}

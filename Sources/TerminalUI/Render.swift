@@ -1,0 +1,401 @@
+import AuditCore
+import Foundation
+
+/// Seconds a new feed item stays highlighted.
+public let newItemHighlight: TimeInterval = 5
+
+/// The whole screen from the state: pure, cheap (only visible rows are drawn), and the same
+/// state always gives the same frame.
+public func render(_ state: AppState) -> Frame {
+    let theme = state.theme
+    var frame = Frame(width: state.width, height: state.height, fill: theme.style(.background))
+    guard state.width >= 20, state.height >= 6 else {
+        frame.put("rbacwatch: enlarge the terminal", row: 0, column: 0, style: theme.style(.text))
+        return frame
+    }
+    let layout = Layout(width: state.width, height: state.height, pane: state.pane)
+    renderHeader(&frame, state)
+    renderTabs(&frame, state)
+    if let detail = state.details.last {
+        renderDetail(&frame, state, detail, layout)
+    } else {
+        renderList(&frame, state, layout)
+        if let top = layout.feedStripTop { renderFeedStrip(&frame, state, top: top, rows: layout.feedStripRows) }
+    }
+    renderFooter(&frame, state, layout)
+    switch state.mode {
+    case .help: renderHelp(&frame, state)
+    case .approve(let draft): renderApproval(&frame, state, draft)
+    default: break
+    }
+    return frame
+}
+
+// MARK: Header and tabs
+
+func renderHeader(_ frame: inout Frame, _ state: AppState) {
+    let theme = state.theme
+    let style = theme.style(.header)
+    frame.fill(row: 0, column: 0, count: frame.width, style: style)
+    let data = state.data
+
+    // Right: the collector's state, or unapproved drift by severity.
+    var right: [(String, Style)] = []
+    switch data.status {
+    case .failed(let message):
+        right.append((" collection failed: \(message) ", theme.style(.error)))
+    case .starting, .collecting:
+        right.append((" collecting… ", style))
+    case .ready:
+        break
+    }
+    if case .failed = data.status {} else {
+        for severity in Severity.allCases.reversed() {
+            let count = data.unapproved[severity] ?? 0
+            var badge = theme.style(Theme.role(for: severity))
+            badge.background = style.background
+            badge.bold = true
+            if theme.depth == .none { badge = style }
+            right.append(("\(count) \(severity.name) ", count > 0 ? badge : style))
+        }
+    }
+    let rightWidth = min(frame.width / 2, right.reduce(0) { $0 + CellWidth.of($1.0) })
+
+    // Left: what we are looking at and when it was collected.
+    var left = " rbacwatch"
+    if !data.organization.isEmpty { left += " · \(data.organization)" }
+    if let version = data.baselineVersion { left += " · baseline v\(version)" }
+    if let collected = data.collectedAt {
+        left += " · collected \(Details.clock(collected)) (\(age(state.now.timeIntervalSince(collected))) ago)"
+    }
+    if let next = data.nextRefresh, data.status != .collecting {
+        left += " · next \(max(0, Int(next.timeIntervalSince(state.now).rounded(.up))))s"
+    }
+    frame.put(left, row: 0, column: 0, limit: max(0, frame.width - rightWidth - 1), style: style)
+    var column = frame.width - rightWidth
+    for (text, partStyle) in right where column < frame.width {
+        column += frame.put(text, row: 0, column: column, limit: frame.width - column, style: partStyle)
+    }
+}
+
+func renderTabs(_ frame: inout Frame, _ state: AppState) {
+    let theme = state.theme
+    frame.fill(row: 1, column: 0, count: frame.width, style: theme.style(.tab))
+    var column = 0
+    for pane in Pane.allCases {
+        let view = state.views[pane.rawValue]
+        let total = state.rowCount(pane)
+        let count = view.visible.count == total ? "\(total)" : "\(view.visible.count)/\(total)"
+        let label = " \(pane.rawValue + 1) \(pane.title) \(count) "
+        let style = pane == state.pane ? theme.style(.tabActive) : theme.style(.tab)
+        column += frame.put(label, row: 1, column: column, style: style)
+        column += frame.put(" ", row: 1, column: column, style: theme.style(.tab))
+    }
+    let view = state.view
+    var filters: [String] = []
+    if !view.filter.isEmpty { filters.append("/\(view.filter)") }
+    if !view.query.isEmpty {
+        var parts: [String] = []
+        if let risk = view.query.minimumRisk { parts.append("risk>=\(risk.name)") }
+        if let s = view.query.state { parts.append("state=\(s)") }
+        if view.query.onlyDrift { parts.append("drift") }
+        if view.query.onlyUnapproved { parts.append("unapproved") }
+        parts += view.query.words
+        filters.append(":" + parts.joined(separator: " "))
+    }
+    if !filters.isEmpty, state.details.isEmpty {
+        let text = " filter " + filters.joined(separator: " ") + "  n/N next/prev · Esc clear "
+        let width = min(CellWidth.of(text), max(0, frame.width - column))
+        frame.put(text, row: 1, column: frame.width - width, limit: width, style: theme.style(.match))
+    }
+}
+
+// MARK: Lists
+
+struct Column {
+    var title: String
+    var width: Int
+    var rightAligned = false
+}
+
+/// Widths for columns where one (the flexible one, width 0) takes what is left.
+func layoutColumns(_ columns: [Column], total: Int) -> [Column] {
+    let fixed = columns.reduce(0) { $0 + $1.width } + columns.count - 1
+    let flexible = max(8, total - fixed - 1)
+    return columns.map { column in
+        var column = column
+        if column.width == 0 { column.width = flexible }
+        return column
+    }
+}
+
+func putColumns(_ frame: inout Frame, row: Int, _ columns: [Column], _ cells: [(String, Style)], fill: Style) {
+    frame.fill(row: row, column: 0, count: frame.width, style: fill)
+    var column = 1
+    for (index, spec) in columns.enumerated() where column < frame.width {
+        let (text, style) = cells[index]
+        let width = min(spec.width, frame.width - column)
+        if spec.rightAligned {
+            let textWidth = min(CellWidth.of(TerminalSafe.sanitize(text)), width)
+            frame.put(text, row: row, column: column + width - textWidth, limit: textWidth, style: style)
+        } else {
+            frame.put(text, row: row, column: column, limit: width, style: style)
+        }
+        column += spec.width + 1
+    }
+}
+
+func age(_ seconds: TimeInterval) -> String {
+    let s = max(0, Int(seconds))
+    if s < 60 { return "\(s)s" }
+    if s < 3600 { return "\(s / 60)m" }
+    if s < 86_400 { return "\(s / 3600)h" }
+    return "\(s / 86_400)d"
+}
+
+func columns(for pane: Pane, width: Int) -> [Column] {
+    let specs: [Column] =
+        switch pane {
+        case .users:
+            [Column(title: "NAME", width: 0), Column(title: "STATE", width: 9), Column(title: "DIVISION", width: 18),
+             Column(title: "PERMS", width: 6, rightAligned: true), Column(title: "RISK", width: 9), Column(title: "DRIFT", width: 6, rightAligned: true)]
+        case .roles:
+            [Column(title: "NAME", width: 0), Column(title: "USERS", width: 6, rightAligned: true), Column(title: "GROUPS", width: 6, rightAligned: true),
+             Column(title: "CLIENTS", width: 7, rightAligned: true), Column(title: "PERMS", width: 6, rightAligned: true),
+             Column(title: "RISK", width: 9), Column(title: "LINEAGE", width: 10)]
+        case .inheritance:
+            [Column(title: "KIND", width: 6), Column(title: "NAME", width: min(34, max(16, width / 4))),
+             Column(title: "MEMBERS", width: 8, rightAligned: true), Column(title: "ROLES GRANTED (MEMBERS INHERIT THEM)", width: 0)]
+        case .feed:
+            [Column(title: "SEVERITY", width: 9), Column(title: "AGE", width: 5, rightAligned: true), Column(title: "STATUS", width: 14),
+             Column(title: "CHANGE", width: 0)]
+        }
+    return layoutColumns(specs, total: width)
+}
+
+func renderList(_ frame: inout Frame, _ state: AppState, _ layout: Layout) {
+    let theme = state.theme
+    let pane = state.pane
+    let view = state.view
+    let specs = columns(for: pane, width: frame.width)
+    putColumns(&frame, row: layout.listHeader, specs, specs.map { ($0.title, theme.style(.title)) }, fill: theme.style(.background))
+    if view.visible.isEmpty {
+        let text: String =
+            switch state.data.status {
+            case _ where state.rowCount(pane) > 0: "no rows match the filter (Esc clears it)"
+            case .starting, .collecting: "collecting the organisation…"
+            case .failed(let message): "collection failed: \(message)"
+            case .ready: "nothing here"
+            }
+        frame.put("  " + text, row: layout.listTop, column: 0, style: theme.style(.muted))
+        return
+    }
+    let end = min(view.visible.count, view.offset + layout.listRows)
+    for (line, position) in (view.offset..<end).enumerated() {
+        let selected = position == view.selected
+        let cells = rowCells(state, pane, view.visible[position], selected: selected)
+        putColumns(&frame, row: layout.listTop + line, specs, cells, fill: selected ? theme.style(.selection) : theme.style(.background))
+    }
+}
+
+/// The cells of one row, styled; selection overrides colours.
+func rowCells(_ state: AppState, _ pane: Pane, _ index: Int, selected: Bool) -> [(String, Style)] {
+    let theme = state.theme
+    let base = selected ? theme.style(.selection) : theme.style(.text)
+    func severity(_ s: Severity?) -> Style {
+        guard let s, !selected else { return base }
+        return theme.style(Theme.role(for: s))
+    }
+    let muted = selected ? base : theme.style(.muted)
+    switch pane {
+    case .users:
+        let row = state.data.users[index]
+        return [
+            (row.name, base), (row.state, row.state == "active" ? base : muted), (row.division, base),
+            (String(row.permissions), base), (row.risk?.name ?? "—", severity(row.risk)),
+            (row.drift > 0 ? "\(state.glyphs.bullet)\(row.drift)" : "", row.drift > 0 && !selected ? theme.style(.high) : base),
+        ]
+    case .roles:
+        let row = state.data.roles[index]
+        let lineage = row.lineage.isEmpty ? (row.builtIn ? "built-in" : "") : "↺ \(row.lineage.count) more"
+        return [
+            (row.name + (row.drift > 0 ? "  \(state.glyphs.bullet)\(row.drift)" : ""), base), (String(row.users), base),
+            (String(row.groups), base), (String(row.clients), base), (String(row.permissions), base),
+            (row.risk.name, severity(row.risk)), (lineage, row.lineage.isEmpty ? muted : base),
+        ]
+    case .inheritance:
+        let row = state.data.inheritance[index]
+        let grants =
+            row.kind == .team
+                ? "team in \(row.division ?? "—") · no roles" : row.grants.isEmpty ? (row.rolesEnabled ? "role-enabled, none granted" : "—") : row.grants.joined(separator: ", ")
+        return [(row.kind.rawValue, muted), (row.name, base), (String(row.members), base), (grants, row.grants.isEmpty ? muted : base)]
+    case .feed:
+        let row = state.data.feed[index]
+        if row.failure {
+            let style = selected ? base : theme.style(.error)
+            return [("failure", style), (age(state.now.timeIntervalSince(row.firstSeen)), style), ("collection", style), (row.summary, style)]
+        }
+        let isNew = row.appeared.map { state.now.timeIntervalSince($0) < newItemHighlight && state.now >= $0 } ?? false
+        let textStyle = isNew && !selected ? theme.style(.new) : row.state.isApproved && !selected ? theme.style(.approved) : base
+        return [
+            (row.severity.name + (row.escalation ? "!" : ""), isNew && !selected ? theme.style(.new) : severity(row.severity)),
+            (age(state.now.timeIntervalSince(row.firstSeen)), textStyle), (statusText(row.state, now: state.now), textStyle),
+            (row.summary, textStyle),
+        ]
+    }
+}
+
+func statusText(_ state: ReviewState, now: Date) -> String {
+    switch state {
+    case .unapproved: return "unapproved"
+    case .lapsed: return "LAPSED"
+    case .approved(let approval, _):
+        return "\(approval.ticket ?? "ok") \(age(approval.expiresAt.timeIntervalSince(now)))"
+    }
+}
+
+func renderFeedStrip(_ frame: inout Frame, _ state: AppState, top: Int, rows: Int) {
+    let theme = state.theme
+    let title = " Latest drift (\(state.data.feed.count)) — 4 or Tab to browse "
+    frame.fill(row: top - 1, column: 0, count: frame.width, style: theme.style(.border))
+    var column = 0
+    while column < frame.width { column += frame.put(state.glyphs.horizontal, row: top - 1, column: column, style: theme.style(.border)) }
+    frame.put(title, row: top - 1, column: 2, style: theme.style(.title))
+    let specs = columns(for: .feed, width: frame.width)
+    if state.data.feed.isEmpty {
+        frame.put("  no drift since the baseline", row: top, column: 0, style: theme.style(.muted))
+        return
+    }
+    for (line, index) in state.data.feed.indices.prefix(rows).enumerated() {
+        putColumns(&frame, row: top + line, specs, rowCells(state, .feed, index, selected: false), fill: theme.style(.background))
+    }
+}
+
+// MARK: Details
+
+func renderDetail(_ frame: inout Frame, _ state: AppState, _ detail: DetailView, _ layout: Layout) {
+    let theme = state.theme
+    frame.fill(row: 2, column: 0, count: frame.width, style: theme.style(.background))
+    let position = detail.lines.isEmpty ? "" : "  \(min(detail.offset + 1, detail.lines.count))–\(min(detail.lines.count, detail.offset + layout.detailRows))/\(detail.lines.count)"
+    frame.put(" \(detail.title)\(position)", row: 2, column: 0, style: theme.style(.title))
+    for (line, index) in (detail.offset..<min(detail.lines.count, detail.offset + layout.detailRows)).enumerated() {
+        var column = 1
+        for span in detail.lines[index] where column < frame.width {
+            column += frame.put(span.text, row: 3 + line, column: column, style: theme.style(span.role))
+        }
+    }
+}
+
+// MARK: Footer and overlays
+
+func renderFooter(_ frame: inout Frame, _ state: AppState, _ layout: Layout) {
+    let theme = state.theme
+    let row = layout.footer
+    frame.fill(row: row, column: 0, count: frame.width, style: theme.style(.footer))
+    switch state.mode {
+    case .filter(let text):
+        let used = frame.put(" /" + text, row: row, column: 0, style: theme.style(.dialog))
+        frame.cursor = (row, min(frame.width - 1, used))
+        frame.put("  Enter keep · Esc clear", row: row, column: used + 1, style: theme.style(.footer))
+        return
+    case .command(let text):
+        let used = frame.put(" :" + text, row: row, column: 0, style: theme.style(.dialog))
+        frame.cursor = (row, min(frame.width - 1, used))
+        frame.put("  users|roles|inheritance|feed [risk>=high state=… drift unapproved] · approve · theme NAME · q", row: row, column: used + 1, style: theme.style(.footer))
+        return
+    default:
+        break
+    }
+    if let message = state.message {
+        frame.put(" " + message.text + " ", row: row, column: 0, style: message.isError ? theme.style(.error) : theme.style(.dialog))
+        return
+    }
+    var column = 1
+    for binding in KeyMap.bindings where binding.footer {
+        if binding.action == .approve && (state.readOnly || (state.pane != .feed && state.details.isEmpty)) { continue }
+        if binding.action == .back && state.details.isEmpty && state.view.filter.isEmpty && state.view.query.isEmpty { continue }
+        if [.open, .nextPane, .filter].contains(binding.action) && !state.details.isEmpty { continue }
+        let key = binding.label.split(separator: " ").first.map(String.init) ?? binding.label
+        let width = CellWidth.of(key) + CellWidth.of(binding.help.split(separator: " (").first.map(String.init) ?? binding.help) + 3
+        guard column + width < frame.width else { break }
+        column += frame.put(key, row: row, column: column, style: theme.style(.key))
+        column += frame.put(" " + (binding.help.split(separator: " (").first.map(String.init) ?? binding.help) + "  ", row: row, column: column, style: theme.style(.footer))
+    }
+    if state.readOnly {
+        frame.put(" read-only ", row: row, column: max(0, frame.width - 11), style: theme.style(.muted))
+    }
+}
+
+/// A box centred on the screen; returns its inner rectangle.
+func drawBox(_ frame: inout Frame, _ state: AppState, width: Int, height: Int, title: String) -> (row: Int, column: Int, width: Int, height: Int) {
+    let theme = state.theme
+    let g = state.glyphs
+    let w = min(width, frame.width - 2)
+    let h = min(height, frame.height - 2)
+    let top = max(0, (frame.height - h) / 2)
+    let left = max(0, (frame.width - w) / 2)
+    let style = theme.style(.dialog)
+    for row in top..<(top + h) { frame.fill(row: row, column: left, count: w, style: style) }
+    frame.put(g.topLeft, row: top, column: left, style: style)
+    frame.put(g.topRight, row: top, column: left + w - 1, style: style)
+    frame.put(g.bottomLeft, row: top + h - 1, column: left, style: style)
+    frame.put(g.bottomRight, row: top + h - 1, column: left + w - 1, style: style)
+    for column in (left + 1)..<(left + w - 1) {
+        frame.put(g.horizontal, row: top, column: column, style: style)
+        frame.put(g.horizontal, row: top + h - 1, column: column, style: style)
+    }
+    for row in (top + 1)..<(top + h - 1) {
+        frame.put(g.vertical, row: row, column: left, style: style)
+        frame.put(g.vertical, row: row, column: left + w - 1, style: style)
+    }
+    var titleStyle = theme.style(.title)
+    titleStyle.background = style.background
+    frame.put(" \(title) ", row: top, column: left + 2, limit: w - 4, style: titleStyle)
+    return (top + 1, left + 2, w - 4, h - 2)
+}
+
+func renderHelp(_ frame: inout Frame, _ state: AppState) {
+    let groups = KeyMap.bindings.reduce(into: [String]()) { if !$0.contains($1.group) { $0.append($1.group) } }
+    let height = KeyMap.bindings.count + groups.count * 2 + 3
+    let inner = drawBox(&frame, state, width: 72, height: height, title: "Keys — any key closes")
+    var row = inner.row
+    let style = state.theme.style(.dialog)
+    var keyStyle = state.theme.style(.key)
+    keyStyle.background = style.background
+    for group in groups where row < inner.row + inner.height {
+        var title = state.theme.style(.title)
+        title.background = style.background
+        frame.put(group, row: row, column: inner.column, style: title)
+        row += 1
+        for binding in KeyMap.bindings where binding.group == group && row < inner.row + inner.height {
+            frame.put(binding.label, row: row, column: inner.column + 2, limit: 12, style: keyStyle)
+            frame.put(binding.help, row: row, column: inner.column + 15, limit: inner.width - 15, style: style)
+            row += 1
+        }
+        row += 1
+    }
+}
+
+func renderApproval(_ frame: inout Frame, _ state: AppState, _ draft: ApprovalDraft) {
+    let inner = drawBox(&frame, state, width: 76, height: 13, title: "Approve drift item \(draft.fingerprint.prefix(12))")
+    let theme = state.theme
+    let style = theme.style(.dialog)
+    frame.put(draft.summary, row: inner.row, column: inner.column, limit: inner.width, style: style)
+    let fields = [("Ticket", draft.ticket), ("Note", draft.note), ("Expires", draft.expires)]
+    for (index, (label, value)) in fields.enumerated() {
+        let row = inner.row + 2 + index * 2
+        var labelStyle = theme.style(.muted)
+        labelStyle.background = style.background
+        frame.put(label, row: row, column: inner.column, style: labelStyle)
+        let fieldStyle = index == draft.field ? theme.style(.selection) : theme.style(.background)
+        frame.fill(row: row, column: inner.column + 10, count: inner.width - 10, style: fieldStyle)
+        let used = frame.put(value, row: row, column: inner.column + 10, limit: inner.width - 11, style: fieldStyle)
+        if index == draft.field { frame.cursor = (row, inner.column + 10 + used) }
+    }
+    if let error = draft.error {
+        frame.put(error, row: inner.row + 8, column: inner.column, limit: inner.width, style: theme.style(.error))
+    }
+    var hint = theme.style(.muted)
+    hint.background = style.background
+    frame.put("Tab next field · Enter next/confirm · Esc cancel", row: inner.row + inner.height - 1, column: inner.column, limit: inner.width, style: hint)
+}
