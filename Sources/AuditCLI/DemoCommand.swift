@@ -38,6 +38,8 @@ struct DemoCommand: AsyncParsableCommand {
 
     @OptionGroup var dashboard: DashboardOptions
 
+    @OptionGroup var comparison: ComparisonOptions
+
     @Flag(help: "Collect once and print the summary instead of opening the dashboard.")
     var summary = false
 
@@ -96,6 +98,7 @@ struct DemoCommand: AsyncParsableCommand {
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
         let path = statePath ?? temporary! + "/state.sqlite"
         let (interval, activity, dashboard, seed) = (self.interval, self.activity, self.dashboard, self.seed)
+        let options = try comparison.driftOptions()
         try await simulator.withRunning { endpoint in
             let store = try SQLiteAuditStore(path: path)
             let connection = Self.connection(endpoint)
@@ -119,11 +122,11 @@ struct DemoCommand: AsyncParsableCommand {
                 await activity.run()
             }
             defer { changes.cancel() }
-            let monitor = DriftMonitor(store: store, interval: interval.duration, collect: collect)
+            let monitor = DriftMonitor(store: store, interval: interval.duration, options: options, collect: collect)
             do {
                 try await DashboardApp(
                     monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
-                    approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: .standard
+                    approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy
                 ).run()
             } catch {
                 changes.cancel()

@@ -37,11 +37,7 @@ struct DiffCommand: AsyncParsableCommand {
     @Option(name: .customLong("fail-on"), help: "Exit 3 when an unapproved change is at least this severe: low, medium, high, critical.")
     var failOn: Severity?
 
-    @Option(help: "Risk policy file (JSON) instead of the built-in one (rbacwatch risk default prints it).")
-    var risk: String?
-
-    @Option(help: "Jaccard similarity of permissions above which a deleted and a created role are one role recreated.")
-    var similarity = 0.8
+    @OptionGroup var comparison: ComparisonOptions
 
     @Flag(help: "In the table, list every principal's change instead of folding them under their cause.")
     var expand = false
@@ -55,25 +51,10 @@ struct DiffCommand: AsyncParsableCommand {
     @Option(name: .customLong("keep-snapshots"), help: "Snapshots kept in the store besides the baselines' (older ones are pruned).")
     var keepSnapshots = 10
 
-    func validate() throws {
-        guard (0.0...1.0).contains(similarity) else { throw ValidationError("--similarity is between 0 and 1.") }
-    }
-
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         try await CommandErrors.handle {
-            var options = DriftOptions()
-            options.recreateSimilarity = similarity
-            if let risk {
-                guard let data = FileManager.default.contents(atPath: risk) else {
-                    throw OperationError("cannot read the risk policy file \(risk)")
-                }
-                do throws(RiskPolicyError) {
-                    options.policy = try RiskPolicy(json: data)
-                } catch {
-                    throw RiskPolicyError(description: "\(risk): \(error.description)")
-                }
-            }
+            let options = try comparison.driftOptions()
             let store = try state.open(environment: environment)
 
             // The baseline: a file, or the accepted one.
@@ -124,5 +105,34 @@ struct DiffCommand: AsyncParsableCommand {
             }
             if !report.failing.isEmpty { throw ExitCode(RBACWatchExit.driftFound) }
         }
+    }
+}
+
+/// How drift is judged, wherever it is computed (`diff`, `tui`, `demo`).
+struct ComparisonOptions: ParsableArguments {
+    @Option(help: "Risk policy file (JSON) instead of the built-in one (rbacwatch risk default prints it).")
+    var risk: String?
+
+    @Option(help: "Jaccard similarity of permissions above which a deleted and a created role are one role recreated.")
+    var similarity = 0.8
+
+    func validate() throws {
+        guard (0.0...1.0).contains(similarity) else { throw ValidationError("--similarity is between 0 and 1.") }
+    }
+
+    func driftOptions() throws -> DriftOptions {
+        var options = DriftOptions()
+        options.recreateSimilarity = similarity
+        if let risk {
+            guard let data = FileManager.default.contents(atPath: risk) else {
+                throw OperationError("cannot read the risk policy file \(risk)")
+            }
+            do throws(RiskPolicyError) {
+                options.policy = try RiskPolicy(json: data)
+            } catch {
+                throw RiskPolicyError(description: "\(risk): \(error.description)")
+            }
+        }
+        return options
     }
 }

@@ -47,21 +47,27 @@ struct TUICommand: AsyncParsableCommand {
     @OptionGroup var state: StateOptions
     @OptionGroup var dashboard: DashboardOptions
 
+    @OptionGroup var comparison: ComparisonOptions
+
     @Option(help: "How often to collect and compare: 30s, 5m, 1h.")
     var interval = Interval(argument: "5m")!
+
+    @Option(name: .customLong("keep-snapshots"), help: "Snapshots kept in the store besides the baselines' (older ones are pruned).")
+    var keepSnapshots = 10
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         try await CommandErrors.handle {
             try DashboardApp.requireTerminal()
             let connection = try connection.resolve(environment: environment)
+            let options = try comparison.driftOptions()
             let store = try state.open(environment: environment)
-            let monitor = DriftMonitor(store: store, interval: interval.duration) {
+            let monitor = DriftMonitor(store: store, interval: interval.duration, options: options, keepSnapshots: keepSnapshots) {
                 try await SnapshotRunner.collect(connection, settings: .init(), logger: CLILogging.silent, progress: ProgressLine(enabled: false)).0
             }
             try await DashboardApp(
                 monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
-                approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: .standard
+                approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy
             ).run()
         }
     }

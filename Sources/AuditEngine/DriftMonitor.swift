@@ -26,6 +26,10 @@ public struct MonitorUpdate: Sendable {
     public var failures: [CollectionFailure] = []
 }
 
+struct MonitorError: Error, CustomStringConvertible {
+    var description: String
+}
+
 /// A failed collection; the same failure repeating is one entry with a count (no alert storm).
 public struct CollectionFailure: Sendable, Equatable {
     /// When it first happened, and most recently.
@@ -150,6 +154,12 @@ public actor DriftMonitor {
         do {
             let snapshot = try await collect()
             let now = Date()
+            if snapshot.isPartial {
+                // Comparing a partial snapshot would report everything it could not read as removed.
+                let first = snapshot.problems.first.map { ": \($0.code) \($0.endpoint)" } ?? ""
+                throw MonitorError(
+                    description: "partial collection (\(snapshot.problems.count) problem\(snapshot.problems.count == 1 ? "" : "s")\(first)); not compared")
+            }
             try await store.storeSnapshot(snapshot, collectedAt: now)
             try await store.pruneSnapshots(keepLatest: keepSnapshots)
             guard let (baseline, baselineSnapshot) = try await store.baselineSnapshot() else {

@@ -249,7 +249,8 @@ struct Painter {
                 }
                 let shown = cell.text.isEmpty ? " " : cell.text
                 covered = CellWidth.of(shown) == 2
-                var text = shown.unicodeScalars.map { wchar_t(bitPattern: $0.value) }
+                // A base character and at most four marks (ncurses' CCHARW_MAX is 5).
+                var text = shown.unicodeScalars.prefix(5).map { wchar_t(bitPattern: $0.value) }
                 text.append(0)
                 let (attributes, pair) = style(cell.style, depth: depth, colors: colors)
                 _ = text.withUnsafeBufferPointer { rbw_put_cell(Int32(row), Int32(column), $0.baseAddress, attributes, pair) }

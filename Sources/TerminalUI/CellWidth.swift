@@ -2,12 +2,23 @@
 /// characters, 2 for East Asian wide and fullwidth characters and emoji, 1 otherwise — the same
 /// answers `wcwidth` gives for these ranges, so columns line up whatever the script.
 public enum CellWidth {
+    /// A character (grapheme cluster) is drawn as its first scalar plus combining marks (see
+    /// `Frame.put`), so it is as wide as that scalar — what ncurses and the terminal will count.
     public static func of(_ character: Character) -> Int {
         guard let first = character.unicodeScalars.first else { return 0 }
-        let base = of(first)
-        // An emoji presentation selector makes a text-style symbol wide.
-        if base == 1, character.unicodeScalars.contains(where: { $0.value == 0xFE0F }) { return 2 }
-        return base
+        return of(first)
+    }
+
+    /// A mark drawn on the previous character (not a format control, selector or modifier).
+    public static func isCombining(_ scalar: Unicode.Scalar) -> Bool {
+        let v = scalar.value
+        guard isZeroWidth(v) else { return false }
+        switch v {
+        case 0x200B...0x200F, 0x2028...0x202E, 0x2060...0x2064, 0xFE00...0xFE0F, 0xFEFF, 0x1F3FB...0x1F3FF, 0xE0000...0xE007F:
+            return false
+        default:
+            return true
+        }
     }
 
     public static func of(_ text: String) -> Int {

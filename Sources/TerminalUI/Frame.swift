@@ -86,18 +86,25 @@ public struct Frame: Sendable, Equatable {
         let room = total > available ? available - 1 : available
         var used = 0
         for character in safe {
-            let w = CellWidth.of(character)
+            // Drawn as its first scalar and its combining marks: joiners, selectors and the rest
+            // of an emoji sequence are dropped, so every cell is exactly as wide as the terminal
+            // will make it (ncurses and tmux count scalars, not grapheme clusters).
+            let scalars = character.unicodeScalars
+            guard let base = scalars.first else { continue }
+            let w = CellWidth.of(base)
             if w == 0 {
-                // A combining mark joins the previous cell.
-                if used > 0 {
+                // A lone combining mark joins the previous cell; a lone format control is dropped.
+                if used > 0, CellWidth.isCombining(base) {
                     var index = row * width + column + used - 1
                     if cells[index].text.isEmpty, used > 1 { index -= 1 }
-                    cells[index].text.append(character)
+                    cells[index].text.unicodeScalars.append(base)
                 }
                 continue
             }
             guard used + w <= room else { break }
-            cells[row * width + column + used] = Cell(text: String(character), style: style)
+            var shown = String.UnicodeScalarView([base])
+            for mark in scalars.dropFirst() where CellWidth.isCombining(mark) { shown.append(mark) }
+            cells[row * width + column + used] = Cell(text: String(shown), style: style)
             if w == 2 { cells[row * width + column + used + 1] = .continuation(style) }
             used += w
         }
@@ -106,6 +113,13 @@ public struct Frame: Sendable, Equatable {
             used += 1
         }
         return used
+    }
+
+    /// Replaces whole cells by a table (used for the ASCII fallback).
+    public mutating func replaceChrome(_ table: [String: String]) {
+        for index in cells.indices {
+            if let replacement = table[cells[index].text] { cells[index].text = replacement }
+        }
     }
 
     /// Fills `count` cells with spaces in `style`.

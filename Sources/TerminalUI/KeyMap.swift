@@ -23,36 +23,39 @@ public struct KeyBinding: Sendable {
     public var action: Action
     public var help: String
     public var group: String
-    /// Shown in the footer (where it applies).
-    public var footer: Bool
+    /// The footer's short text, for the keys that belong there (where they apply).
+    public var footer: String?
 }
 
 public enum KeyMap {
     public static let bindings: [KeyBinding] = [
-        KeyBinding(keys: [.character("j"), .down], label: "j ↓", action: .down, help: "move down", group: "Navigate", footer: false),
-        KeyBinding(keys: [.character("k"), .up], label: "k ↑", action: .up, help: "move up", group: "Navigate", footer: false),
-        KeyBinding(keys: [.pageDown, .control("f")], label: "PgDn ^F", action: .pageDown, help: "page down", group: "Navigate", footer: false),
-        KeyBinding(keys: [.pageUp, .control("b")], label: "PgUp ^B", action: .pageUp, help: "page up", group: "Navigate", footer: false),
-        KeyBinding(keys: [.character("g"), .home], label: "g Home", action: .top, help: "first row", group: "Navigate", footer: false),
-        KeyBinding(keys: [.character("G"), .end], label: "G End", action: .bottom, help: "last row", group: "Navigate", footer: false),
-        KeyBinding(keys: [.tab, .right, .character("l")], label: "Tab", action: .nextPane, help: "next pane", group: "Panes", footer: true),
-        KeyBinding(keys: [.backTab, .left, .character("h")], label: "S-Tab", action: .previousPane, help: "previous pane", group: "Panes", footer: false),
-        KeyBinding(keys: [.character("1")], label: "1", action: .usersPane, help: "users", group: "Panes", footer: false),
-        KeyBinding(keys: [.character("2")], label: "2", action: .rolesPane, help: "roles", group: "Panes", footer: false),
-        KeyBinding(keys: [.character("3")], label: "3", action: .inheritancePane, help: "inheritance (groups and teams)", group: "Panes", footer: false),
-        KeyBinding(keys: [.character("4")], label: "4", action: .feedPane, help: "drift feed", group: "Panes", footer: false),
-        KeyBinding(keys: [.enter], label: "Enter", action: .open, help: "details", group: "Panes", footer: true),
-        KeyBinding(keys: [.escape], label: "Esc", action: .back, help: "back, clear filter", group: "Panes", footer: true),
-        KeyBinding(keys: [.character("/")], label: "/", action: .filter, help: "filter rows", group: "Find", footer: true),
-        KeyBinding(keys: [.character("n")], label: "n", action: .nextMatch, help: "next match", group: "Find", footer: false),
-        KeyBinding(keys: [.character("N")], label: "N", action: .previousMatch, help: "previous match", group: "Find", footer: false),
-        KeyBinding(keys: [.character(":")], label: ":", action: .command, help: "command (:users risk>=high, :theme NAME, :q)", group: "Find", footer: true),
-        KeyBinding(keys: [.character("a")], label: "a", action: .approve, help: "approve the selected drift item", group: "Act", footer: true),
-        KeyBinding(keys: [.character("r")], label: "r", action: .refresh, help: "collect and compare now", group: "Act", footer: true),
-        KeyBinding(keys: [.character("?")], label: "?", action: .help, help: "this help", group: "Act", footer: true),
-        KeyBinding(keys: [.control("l")], label: "^L", action: .redraw, help: "redraw the screen", group: "Act", footer: false),
-        KeyBinding(keys: [.character("q"), .control("c")], label: "q", action: .quit, help: "quit", group: "Act", footer: true),
+        KeyBinding(keys: [.character("j"), .down], label: "j ↓", action: .down, help: "move down", group: "Navigate", footer: nil),
+        KeyBinding(keys: [.character("k"), .up], label: "k ↑", action: .up, help: "move up", group: "Navigate", footer: nil),
+        KeyBinding(keys: [.pageDown, .control("f")], label: "PgDn ^F", action: .pageDown, help: "page down", group: "Navigate", footer: nil),
+        KeyBinding(keys: [.pageUp, .control("b")], label: "PgUp ^B", action: .pageUp, help: "page up", group: "Navigate", footer: nil),
+        KeyBinding(keys: [.character("g"), .home], label: "g Home", action: .top, help: "first row", group: "Navigate", footer: nil),
+        KeyBinding(keys: [.character("G"), .end], label: "G End", action: .bottom, help: "last row", group: "Navigate", footer: nil),
+        KeyBinding(keys: [.tab, .right, .character("l")], label: "Tab l →", action: .nextPane, help: "next pane", group: "Panes", footer: "next pane"),
+        KeyBinding(keys: [.backTab, .left, .character("h")], label: "S-Tab h ←", action: .previousPane, help: "previous pane", group: "Panes", footer: nil),
+        KeyBinding(keys: [.character("1")], label: "1", action: .usersPane, help: "users", group: "Panes", footer: nil),
+        KeyBinding(keys: [.character("2")], label: "2", action: .rolesPane, help: "roles", group: "Panes", footer: nil),
+        KeyBinding(keys: [.character("3")], label: "3", action: .inheritancePane, help: "inheritance (groups and teams)", group: "Panes", footer: nil),
+        KeyBinding(keys: [.character("4")], label: "4", action: .feedPane, help: "drift feed", group: "Panes", footer: nil),
+        KeyBinding(keys: [.enter], label: "Enter", action: .open, help: "details", group: "Panes", footer: "details"),
+        KeyBinding(keys: [.escape], label: "Esc", action: .back, help: "back, clear filter", group: "Panes", footer: "back"),
+        KeyBinding(keys: [.character("/")], label: "/", action: .filter, help: "filter rows", group: "Find", footer: "filter"),
+        KeyBinding(keys: [.character("n")], label: "n", action: .nextMatch, help: "next match", group: "Find", footer: nil),
+        KeyBinding(keys: [.character("N")], label: "N", action: .previousMatch, help: "previous match", group: "Find", footer: nil),
+        KeyBinding(keys: [.character(":")], label: ":", action: .command, help: "command (:users risk>=high, :theme NAME, :q)", group: "Find", footer: "command"),
+        KeyBinding(keys: [.character("a")], label: "a", action: .approve, help: "approve the selected drift item", group: "Act", footer: "approve"),
+        KeyBinding(keys: [.character("r")], label: "r", action: .refresh, help: "collect and compare now", group: "Act", footer: "refresh"),
+        KeyBinding(keys: [.character("?")], label: "?", action: .help, help: "this help", group: "Act", footer: "help"),
+        KeyBinding(keys: [.control("l")], label: "^L", action: .redraw, help: "redraw the screen", group: "Act", footer: nil),
+        KeyBinding(keys: [.character("q"), .control("c")], label: "q ^C", action: .quit, help: "quit", group: "Act", footer: "quit"),
     ]
+
+    /// The footer's keys, most useful first (it shows as many as fit).
+    public static let footerOrder: [Action] = [.approve, .open, .back, .filter, .command, .nextPane, .refresh, .help, .quit]
 
     private static let index: [Key: Action] = {
         var map: [Key: Action] = [:]

@@ -28,8 +28,16 @@ public func render(_ state: AppState) -> Frame {
     case .approve(let draft): renderApproval(&frame, state, draft)
     default: break
     }
+    if state.glyphs == .ascii { frame.replaceChrome(asciiChrome) }
     return frame
 }
+
+/// The dashboard's own non-ASCII characters and what a terminal without UTF-8 gets instead.
+/// (Names from the API are left as they are: the terminal shows them as best it can.)
+public let asciiChrome: [String: String] = [
+    "·": "|", "…": "~", "—": "-", "–": "-", "↺": "@", "●": "*", "▸": ">", "↓": "v", "↑": "^", "─": "-", "│": "|",
+    "┌": "+", "┐": "+", "└": "+", "┘": "+",
+]
 
 // MARK: Header and tabs
 
@@ -61,17 +69,24 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     }
     let rightWidth = min(frame.width / 2, right.reduce(0) { $0 + CellWidth.of($1.0) })
 
-    // Left: what we are looking at and when it was collected.
-    var left = " rbacwatch"
-    if !data.organization.isEmpty { left += " · \(data.organization)" }
-    if let version = data.baselineVersion { left += " · baseline v\(version)" }
-    if let collected = data.collectedAt {
-        left += " · collected \(Details.clock(collected)) (\(age(state.now.timeIntervalSince(collected))) ago)"
+    // Left: what we are looking at and when it was collected — the most detailed version that
+    // fits, dropping the least useful parts first.
+    let organization = data.organization.isEmpty ? nil : TerminalSafe.sanitize(data.organization)
+    let baseline = data.baselineVersion.map { "baseline v\($0)" }
+    let collected = data.collectedAt.map { (clock: Details.clock($0), ago: age(state.now.timeIntervalSince($0))) }
+    let next = data.nextRefresh.flatMap { next in
+        data.status == .collecting ? nil : "next \(age(max(0, next.timeIntervalSince(state.now).rounded(.up))))"
     }
-    if let next = data.nextRefresh, data.status != .collecting {
-        left += " · next \(max(0, Int(next.timeIntervalSince(state.now).rounded(.up))))s"
-    }
-    frame.put(left, row: 0, column: 0, limit: max(0, frame.width - rightWidth - 1), style: style)
+    let candidates: [[String?]] = [
+        ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next],
+        ["rbacwatch", organization, baseline, collected.map { "collected \($0.ago) ago" }, next],
+        ["rbacwatch", organization, collected.map { "\($0.ago) ago" }, next],
+        ["rbacwatch", collected.map { "\($0.ago) ago" }, next],
+    ]
+    let room = max(0, frame.width - rightWidth - 2)
+    let texts = candidates.map { " " + $0.compactMap { $0 }.joined(separator: " · ") }
+    let left = texts.first { CellWidth.of($0) <= room } ?? texts.last!
+    frame.put(left, row: 0, column: 0, limit: room, style: style)
     var column = frame.width - rightWidth
     for (text, partStyle) in right where column < frame.width {
         column += frame.put(text, row: 0, column: column, limit: frame.width - column, style: partStyle)
@@ -311,15 +326,29 @@ func renderFooter(_ frame: inout Frame, _ state: AppState, _ layout: Layout) {
         return
     }
     var column = 1
-    for binding in KeyMap.bindings where binding.footer {
-        if binding.action == .approve && (state.readOnly || (state.pane != .feed && state.details.isEmpty)) { continue }
-        if binding.action == .back && state.details.isEmpty && state.view.filter.isEmpty && state.view.query.isEmpty { continue }
-        if [.open, .nextPane, .filter].contains(binding.action) && !state.details.isEmpty { continue }
+    let inDetail = !state.details.isEmpty
+    let filtered = !state.view.filter.isEmpty || !state.view.query.isEmpty
+    var canApprove = !state.readOnly
+    if case .item(let fingerprint) = state.details.last?.subject {
+        canApprove = canApprove && state.data.feed.contains { $0.fingerprint == fingerprint && !$0.failure }
+    } else {
+        canApprove = canApprove && !inDetail && state.pane == .feed
+            && state.selectedRow(.feed).map { !state.data.feed[$0].failure } == true
+    }
+    let room = state.readOnly ? frame.width - 12 : frame.width
+    for action in KeyMap.footerOrder {
+        guard let binding = KeyMap.bindings.first(where: { $0.action == action }), let text = binding.footer else { continue }
+        switch action {
+        case .approve where !canApprove: continue
+        case .back where !inDetail && !filtered: continue
+        case .open, .nextPane, .filter: if inDetail { continue }
+        default: break
+        }
         let key = binding.label.split(separator: " ").first.map(String.init) ?? binding.label
-        let width = CellWidth.of(key) + CellWidth.of(binding.help.split(separator: " (").first.map(String.init) ?? binding.help) + 3
-        guard column + width < frame.width else { break }
+        let width = CellWidth.of(key) + CellWidth.of(text) + 3
+        guard column + width <= room else { break }
         column += frame.put(key, row: row, column: column, style: theme.style(.key))
-        column += frame.put(" " + (binding.help.split(separator: " (").first.map(String.init) ?? binding.help) + "  ", row: row, column: column, style: theme.style(.footer))
+        column += frame.put(" \(text)  ", row: row, column: column, style: theme.style(.footer))
     }
     if state.readOnly {
         frame.put(" read-only ", row: row, column: max(0, frame.width - 11), style: theme.style(.muted))

@@ -4,9 +4,21 @@ import Testing
 
 @Suite("rbacwatch simulate and demo")
 struct SimulateAndDemoTests {
-    @Test("demo collects the embedded simulator and prints the summary")
+    @Test("demo and tui refuse to run without a terminal: one line, non-zero, nothing else")
+    func dashboardNeedsTerminal() async throws {
+        for arguments in [["demo", "--users", "50"], ["tui"], []] {
+            let result = try await CommandRunner.run(arguments)
+            #expect(result.status != 0, "\(arguments)")
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("needs a terminal"), "\(arguments): \(result.stderr)")
+            #expect(result.stdout.isEmpty)
+        }
+    }
+
+    @Test("demo --summary collects the embedded simulator and prints the summary")
     func demo() async throws {
-        let result = try await CommandRunner.run(["demo", "--users", "300", "--verify", "20"])
+        let result = try await CommandRunner.run(["demo", "--summary", "--users", "300", "--verify", "20"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("Simulator listening at http://127.0.0.1:"))
         #expect(result.stdout.contains(": complete"))

@@ -1,0 +1,170 @@
+import AuditCore
+import Foundation
+import Testing
+
+@testable import TerminalUI
+
+@Suite("Dashboard: rendering")
+struct RenderTests {
+    @Test("each pane at 110×30 and 80×24 matches its golden frame", arguments: Pane.allCases)
+    func panes(_ pane: Pane) throws {
+        try Golden.check(render(Fixture.state(pane: pane)), "pane-\(pane.title.lowercased())-110x30")
+        try Golden.check(render(Fixture.state(width: 80, height: 24, pane: pane)), "pane-\(pane.title.lowercased())-80x24")
+    }
+
+    @Test("drill-downs match their golden frames: user, role, group, team, drift item, collection failure")
+    func drillDowns() throws {
+        var state = Fixture.state(width: 110, height: 40)
+        func open(_ pane: Pane, where predicate: (AppState) -> Bool, _ name: String) throws {
+            state.details = []
+            _ = reduce(&state, .key(.character(Character(String(pane.rawValue + 1)))))
+            _ = reduce(&state, .key(.character("g")))
+            var guardCount = 0
+            while !predicate(state) {
+                _ = reduce(&state, .key(.character("j")))
+                guardCount += 1
+                try #require(guardCount < 100, "row for \(name) not found")
+            }
+            _ = reduce(&state, .key(.enter))
+            try #require(state.details.count == 1, "Enter opens \(name)")
+            try Golden.check(render(state), "detail-\(name)")
+        }
+        try open(.users, where: { $0.data.users[$0.selectedRow(.users)!].id == "u04" }, "user-hostile")
+        try open(.users, where: { $0.data.users[$0.selectedRow(.users)!].id == "u01" }, "user-inherited")
+        try open(.roles, where: { $0.data.roles[$0.selectedRow(.roles)!].id == "r-sec" }, "role")
+        try open(.inheritance, where: { $0.data.inheritance[$0.selectedRow(.inheritance)!].id == "g-leads" }, "group")
+        try open(.inheritance, where: { $0.data.inheritance[$0.selectedRow(.inheritance)!].id == "t-night" }, "team")
+        try open(.feed, where: { $0.data.feed[$0.selectedRow(.feed)!].kind == "grantAdded" }, "item-grant")
+        try open(.feed, where: { $0.data.feed[$0.selectedRow(.feed)!].kind == "roleModified" }, "item-approved")
+        _ = reduce(&state, .data(Fixture.data(failures: [FailureNote(first: Fixture.now.addingTimeInterval(-30), at: Fixture.now.addingTimeInterval(-5), message: "HTTP 503 from /api/v2/users", count: 3)])))
+        try open(.feed, where: { $0.data.feed[$0.selectedRow(.feed)!].failure }, "item-failure")
+    }
+
+    @Test("overlays and modes match their golden frames: help, approval, filter, command, failure, read-only")
+    func overlays() throws {
+        var state = Fixture.state(pane: .users)
+        press(&state, .character("?"))
+        try Golden.check(render(state), "overlay-help")
+
+        state = Fixture.state(pane: .feed)
+        press(&state, .character("a"))
+        type(&state, "CHG-7")
+        press(&state, .tab)
+        type(&state, "planned")
+        try Golden.check(render(state), "overlay-approve")
+
+        state = Fixture.state(pane: .users)
+        press(&state, .character("/"))
+        type(&state, "an")
+        try Golden.check(render(state), "mode-filter")
+
+        state = Fixture.state(pane: .users)
+        press(&state, .character(":"))
+        type(&state, "users risk>=high")
+        try Golden.check(render(state), "mode-command")
+        press(&state, .enter)
+        try Golden.check(render(state), "query-users-risk-high")
+
+        state = Fixture.state(pane: .feed)
+        var data = Fixture.data(failures: [FailureNote(first: Fixture.now.addingTimeInterval(-30), at: Fixture.now.addingTimeInterval(-5), message: "HTTP 503 from /api/v2/users", count: 3)])
+        data.status = .failed("HTTP 503 from /api/v2/users")
+        _ = reduce(&state, .data(data))
+        try Golden.check(render(state), "feed-collection-failed")
+
+        state = Fixture.state(pane: .feed, readOnly: true)
+        try Golden.check(render(state), "feed-read-only")
+    }
+
+    @Test("monochrome and ASCII: no colour at all when NO_COLOR, box drawing falls back to ASCII")
+    func monochromeAscii() throws {
+        var state = Fixture.state(pane: .users)
+        state.theme = Theme.standard.adapted(to: .none)
+        state.glyphs = .ascii
+        press(&state, .character("?"))
+        let frame = render(state)
+        try Golden.check(frame, "overlay-help-monochrome-ascii")
+        for row in 0..<frame.height {
+            for column in 0..<frame.width {
+                let cell = frame[row, column]
+                #expect(cell.style.foreground == nil && cell.style.background == nil)
+                #expect(asciiChrome[cell.text] == nil, "row \(row) column \(column): \(cell.text)")
+            }
+        }
+    }
+
+    @Test("hostile names: no control character reaches a cell, and every column stays aligned with wide names")
+    func hostileAndWide() throws {
+        let state = Fixture.state(width: 110, height: 30, pane: .users)
+        let frame = render(state)
+        for cell in frame.cells {
+            #expect(!cell.text.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+        }
+        #expect(frame.text.contains(#"Mallory\x1B[2J\x1B[31mRed\x07"#))
+        #expect(frame.text.contains("山田太郎"))
+        // The STATE column starts at the same cell on every user row, whatever the name.
+        let specs = columns(for: .users, width: frame.width)
+        let stateColumn = 1 + specs[0].width + 1
+        let layout = Layout(width: frame.width, height: frame.height, pane: .users)
+        for line in 0..<state.data.users.count {
+            let row = layout.listTop + line
+            let user = state.data.users[state.views[Pane.users.rawValue].visible[line]]
+            #expect(frame[row, stateColumn].text == String(user.state.prefix(1)), "row \(row) \(user.name)")
+            #expect(frame[row, stateColumn - 1].text == " " || frame[row, stateColumn - 1].text == "…")
+        }
+        // A wide character takes two cells: its own and an empty continuation.
+        let wideRow = try #require((0..<frame.height).first { r in (0..<frame.width).contains { frame[r, $0].text == "山" } })
+        let wideColumn = try #require((0..<frame.width).first { frame[wideRow, $0].text == "山" })
+        #expect(frame[wideRow, wideColumn + 1].text.isEmpty)
+        #expect(frame[wideRow, wideColumn + 2].text == "田")
+    }
+
+    @Test("an emoji sequence is drawn as its first emoji, two cells wide; a combining mark stays on its letter")
+    func graphemes() {
+        var frame = Frame(width: 20, height: 1)
+        let used = frame.put("Zoë 👩‍💻 e\u{301}x", row: 0, column: 0, style: .plain)
+        #expect(used == 9)
+        #expect(frame[0, 2].text == "ë")
+        #expect(frame[0, 4].text == "👩")
+        #expect(frame[0, 5].text.isEmpty)
+        #expect(frame[0, 7].text == "e\u{301}")
+        #expect(frame[0, 8].text == "x")
+    }
+
+    @Test("text that does not fit is cut with an ellipsis, never half a wide character")
+    func truncation() {
+        var frame = Frame(width: 6, height: 1)
+        #expect(frame.put("山田太郎", row: 0, column: 0, style: .plain) == 5)
+        #expect(frame.text == "山田…")
+        var narrow = Frame(width: 4, height: 1)
+        narrow.put("abcdef", row: 0, column: 0, style: .plain)
+        #expect(narrow.text == "abc…")
+    }
+
+    @Test("rendering is pure: the same state gives the same frame; a tiny terminal gets a hint, not a crash")
+    func pure() {
+        let state = Fixture.state(pane: .roles)
+        #expect(render(state) == render(state))
+        var tiny = state
+        _ = reduce(&tiny, .resize(width: 12, height: 3))
+        #expect(render(tiny).text.hasPrefix("rbacwatch:"))
+        var zero = state
+        _ = reduce(&zero, .resize(width: 0, height: 0))
+        #expect(render(zero).width == 1)
+    }
+
+    @Test("a new feed item is highlighted for a few seconds, then looks like the others")
+    func highlight() throws {
+        var state = Fixture.state(pane: .feed)
+        let newStyle = state.theme.style(.new)
+        func highlighted() -> Int {
+            let frame = render(state)
+            let layout = Layout(width: frame.width, height: frame.height, pane: .feed)
+            return (layout.listTop..<(layout.listTop + layout.listRows)).filter { frame[$0, 1].style == newStyle }.count
+        }
+        press(&state, .character("G"))  // the cursor away from the new items
+        let before = highlighted()
+        #expect(before > 0)
+        _ = reduce(&state, .tick(Fixture.now.addingTimeInterval(newItemHighlight)))
+        #expect(highlighted() == 0)
+    }
+}
