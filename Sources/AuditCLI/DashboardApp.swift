@@ -65,7 +65,7 @@ struct DashboardApp {
         var state = AppState(
             theme: startingTheme.adapted(to: depth), readOnly: readOnly, now: Date(), width: capabilities.width,
             height: capabilities.height, glyphs: capabilities.utf8 ? .unicode : .ascii)
-        if let themeProblem { _ = reduce(&state, .notice(themeProblem, isError: true)) }
+        if let themeProblem { _ = reduce(&state, .notice("using the default theme: \(themeProblem)", isError: true)) }
 
         let queue = EventQueue()
         let signals = SignalWatch(queue: queue)
@@ -107,7 +107,7 @@ struct DashboardApp {
                     case .setTheme(let name):
                         let (loaded, problem) = Themes.load(name, environment: environment)
                         if let problem {
-                            queue.push(.notice(problem, isError: true))
+                            queue.push(.notice("\(problem); theme unchanged", isError: true))
                         } else {
                             queue.push(.theme(loaded))
                         }
@@ -191,7 +191,8 @@ enum Themes {
         return dirs
     }
 
-    /// The theme, or the default with a one-line reason when it cannot be had.
+    /// The theme, or the default with a one-line reason (no "using the default" in it: at start-up
+    /// the default is used, on `:theme` the current theme stays) when it cannot be had.
     static func load(_ name: String?, environment: [String: String]) -> (Theme, String?) {
         guard let name, !name.isEmpty else { return (.standard, nil) }
         let candidates = name.contains("/") || name.hasSuffix(".json") ? [name] : directories(environment).map { "\($0)/\(name).json" }
@@ -200,10 +201,10 @@ enum Themes {
             do {
                 return (try Theme(json: Array(data)), nil)
             } catch {
-                return (.standard, "theme \(path): \(error.description); using the default theme")
+                return (.standard, "\((path as NSString).lastPathComponent): \(error.description)")
             }
         }
         if let builtIn = Theme.builtIn[name] { return (builtIn, nil) }
-        return (.standard, "no theme \(name) (built in: \(Theme.builtIn.keys.sorted().joined(separator: ", "))); using the default theme")
+        return (.standard, "no theme \(name) (built in: \(Theme.builtIn.keys.sorted().joined(separator: ", ")))")
     }
 }

@@ -69,21 +69,6 @@ struct SimulateAndDemoTests {
     }
 
     /// Starts `rbacwatch simulate` and returns the process with its ready line.
-    func startSimulator(users: Int) async throws -> (Process, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandRunner.binary)
-        process.arguments = ["simulate", "--users", String(users), "--port", "0"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        do {
-            return (process, try await CommandRunner.firstLine(of: out.fileHandleForReading, from: process, timeout: .seconds(60)))
-        } catch {
-            process.terminate()
-            throw error
-        }
-    }
 }
 
 /// Finds a Python with Genesys's SDK: `RBACWATCH_SDK_PYTHON`, else `python3` if it has it.
@@ -105,4 +90,21 @@ enum SDKProbe {
         }
         return nil
     }()
+}
+
+/// Runs `rbacwatch simulate` and returns it with its ready line.
+func startSimulator(users: Int) async throws -> (Process, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandRunner.binary)
+    process.arguments = ["simulate", "--users", String(users), "--port", "0"]
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    do {
+        return (process, try await CommandRunner.firstLine(of: out.fileHandleForReading, from: process, timeout: .seconds(60)))
+    } catch {
+        process.terminate()
+        throw error
+    }
 }
