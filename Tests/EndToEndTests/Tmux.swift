@@ -44,8 +44,7 @@ final class Tmux: Sendable {
     ///
     /// Spawned with `posix_spawn` and reaped with `waitpid`, output to a file: `new-session -d`
     /// forks the tmux server, which keeps inherited descriptors open for its whole life (a pipe
-    /// would never reach end-of-file), and Foundation's `Process` was seen to miss the exit of
-    /// the forking client, leaving it a zombie and the test waiting forever.
+    /// would never reach end-of-file).
     @discardableResult
     static func run(_ command: [String], check: Bool = true) throws -> String {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("rbw-tmux-\(UUID().uuidString)").path
@@ -56,10 +55,25 @@ final class Tmux: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // A clean signal mask and default dispositions: the calling thread (a Swift concurrency
+        // worker) blocks most signals, and a tmux server that inherited that mask could neither
+        // reap its panes nor be killed.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        sigdelset(&all, SIGKILL)
+        sigdelset(&all, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, command[0], &actions, nil, &argv, environ)
+        let spawned = posix_spawn(&pid, command[0], &actions, &attributes, &argv, environ)
         guard spawned == 0 else { throw TmuxError("cannot run \(command[0]): \(String(cString: strerror(spawned)))") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
