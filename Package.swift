@@ -102,6 +102,7 @@ let package = Package(
                 "AuditStore",
                 "GenesysClient",
                 "GenesysSimulator",
+                "TerminalUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

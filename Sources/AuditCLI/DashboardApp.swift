@@ -98,7 +98,7 @@ struct DashboardApp {
 
         terminal.present(render(state), depth: depth)
         loop: for await _ in queue.wakes {
-            for event in queue.drain() {
+            for event in coalesced(queue.drain()) {
                 for effect in reduce(&state, event) {
                     switch effect {
                     case .quit: break loop

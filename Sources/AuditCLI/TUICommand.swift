@@ -34,6 +34,14 @@ struct Interval: ExpressibleByArgument {
         guard let seconds, seconds >= 1, seconds.isFinite else { return nil }
         duration = .milliseconds(Int(seconds * 1000))
     }
+
+    /// As it would be typed: `10s`, `5m`, `1h`.
+    var defaultValueDescription: String {
+        let seconds = Int(duration.components.seconds)
+        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
+        if seconds % 60 == 0 { return "\(seconds / 60)m" }
+        return "\(seconds)s"
+    }
 }
 
 /// `rbacwatch` / `rbacwatch tui`: the dashboard against the configured organisation.

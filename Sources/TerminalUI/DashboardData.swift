@@ -137,32 +137,59 @@ public enum DashboardBuilder {
             }
         }
 
-        let users = snapshot.users.map { user -> UserRow in
-            var permissions = Set<String>()
+        // Distinct effective permissions depend only on the set of roles a user holds: count
+        // each distinct set once, over interned permission ids (no string sets per user).
+        var permissionIds: [String: Int] = [:]
+        var rolePermissionIds: [String: [Int]] = [:]
+        for role in snapshot.roles {
+            rolePermissionIds[role.id] = role.permissions.map { permission in
+                if let id = permissionIds[permission] { return id }
+                let id = permissionIds.count
+                permissionIds[permission] = id
+                return id
+            }
+        }
+        var stamps = [Int](repeating: -1, count: permissionIds.count)
+        var countsByRoleSet: [[String]: Int] = [:]
+        func distinctPermissions(_ roleIds: [String]) -> Int {
+            if let known = countsByRoleSet[roleIds] { return known }
+            let stamp = countsByRoleSet.count
+            var count = 0
+            for roleId in roleIds {
+                for id in rolePermissionIds[roleId] ?? [] where stamps[id] != stamp {
+                    stamps[id] = stamp
+                    count += 1
+                }
+            }
+            countsByRoleSet[roleIds] = count
+            return count
+        }
+
+        let users = snapshot.users.map { user -> (key: String, row: UserRow) in
             var risk: Severity?
             for access in user.access {
-                permissions.formUnion(rolePermissions[access.roleId] ?? [])
                 var severity = roleRisk[access.roleId] ?? .low
                 if access.divisionId == allDivisionsID, policy.raiseAllDivisions { severity = severity.raised }
                 risk = max(risk ?? severity, severity)
             }
             let division = divisionName(user.divisionId)
-            return UserRow(
-                id: user.id, name: user.name, state: user.state, division: division, permissions: permissions.count,
+            let row = UserRow(
+                id: user.id, name: user.name, state: user.state, division: division,
+                permissions: distinctPermissions(Array(Set(user.access.map(\.roleId))).sorted()),
                 risk: risk, drift: driftBySubject[user.id] ?? 0,
                 search: "\(user.name) \(user.username ?? "") \(division) \(user.state)".lowercased())
-        }.sorted { ($0.name.lowercased(), $0.id) < ($1.name.lowercased(), $1.id) }
+            return (user.name.lowercased(), row)
+        }.sorted { ($0.key, $0.row.id) < ($1.key, $1.row.id) }.map(\.row)
 
         var holders: [String: (users: Set<String>, groups: Set<String>, clients: Set<String>)] = [:]
+        // Mutated in place: copying an entry out and back would copy its sets on every grant.
         for grant in snapshot.grants {
-            var entry = holders[grant.roleId] ?? ([], [], [])
             switch grant.subjectKind {
-            case .user: entry.users.insert(grant.subjectId)
-            case .group: entry.groups.insert(grant.subjectId)
-            case .oauthClient: entry.clients.insert(grant.subjectId)
+            case .user: holders[grant.roleId, default: ([], [], [])].users.insert(grant.subjectId)
+            case .group: holders[grant.roleId, default: ([], [], [])].groups.insert(grant.subjectId)
+            case .oauthClient: holders[grant.roleId, default: ([], [], [])].clients.insert(grant.subjectId)
             default: break
             }
-            holders[grant.roleId] = entry
         }
         var lineageMembers: [String: [String]] = [:]
         for (role, root) in lineage.links { lineageMembers[lineage.lineage(of: root), default: []].append(role) }

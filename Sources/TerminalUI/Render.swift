@@ -80,6 +80,7 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     let candidates: [[String?]] = [
         ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next],
         ["rbacwatch", organization, baseline, collected.map { "collected \($0.ago) ago" }, next],
+        ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", organization, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", collected.map { "\($0.ago) ago" }, next],
     ]

@@ -8,7 +8,7 @@ import GenesysSimulator
 @main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rbacwatch-bench", abstract: "rbacwatch benchmarks.", subcommands: [CollectBenchmark.self, DiffBenchmark.self, DiffWorker.self])
+        commandName: "rbacwatch-bench", abstract: "rbacwatch benchmarks.", subcommands: [CollectBenchmark.self, DiffBenchmark.self, DiffWorker.self, RenderBenchmark.self])
 }
 
 enum Bench {

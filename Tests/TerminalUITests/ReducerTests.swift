@@ -56,7 +56,10 @@ struct ReducerTests {
         type(&state, "silva")
         #expect(state.view.visible.count == 1)
         #expect(selectedUser(state) == "Ana Silva")
-        press(&state, .backspace, .backspace, .backspace, .backspace, .backspace)
+        press(&state, .backspace, .backspace)
+        #expect(state.view.visible.count == state.data.users.filter { $0.search.contains("sil") }.count)
+        press(&state, .backspace, .backspace, .backspace)
+        #expect(state.view.visible.count == all)
         type(&state, "support")
         let matches = state.view.visible.count
         #expect(matches > 1 && matches < all)
@@ -217,6 +220,48 @@ struct ReducerTests {
         data.users.removeAll { $0.name == "Eli Novak" }
         _ = reduce(&state, .data(data))
         #expect(state.view.selected < state.view.visible.count)
+    }
+
+    @Test("the feed follows its newest item while the cursor is on the first row; moved down, the cursor stays on its item")
+    func feedFollowsNewest() throws {
+        var state = Fixture.state(pane: .feed)
+        #expect(state.view.selected == 0)
+        let newer = FailureNote(first: Fixture.now, at: Fixture.now, message: "timed out")
+        _ = reduce(&state, .data(Fixture.data(failures: [newer])))
+        let top = try #require(state.selectedRow(.feed))
+        #expect(state.data.feed[top].failure, "the newest item (the failure) should be selected")
+        press(&state, .character("j"))
+        let held = try #require(state.selectedRow(.feed).map { state.data.feed[$0].fingerprint })
+        let newest = FailureNote(first: Fixture.now.addingTimeInterval(5), at: Fixture.now.addingTimeInterval(5), message: "refused")
+        _ = reduce(&state, .data(Fixture.data(failures: [newer, newest])))
+        #expect(state.selectedRow(.feed).map { state.data.feed[$0].fingerprint } == held)
+        #expect(state.view.selected == 2)
+    }
+
+    @Test("substring matching on UTF-8 bytes agrees with String.contains", arguments: [
+        ("山田太郎 yamada active", "田太"), ("amélie tanaka", "élie"), ("amélie", "amelie"), ("mallory\u{1B}[2j", "\u{1B}["),
+        ("abc", "abcd"), ("aab", "ab"), ("", "a"), ("abc", ""), ("zoë 👩‍💻 dev", "👩‍💻"),
+    ])
+    func matching(_ haystack: String, _ needle: String) {
+        #expect(fastContains(haystack, needle) == (needle.isEmpty || haystack.contains(needle)), "\(haystack) / \(needle)")
+    }
+
+    @Test("a burst of data updates is coalesced to the newest; keys keep their order around it")
+    func coalescing() {
+        let older = Fixture.data()
+        var newer = Fixture.data()
+        newer.organization = "Newer"
+        let events: [AppEvent] = [.data(older), .key(.character("j")), .data(newer), .key(.character("k")), .tick(Fixture.now)]
+        let kept = coalesced(events)
+        #expect(kept.count == 4)
+        guard kept.count == 4, case .key(.character("j")) = kept[0], case .data(let data) = kept[1], case .key(.character("k")) = kept[2],
+            case .tick = kept[3]
+        else {
+            Issue.record("unexpected order: \(kept)")
+            return
+        }
+        #expect(data.organization == "Newer")
+        #expect(coalesced([AppEvent.key(.enter)]).count == 1)
     }
 
     @Test("resize re-lays out at once: the cursor stays visible in a smaller window")
