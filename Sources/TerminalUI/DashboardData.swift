@@ -119,9 +119,15 @@ public enum DashboardBuilder {
         let roles = Dictionary(snapshot.roles.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var rolePermissions: [String: Set<String>] = [:]
         var roleRisk: [String: Severity] = [:]
+        var permissionRisk: [String: RiskPolicy.PermissionRisk] = [:]  // roles share most permissions
         for role in snapshot.roles {
             rolePermissions[role.id] = Set(role.permissions)
-            roleRisk[role.id] = policy.assess(role.permissions).severity
+            roleRisk[role.id] = policy.assess(role.permissions) { permission in
+                if let known = permissionRisk[permission] { return known }
+                let risk = policy.risk(of: permission)
+                permissionRisk[permission] = risk
+                return risk
+            }.severity
         }
 
         // Drift per subject.

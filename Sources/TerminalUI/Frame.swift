@@ -81,6 +81,21 @@ public struct Frame: Sendable, Equatable {
         guard row >= 0, row < height, column >= 0, column < width else { return 0 }
         let available = min(limit ?? width - column, width - column)
         guard available > 0 else { return 0 }
+        // Printable ASCII, most of what is drawn, is one cell per byte and needs no sanitising.
+        let bytes = text.utf8
+        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            let room = bytes.count > available ? available - 1 : available
+            var used = 0
+            for byte in bytes.prefix(room) {
+                cells[row * width + column + used] = Cell(text: String(Unicode.Scalar(byte)), style: style)
+                used += 1
+            }
+            if bytes.count > available {
+                cells[row * width + column + used] = Cell(text: "…", style: style)
+                used += 1
+            }
+            return used
+        }
         let safe = TerminalSafe.sanitize(text)
         let total = CellWidth.of(safe)
         let room = total > available ? available - 1 : available

@@ -225,34 +225,37 @@ func refilter(_ state: inout AppState, _ pane: Pane, within candidates: [Int]? =
         if query.onlyUnapproved && !unapproved { return false }
         return true
     }
-    switch pane {
-    case .users:
-        view.visible = (candidates ?? Array(data.users.indices)).filter { i in
-            let row = data.users[i]
-            return matches(search: row.search, risk: row.risk, state: row.state, drift: row.drift > 0, unapproved: row.drift > 0)
-        }
-    case .roles:
-        view.visible = (candidates ?? Array(data.roles.indices)).filter { i in
-            let row = data.roles[i]
-            return matches(search: row.search, risk: row.risk, state: nil, drift: row.drift > 0, unapproved: row.drift > 0)
-        }
-    case .inheritance:
-        view.visible = (candidates ?? Array(data.inheritance.indices)).filter { i in
-            let row = data.inheritance[i]
-            return matches(search: row.search, risk: nil, state: nil, drift: false, unapproved: false)
-        }
-    case .feed:
-        view.visible = (candidates ?? Array(data.feed.indices)).filter { i in
-            let row = data.feed[i]
-            return matches(search: row.search, risk: row.severity, state: nil, drift: true, unapproved: !row.state.isApproved)
+    // Rows are read in place (no copy of each row's strings): this runs on every keystroke of a
+    // filter over 100,000 users.
+    func keep<Row>(_ rows: [Row], id: (borrowing Row) -> String, _ test: (borrowing Row) -> Bool) -> (visible: [Int], position: Int?) {
+        rows.withUnsafeBufferPointer { buffer in
+            let visible = (candidates ?? Array(buffer.indices)).filter { test(buffer[$0]) }
+            let position = view.selectedId.flatMap { selected in visible.firstIndex { id(buffer[$0]) == selected } }
+            return (visible, position)
         }
     }
+    let (visible, position) =
+        switch pane {
+        case .users:
+            keep(data.users, id: { $0.id }) { row in
+                matches(search: row.search, risk: row.risk, state: row.state, drift: row.drift > 0, unapproved: row.drift > 0)
+            }
+        case .roles:
+            keep(data.roles, id: { $0.id }) { row in
+                matches(search: row.search, risk: row.risk, state: nil, drift: row.drift > 0, unapproved: row.drift > 0)
+            }
+        case .inheritance:
+            keep(data.inheritance, id: { $0.id }) { row in matches(search: row.search, risk: nil, state: nil, drift: false, unapproved: false) }
+        case .feed:
+            keep(data.feed, id: { $0.fingerprint }) { row in
+                matches(search: row.search, risk: row.severity, state: nil, drift: true, unapproved: !row.state.isApproved)
+            }
+        }
+    view.visible = visible
     if following {
         view.selected = 0
         view.selectedId = view.visible.first.map { state.rowId(pane, $0) }
-    } else if let id = view.selectedId,
-        let position = view.visible.firstIndex(where: { state.rowId(pane, $0) == id })
-    {
+    } else if let position {
         view.selected = position
     } else {
         view.selected = min(view.selected, max(0, view.visible.count - 1))
