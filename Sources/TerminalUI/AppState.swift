@@ -132,7 +132,10 @@ public struct Message: Sendable, Equatable {
 
 /// The whole UI state: a value, changed only by `reduce`.
 public struct AppState: Sendable {
-    public var data: DashboardData = .empty
+    /// Set through `reduce(_:.data)`, which keeps `searchIndexes` in step.
+    public internal(set) var data: DashboardData = .empty
+    /// Per pane, the rows' search texts in one buffer (see `SearchIndex`).
+    var searchIndexes: [SearchIndex] = Array(repeating: SearchIndex(), count: Pane.allCases.count)
     public var pane: Pane = .users
     public var views: [PaneView] = Array(repeating: PaneView(), count: Pane.allCases.count)
     public var mode: Mode = .normal

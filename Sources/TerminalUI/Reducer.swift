@@ -53,7 +53,16 @@ public func reduce(_ state: inout AppState, _ event: AppEvent) -> [Effect] {
             .users: old.users != data.users, .roles: old.roles != data.roles, .inheritance: old.inheritance != data.inheritance,
             .feed: old.feed != data.feed,
         ]
-        for pane in Pane.allCases where changed[pane] ?? true { refilter(&state, pane) }
+        for pane in Pane.allCases where changed[pane] ?? true {
+            state.searchIndexes[pane.rawValue] =
+                switch pane {
+                case .users: SearchIndex(data.users)
+                case .roles: SearchIndex(data.roles)
+                case .inheritance: SearchIndex(data.inheritance)
+                case .feed: SearchIndex(data.feed)
+                }
+            refilter(&state, pane)
+        }
         // Open drill-downs follow the data (an approval shows at once); a subject that is gone
         // keeps its last page.
         state.details = state.details.map { detail in
@@ -216,40 +225,47 @@ func refilter(_ state: inout AppState, _ pane: Pane, within candidates: [Int]? =
     let needle = view.filter.lowercased()
     let query = view.query
     let data = state.data
-    func matches(search: String, risk: Severity?, state rowState: String?, drift: Bool, unapproved: Bool) -> Bool {
-        if !needle.isEmpty && !fastContains(search, needle) { return false }
-        for word in query.words where !fastContains(search, word) { return false }
-        if let minimum = query.minimumRisk, (risk ?? .low) < minimum || risk == nil { return false }
-        if let wanted = query.state, rowState != wanted { return false }
-        if query.onlyDrift && !drift { return false }
-        if query.onlyUnapproved && !unapproved { return false }
-        return true
-    }
-    // Rows are read in place (no copy of each row's strings): this runs on every keystroke of a
-    // filter over 100,000 users.
-    func keep<Row>(_ rows: [Row], id: (borrowing Row) -> String, _ test: (borrowing Row) -> Bool) -> (visible: [Int], position: Int?) {
-        rows.withUnsafeBufferPointer { buffer in
-            let visible = (candidates ?? Array(buffer.indices)).filter { test(buffer[$0]) }
-            let position = view.selectedId.flatMap { selected in visible.firstIndex { id(buffer[$0]) == selected } }
-            return (visible, position)
+    // Plain loops over the rows' fields, specialised per row type: this runs on every keystroke
+    // of a filter over 100,000 users, so no closures and no copies of whole rows.
+    func keep<Row: FilterableRow>(_ rows: [Row]) -> (visible: [Int], position: Int?) {
+        var visible: [Int] = []
+        visible.reserveCapacity(candidates?.count ?? rows.count)
+        let terms = ([needle] + query.words).filter { !$0.isEmpty }.map { Array($0.utf8) }
+        let index = state.searchIndexes[pane.rawValue]
+        let indexed = index.count == rows.count
+        func test(_ i: Int) -> Bool {
+            for term in terms {
+                let found = indexed ? index.row(i, contains: term) : fastContains(rows[i].search, String(decoding: term, as: UTF8.self))
+                if !found { return false }
+            }
+            if let minimum = query.minimumRisk {
+                guard let risk = rows[i].filterRisk, risk >= minimum else { return false }
+            }
+            if let wanted = query.state, rows[i].filterState != wanted { return false }
+            if query.onlyDrift && !rows[i].hasDrift { return false }
+            if query.onlyUnapproved && !rows[i].hasUnapproved { return false }
+            return true
         }
+        if let candidates {
+            for i in candidates where test(i) { visible.append(i) }
+        } else {
+            for i in rows.indices where test(i) { visible.append(i) }
+        }
+        var position: Int?
+        if let selected = view.selectedId {
+            for (at, i) in visible.enumerated() where rows[i].id == selected {
+                position = at
+                break
+            }
+        }
+        return (visible, position)
     }
     let (visible, position) =
         switch pane {
-        case .users:
-            keep(data.users, id: { $0.id }) { row in
-                matches(search: row.search, risk: row.risk, state: row.state, drift: row.drift > 0, unapproved: row.drift > 0)
-            }
-        case .roles:
-            keep(data.roles, id: { $0.id }) { row in
-                matches(search: row.search, risk: row.risk, state: nil, drift: row.drift > 0, unapproved: row.drift > 0)
-            }
-        case .inheritance:
-            keep(data.inheritance, id: { $0.id }) { row in matches(search: row.search, risk: nil, state: nil, drift: false, unapproved: false) }
-        case .feed:
-            keep(data.feed, id: { $0.fingerprint }) { row in
-                matches(search: row.search, risk: row.severity, state: nil, drift: true, unapproved: !row.state.isApproved)
-            }
+        case .users: keep(data.users)
+        case .roles: keep(data.roles)
+        case .inheritance: keep(data.inheritance)
+        case .feed: keep(data.feed)
         }
     view.visible = visible
     if following {
@@ -451,21 +467,52 @@ func open(_ state: inout AppState) {
 /// that is the difference between a frame and a stall.
 func fastContains(_ haystack: String, _ needle: String) -> Bool {
     if needle.isEmpty { return true }
-    let found = haystack.utf8.withContiguousStorageIfAvailable { h -> Bool in
-        needle.utf8.withContiguousStorageIfAvailable { n -> Bool in
-            guard n.count <= h.count, let first = n.first else { return n.isEmpty }
-            var start = 0
-            let last = h.count - n.count
-            while start <= last {
-                if h[start] == first {
-                    var matched = 1
-                    while matched < n.count && h[start + matched] == n[matched] { matched += 1 }
-                    if matched == n.count { return true }
-                }
-                start += 1
-            }
-            return false
-        } ?? haystack.contains(needle)
+    let found = haystack.utf8.withContiguousStorageIfAvailable { h in
+        needle.utf8.withContiguousStorageIfAvailable { n in bytesContain(h, n) } ?? haystack.contains(needle)
     }
     return found ?? haystack.contains(needle)
+}
+
+@inline(__always)
+func bytesContain(_ h: UnsafeBufferPointer<UInt8>, _ n: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard let first = n.first else { return true }
+    guard n.count <= h.count else { return false }
+    var start = 0
+    let last = h.count - n.count
+    while start <= last {
+        if h[start] == first {
+            var matched = 1
+            while matched < n.count && h[start + matched] == n[matched] { matched += 1 }
+            if matched == n.count { return true }
+        }
+        start += 1
+    }
+    return false
+}
+
+/// A pane's search texts, lower-cased, back to back in one buffer: a filter over 100,000 rows
+/// then reads 4 MB in order instead of chasing 100,000 separate strings.
+struct SearchIndex: Sendable {
+    private var bytes: [UInt8] = []
+    private var ends: [Int] = []
+
+    init() {}
+
+    init<Row: FilterableRow>(_ rows: [Row]) {
+        ends.reserveCapacity(rows.count)
+        bytes.reserveCapacity(rows.count * 48)
+        for row in rows {
+            bytes.append(contentsOf: row.search.utf8)
+            ends.append(bytes.count)
+        }
+    }
+
+    var count: Int { ends.count }
+
+    func row(_ i: Int, contains term: [UInt8]) -> Bool {
+        let start = i == 0 ? 0 : ends[i - 1]
+        return bytes.withUnsafeBufferPointer { all in
+            term.withUnsafeBufferPointer { bytesContain(UnsafeBufferPointer(rebasing: all[start..<ends[i]]), $0) }
+        }
+    }
 }

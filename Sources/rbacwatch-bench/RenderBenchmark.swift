@@ -69,6 +69,7 @@ struct RenderBenchmark: AsyncParsableCommand {
         /// Per key, slowest median first.
         var keyToFrameByKey: [Timing]
         var dataUpdate: Timing
+        var filterKeys: [Timing]
     }
 
     func validate() throws {
@@ -135,6 +136,23 @@ struct RenderBenchmark: AsyncParsableCommand {
             Bench.log("render \(view): median \(renders.last!.medianMs) ms")
         }
 
+        // The reducer alone for the keys that touch every row: a filter's first letter (all
+        // users searched), its second (the first one's matches searched), Esc (all rows back).
+        var filterTimes: [String: [Double]] = [:]
+        var base = AppState(theme: .standard, now: now, width: width, height: height)
+        _ = reduce(&base, .data(data))
+        _ = reduce(&base, .key(.character("/")))
+        for _ in 0..<max(1, frames / 10) {
+            var state = base
+            for (name, key) in [("filter: first letter", Key.character("a")), ("filter: second letter", .character("n")), ("filter: Esc", .escape)] {
+                let start = ContinuousClock.now
+                _ = reduce(&state, .key(key))
+                filterTimes[name, default: []].append(Self.ms(ContinuousClock.now - start))
+            }
+        }
+        let filters = ["filter: first letter", "filter: second letter", "filter: Esc"].map { Self.timing("reduce " + $0, filterTimes[$0] ?? []) }
+        for t in filters { Bench.log("\(t.name): median \(t.medianMs) ms") }
+
         Bench.log("latency: \(keys) keys while the feed receives \(feedRate) items/s…")
         let latency = await Self.latencyRun(data: data, keys: keys, feedRate: feedRate, width: width, height: height, now: now)
         let output = Output(
@@ -142,7 +160,7 @@ struct RenderBenchmark: AsyncParsableCommand {
             buildDataMs: Bench.median(buildTimes) ?? 0, renders: renders, feedRate: feedRate, feedItemsDelivered: latency.delivered,
             framesDrawn: latency.frames, keyToFrame: Self.timing("key to frame", latency.keyLatencies),
             keyToFrameByKey: latency.byKey.map { Self.timing($0.key, $0.value) }.sorted { $0.medianMs > $1.medianMs },
-            dataUpdate: Self.timing("reduce a data update", latency.dataReduce))
+            dataUpdate: Self.timing("reduce a data update", latency.dataReduce), filterKeys: filters)
         Self.printTable(output)
         if let json {
             let encoder = JSONEncoder()
@@ -278,7 +296,7 @@ struct RenderBenchmark: AsyncParsableCommand {
         print("what                               samples    median      p95       max")
         print("---------------------------------  -------  --------  --------  --------")
         for t in o.renders.map({ Timing(name: "render " + $0.name, samples: $0.samples, medianMs: $0.medianMs, p95Ms: $0.p95Ms, maxMs: $0.maxMs) })
-            + [o.dataUpdate, o.keyToFrame]
+            + o.filterKeys + [o.dataUpdate, o.keyToFrame]
         {
             print(
                 t.name.padding(toLength: 33, withPad: " ", startingAt: 0) + "  "
