@@ -45,20 +45,17 @@ public final class SQLiteAuditStore: AuditStore {
 
     // MARK: Opening
 
-    /// Creates the file (and its directory, private) if absent; refuses anything that is not
-    /// SQLite. Existing files are made private if they were not.
+    /// Creates the file (and its directory, private) if absent. Existing files are made private
+    /// if they were not.
     static func prepareFile(at path: String) throws(StoreError) {
         let manager = FileManager.default
         if manager.fileExists(atPath: path) {
-            guard let handle = FileHandle(forReadingAtPath: path) else {
+            // Not opened here: closing any descriptor of a database file drops every POSIX lock
+            // this process holds on it, including those of its open SQLite connections (another
+            // process could then checkpoint under them and corrupt the file). `inspect` lets
+            // SQLite itself refuse a file that is not a database.
+            guard manager.isReadableFile(atPath: path) else {
                 throw StoreError(.unavailable, "cannot read the state file \(path): check its permissions")
-            }
-            let header = (try? handle.read(upToCount: 16)) ?? Data()
-            try? handle.close()
-            if !header.isEmpty && header != Data("SQLite format 3\u{0}".utf8) {
-                throw StoreError(
-                    .foreign,
-                    "\(path) is not an rbacwatch state file (not an SQLite database); it was left untouched — choose another --state path")
             }
             chmod(path, 0o600)
             return
@@ -82,22 +79,34 @@ public final class SQLiteAuditStore: AuditStore {
     /// mode alone rewrites the header): it must be ours, or empty, and not from a newer rbacwatch.
     static func inspect(_ path: String) throws(StoreError) {
         guard let size = try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, size > 0 else { return }
-        var configuration = Configuration()
-        configuration.readonly = true
-        do {
+        func check(_ db: Database) throws {
+            let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+            let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+            if applicationID != Self.applicationID && (applicationID != 0 || !tables.isEmpty) {
+                throw StoreError(
+                    .foreign,
+                    "\(path) is an SQLite database of another program, not an rbacwatch state file; it was left untouched — choose another --state path")
+            }
+            if applicationID == Self.applicationID, try Self.migrator.hasBeenSuperseded(db) {
+                throw StoreError(.newerSchema, "\(path) was written by a newer rbacwatch; upgrade rbacwatch to use it")
+            }
+        }
+        func inspect(readOnly: Bool) throws {
+            var configuration = Configuration()
+            configuration.readonly = readOnly
+            configuration.busyMode = .timeout(10)
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
-            try queue.read { db in
-                let applicationID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
-                let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
-                if applicationID != Self.applicationID && (applicationID != 0 || !tables.isEmpty) {
-                    throw StoreError(
-                        .foreign,
-                        "\(path) is an SQLite database of another program, not an rbacwatch state file; it was left untouched — choose another --state path")
-                }
-                if applicationID == Self.applicationID, try Self.migrator.hasBeenSuperseded(db) {
-                    throw StoreError(.newerSchema, "\(path) was written by a newer rbacwatch; upgrade rbacwatch to use it")
-                }
+            try queue.read(check)
+        }
+        do {
+            do {
+                try inspect(readOnly: true)
+            } catch let error as DatabaseError where [.SQLITE_IOERR, .SQLITE_READONLY, .SQLITE_CANTOPEN].contains(error.resultCode) {
+                // A WAL database whose last writer was killed needs recovery, which a read-only
+                // connection cannot always run; a read-write one can, and without a journal-mode
+                // change it rewrites nothing else.
+                try inspect(readOnly: false)
             }
         } catch let error as StoreError {
             throw error

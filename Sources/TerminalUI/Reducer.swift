@@ -37,7 +37,8 @@ public func reduce(_ state: inout AppState, _ event: AppEvent) -> [Effect] {
     switch event {
     case .tick(let now):
         state.now = now
-        if let message = state.message, message.until <= now { state.message = nil }
+        // Notices go with the clock; errors stay until the next key, so none goes unseen.
+        if let message = state.message, !message.isError, message.until <= now { state.message = nil }
         return []
     case .resize(let width, let height):
         state.width = max(1, width)
@@ -86,6 +87,7 @@ public func reduce(_ state: inout AppState, _ event: AppEvent) -> [Effect] {
 // MARK: Keys by mode
 
 func handleKey(_ state: inout AppState, _ key: Key) -> [Effect] {
+    if state.message?.isError == true, state.message!.until <= state.now { state.message = nil }
     switch state.mode {
     case .help:
         state.mode = .normal

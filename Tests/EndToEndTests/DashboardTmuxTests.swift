@@ -165,9 +165,17 @@ struct DashboardTmuxTests {
         try tmux.keys(":")
         try tmux.type("theme light")
         try tmux.keys("Enter")
-        _ = try await tmux.waitFor("theme light")
-        let light = try tmux.styledScreen()
-        #expect(dark != light, "switching theme changed no colour")
+        // The colours change for good (the "theme light" notice is only shown for a moment).
+        // Compared on a user row, which no message or prompt touches.
+        func userRow(_ styled: String) -> String { Tmux.rows(styled).dropFirst(4).first ?? "" }
+        let deadline = ContinuousClock.now + .seconds(30)
+        var light = dark
+        while ContinuousClock.now < deadline {
+            light = try await Tmux.offPool { try tmux.styledScreen() }
+            if userRow(light) != userRow(dark) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(!userRow(dark).isEmpty && userRow(light) != userRow(dark), "switching theme changed no colour: \(userRow(dark).debugDescription) → \(light.debugDescription)")
         try tmux.keys(":")
         try tmux.type("theme no-such-theme")
         try tmux.keys("Enter")
@@ -176,6 +184,26 @@ struct DashboardTmuxTests {
         _ = try await tmux.waitFor("read-only: approvals are disabled")
         try tmux.keys("q")
         #expect(try await tmux.waitForExit().status == 0)
+    }
+
+    @Test("NO_COLOR: attributes only, not one colour; without it, 256 colours on xterm-256color")
+    func noColor() async throws {
+        let directory = try CommandRunner.temporaryDirectory()
+        func styled(_ environment: [String: String]) async throws -> String {
+            let tmux = try Tmux(
+                ["demo", "--users", "50", "--activity", "0", "--state", directory.appendingPathComponent("\(environment.count).sqlite").path],
+                environment: environment)
+            _ = try await tmux.waitFor("1 Users 50")
+            let screen = try tmux.styledScreen()
+            try tmux.keys("q")
+            #expect(try await tmux.waitForExit().status == 0)
+            return screen
+        }
+        let plain = try await styled(["NO_COLOR": "1"])
+        #expect(!plain.contains("38;5;") && !plain.contains("48;5;") && !plain.contains("38;2;"), "colour under NO_COLOR")
+        #expect(plain.contains("\u{1B}[7m"), "no reverse video for the header")
+        let coloured = try await styled([:])
+        #expect(coloured.contains("48;5;"))
     }
 
     @Test("tui against a configured org: a failed collection shows in the header and the feed, and the dashboard carries on")

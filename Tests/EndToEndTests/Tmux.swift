@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Testing
 
@@ -23,7 +24,10 @@ final class Tmux: Sendable {
         let quoted = ([CommandRunner.binary] + arguments).map(Self.shellQuote).joined(separator: " ")
         // The shell traps (rather than ignores, which children would inherit) SIGINT and SIGTERM
         // so that a Ctrl-C meant for the program does not end the shell before it reports.
-        let script = "trap true INT TERM; \(quoted); echo \"EXIT=$?\"; stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' '; echo; sleep 600"
+        // The test runner's own NO_COLOR (set when its output is not a terminal) must not leak
+        // into the dashboard under test unless a test asks for it.
+        let unset = environment["NO_COLOR"] == nil ? "unset NO_COLOR; " : ""
+        let script = "trap true INT TERM; \(unset)\(quoted); echo \"EXIT=$?\"; stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' '; echo; sleep 600"
         var command = [tmux, "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", String(width), "-y", String(height)]
         let env = ["LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "xterm-256color", "HOME": NSTemporaryDirectory()]
             .merging(environment) { $1 }
@@ -34,6 +38,15 @@ final class Tmux: Sendable {
 
     deinit {
         if let tmux = Self.executable { _ = try? Self.run([tmux, "-L", socket, "kill-server"], check: false) }
+    }
+
+    /// Runs blocking work (spawning tmux and waiting for it) on a dispatch thread, so polls do
+    /// not hold one of the few threads every parallel test shares, and a busy run cannot delay
+    /// a poll until what it waits for has come and gone.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
     }
 
     static func shellQuote(_ text: String) -> String {
@@ -128,7 +141,7 @@ final class Tmux: Sendable {
         let deadline = ContinuousClock.now + timeout
         var last = ""
         while ContinuousClock.now < deadline {
-            last = try screen()
+            last = try await Self.offPool { try self.screen() }
             if predicate(last) { return last }
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -289,7 +289,7 @@ struct ReducerTests {
         #expect(press(&other, .control("c")) == [.quit])
     }
 
-    @Test("messages expire with the clock")
+    @Test("notices expire with the clock; errors stay until a key is pressed after their time")
     func messages() {
         var state = Fixture.state()
         _ = reduce(&state, .notice("approved", isError: false))
@@ -298,5 +298,16 @@ struct ReducerTests {
         #expect(state.message != nil)
         _ = reduce(&state, .tick(Fixture.now.addingTimeInterval(5)))
         #expect(state.message == nil)
+
+        // An error outlives its time until a key is pressed: it cannot go unseen.
+        _ = reduce(&state, .notice("theme broken.json: unknown role", isError: true))
+        _ = reduce(&state, .tick(Fixture.now.addingTimeInterval(60)))
+        #expect(state.message?.text == "theme broken.json: unknown role")
+        press(&state, .character("j"))
+        #expect(state.message == nil)
+        // …but a key pressed at once does not wipe an error it has barely shown.
+        _ = reduce(&state, .notice("approval not saved", isError: true))
+        press(&state, .character("j"))
+        #expect(state.message?.text == "approval not saved")
     }
 }
