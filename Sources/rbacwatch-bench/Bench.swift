@@ -1,4 +1,5 @@
 import ArgumentParser
+import AuditCore
 import Foundation
 import GenesysClient
 import GenesysSimulator
@@ -36,6 +37,21 @@ enum Bench {
 
     static func pages(_ count: Int, _ size: Int) -> Int {
         (count + size - 1) / size
+    }
+
+    /// A generated organisation, collected over loopback with no rate limit: the `diff` and
+    /// `render` benchmarks start from it.
+    static func collectedOrganisation(users: Int, seed: UInt64) async throws -> Snapshot {
+        var configuration = SimulatorConfiguration()
+        configuration.users = users
+        configuration.seed = seed
+        configuration.rateLimitPerMinute = 0
+        return try await GenesysSimulator(configuration: configuration).withRunning { endpoint in
+            let client = client(endpoint, concurrency: 8)
+            let snapshot = try await Collector(client: client).collect().0
+            await client.shutdown()
+            return snapshot
+        }
     }
 
     static func client(_ endpoint: SimulatorEndpoint, concurrency: Int) -> GenesysAPIClient {

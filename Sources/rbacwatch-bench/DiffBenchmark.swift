@@ -63,17 +63,7 @@ struct DiffBenchmark: AsyncParsableCommand {
         let basePath = directory + "/baseline.json"
         let currentPath = directory + "/current.json"
 
-        var configuration = SimulatorConfiguration()
-        configuration.users = users
-        configuration.seed = seed
-        configuration.rateLimitPerMinute = 0
-        let simulator = GenesysSimulator(configuration: configuration)
-        let baseline = try await simulator.withRunning { endpoint in
-            let client = Bench.client(endpoint, concurrency: 8)
-            let snapshot = try await Collector(client: client).collect().0
-            await client.shutdown()
-            return snapshot
-        }
+        let baseline = try await Bench.collectedOrganisation(users: users, seed: seed)
         let current = DriftGenerator(seed: seed).apply(drift, to: baseline)
         let baseBytes = baseline.canonicalJSON()
         try Data(baseBytes).write(to: URL(fileURLWithPath: basePath))

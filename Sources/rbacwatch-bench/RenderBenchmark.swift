@@ -79,17 +79,8 @@ struct RenderBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var configuration = SimulatorConfiguration()
-        configuration.users = users
-        configuration.seed = seed
-        configuration.rateLimitPerMinute = 0
         Bench.log("collecting \(users) users from the simulator…")
-        let baseline = try await GenesysSimulator(configuration: configuration).withRunning { endpoint in
-            let client = Bench.client(endpoint, concurrency: 8)
-            let snapshot = try await Collector(client: client).collect().0
-            await client.shutdown()
-            return snapshot
-        }
+        let baseline = try await Bench.collectedOrganisation(users: users, seed: seed)
         let current = DriftGenerator(seed: seed).apply(0.01, to: baseline)
         let now = Date()
         let result = DriftEngine.diff(baseline: baseline, current: current)
