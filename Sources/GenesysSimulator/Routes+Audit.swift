@@ -1,6 +1,8 @@
+import Foundation
 import Synchronization
-/// The audit endpoints. Queries are validated and answered with well-formed, empty results; the
-/// audit feed's issue fills them from the write log.
+/// The audit endpoints, answered from the write log: every write (API or simulated activity)
+/// appends an AuditLogMessage. Realtime queries reach back 14 days and page by number; async
+/// queries reach the whole log and page by cursor.
 extension GenesysSimulator {
     /// Services, entity types and actions the audit API knows, as `servicemapping` lists them.
     static let auditServices: [(name: String, entities: [(name: String, actions: [String])])] = [
@@ -76,16 +78,105 @@ extension GenesysSimulator {
         return body
     }
 
+    /// How far back the realtime query reaches.
+    static let realtimeReachMilliseconds: Int64 = 14 * 24 * 3600 * 1000
+
+    /// The events a query body selects, in its sort order (`Timestamp`, descending unless asked).
+    func auditEvents(matching body: JSON, reachFrom floor: Int64?) -> [SimAuditEvent] {
+        let ends = (body["interval"]?.stringValue ?? "").split(separator: "/")
+        let start = max(ISODate.epochMilliseconds(String(ends.first ?? "")) ?? 0, floor ?? .min)
+        let end = ISODate.epochMilliseconds(String(ends.last ?? "")) ?? 0
+        let service = body["serviceName"]?.stringValue
+        let filters = (body["filters"]?.arrayValue ?? []).compactMap { filter -> (String, String)? in
+            guard let property = filter["property"]?.stringValue, let value = filter["value"]?.stringValue else { return nil }
+            return (property, value)
+        }
+        let ascending = body["sort"]?.arrayValue?.first?["sortOrder"]?.stringValue?.lowercased() == "ascending"
+        let selected = org.withLock { $0.auditLog }.filter { event in
+            guard let at = ISODate.epochMilliseconds(event.eventDate), at >= start, at < end else { return false }
+            if let service, event.serviceName != service { return false }
+            for (property, value) in filters {
+                let actual: String? =
+                    switch property {
+                    case "UserId": event.userId
+                    case "ClientId": event.clientId
+                    case "Action": event.action
+                    case "EntityType": event.entityType
+                    case "EntityId": event.entityId
+                    default: nil  // TrusteeOrganizationId: no partner organisation acts in here
+                    }
+                if actual != value { return false }
+            }
+            return true
+        }
+        // Stable: events of the same millisecond keep the order they were written in.
+        let dated = selected.enumerated().map { (ISODate.epochMilliseconds($1.eventDate) ?? 0, $0, $1) }
+        return dated.sorted { a, b in a.0 != b.0 ? (ascending ? a.0 < b.0 : a.0 > b.0) : (ascending ? a.1 < b.1 : a.1 > b.1) }.map(\.2)
+    }
+
+    /// An AuditLogMessage as the API writes it: empty values as `""`, `{}` and `[]`.
+    func auditMessage(_ event: SimAuditEvent, expandUser: Bool) -> JSON {
+        let orgId = org.withLock { $0.id }
+        var o = JSONObject()
+        o.set("id", event.id)
+        o.set("userHomeOrgId", orgId)
+        if let userId = event.userId {
+            var user = JSONObject()
+            user.set("id", userId)
+            if expandUser { user.set("name", event.userName) }
+            user.set("selfUri", "/api/v2/users/\(userId)")
+            o.set("user", user.json)
+        }
+        if let clientId = event.clientId {
+            var client = JSONObject()
+            client.set("id", clientId)
+            o.set("client", client.json)
+        }
+        o.set("remoteIp", strings: event.remoteIp, keepEmpty: true)
+        o.set("serviceName", event.serviceName)
+        o.set("level", event.level)
+        o.set("eventDate", event.eventDate)
+        let text = "\(event.action) \(event.entityType) \(event.entityName)"
+        o.set(
+            "message",
+            JSON.object([
+                ("localizableMessageCode", .string("\(event.serviceName).\(event.entityType).\(event.action)")), ("message", .string(text)),
+                ("messageWithParams", .string(text)), ("messageParams", .object([])),
+            ]))
+        o.set("action", event.action)
+        o.set("entity", JSON.object([("id", .string(event.entityId)), ("name", .string(event.entityName))]))
+        o.set("entityType", event.entityType)
+        o.set("status", event.status)
+        o.set("application", JSON.string(""))
+        o.set("initiatingAction", JSON.object([("transactionId", .string(event.transactionId)), ("actionContext", .string(""))]))
+        o.set("transactionInitiator", true)
+        o.set(
+            "propertyChanges",
+            array: event.propertyChanges.map { change in
+                JSON.object([
+                    ("property", .string(change.property)), ("oldValues", .array(change.oldValues.map(JSON.string))),
+                    ("newValues", .array(change.newValues.map(JSON.string))),
+                ])
+            }, keepEmpty: true)
+        o.set("context", JSON.object([]))
+        o.set("entityChanges", array: [], keepEmpty: true)
+        return o.json
+    }
+
     func realtimeAuditQuery(_ r: SimRequest) throws -> SimResponse {
         let body = try auditQueryBody(r)
         let pageSize = min(max(1, body["pageSize"]?.intValue ?? 25), 500)
         let pageNumber = max(1, body["pageNumber"]?.intValue ?? 1)
+        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        let events = auditEvents(matching: body, reachFrom: now - Self.realtimeReachMilliseconds)
+        let expand = r.query.first("expand")?.split(separator: ",").contains("user") ?? false
+        let page = events.dropFirst((pageNumber - 1) * pageSize).prefix(pageSize)
         var o = JSONObject()
-        o.set("entities", array: [], keepEmpty: true)
+        o.set("entities", array: page.map { auditMessage($0, expandUser: expand) }, keepEmpty: true)
         o.set("pageSize", pageSize)
         o.set("pageNumber", pageNumber)
-        o.set("total", 0)
-        o.set("pageCount", 0)
+        o.set("total", events.count)
+        o.set("pageCount", (events.count + pageSize - 1) / pageSize)
         return .ok(o.json)
     }
 
@@ -111,13 +202,27 @@ extension GenesysSimulator {
         return .ok(status)
     }
 
+    /// Results of an async query, `pageSize` at a time; `cursor` is present while more follow.
     func auditQueryResults(_ r: SimRequest, _ id: String) throws -> SimResponse {
-        guard asyncQueries.withLock({ $0[id] }) != nil else { throw APIError.notFound("audit query") }
+        guard let query = asyncQueries.withLock({ $0[id] }) else { throw APIError.notFound("audit query") }
         let pageSize = min(max(1, Int(r.query.first("pageSize") ?? "") ?? 25), 500)
+        var offset = 0
+        if let cursor = r.query.first("cursor") {
+            guard let decoded = Data(base64Encoded: cursor).flatMap({ Int(String(decoding: $0, as: UTF8.self)) }), decoded >= 0 else {
+                throw APIError.badRequest("The cursor is not valid.", code: "invalid.value")
+            }
+            offset = decoded
+        }
+        let events = auditEvents(matching: query, reachFrom: nil)
+        let expand = r.query.first("expand")?.split(separator: ",").contains("user") ?? false
+        let page = events.dropFirst(offset).prefix(pageSize)
         var o = JSONObject()
         o.set("id", id)
         o.set("pageSize", pageSize)
-        o.set("entities", array: [], keepEmpty: true)
+        if offset + page.count < events.count {
+            o.set("cursor", Data(String(offset + page.count).utf8).base64EncodedString())
+        }
+        o.set("entities", array: page.map { auditMessage($0, expandUser: expand) }, keepEmpty: true)
         return .ok(o.json)
     }
 }

@@ -143,30 +143,66 @@ struct ReadEndpointTests {
         }
     }
 
-    @Test("audit endpoints answer well-formed, empty results and validate queries")
+    @Test("audit endpoints validate queries and answer from the write log: interval, filters, sort, paging, cursor")
     func auditEndpoints() async throws {
         let sim = simulator()
         try await sim.withRunning { endpoint in
             try await HTTPProbe.with(endpoint) { probe in
                 let token = try await probe.token()
-                let query = #"{"interval":"2026-11-01T00:00:00Z/2026-11-02T00:00:00Z","serviceName":"PeoplePermissions","filters":[{"property":"EntityType","value":"Role"}],"pageNumber":1,"pageSize":50}"#
-                let realtime = try await probe.call("POST", "/api/v2/audits/query/realtime", token: token, json: query)
+                let admin = try await probe.token(clientId: endpoint.adminClientId, secret: endpoint.adminClientSecret)
+                let before = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-60))
+                for name in ["Audit One", "Audit Two", "Audit Three"] {
+                    let created = try await probe.call("POST", "/api/v2/authorization/roles", token: admin, json: #"{"name":"\#(name)","permissions":["admin"]}"#)
+                    #expect(created.status == 200)
+                }
+                let after = ISO8601DateFormatter().string(from: Date().addingTimeInterval(60))
+                let window = "\(before)/\(after)"
+
+                let query = #"{"interval":"\#(window)","serviceName":"PeoplePermissions","filters":[{"property":"EntityType","value":"Role"},{"property":"Action","value":"Create"}],"sort":[{"name":"Timestamp","sortOrder":"ascending"}],"pageNumber":1,"pageSize":2}"#
+                let realtime = try await probe.call("POST", "/api/v2/audits/query/realtime?expand=user", token: token, json: query)
                 #expect(realtime.status == 200)
-                #expect(realtime.object["total"] as? Int == 0)
-                #expect((realtime.object["entities"] as? [Any])?.isEmpty == true)
-                #expect(realtime.object["pageSize"] as? Int == 50)
+                #expect(realtime.object["total"] as? Int == 3)
+                #expect(realtime.object["pageCount"] as? Int == 2)
+                let page = try #require(realtime.object["entities"] as? [[String: Any]])
+                #expect(page.count == 2)
+                let first = try #require(page.first)
+                #expect((first["entity"] as? [String: Any])?["name"] as? String == "Audit One")
+                #expect(first["action"] as? String == "Create" && first["entityType"] as? String == "Role")
+                #expect(first["serviceName"] as? String == "PeoplePermissions" && first["status"] as? String == "SUCCESS")
+                #expect((first["client"] as? [String: Any])?["id"] as? String == endpoint.adminClientId)
+                #expect((first["remoteIp"] as? [String])?.isEmpty == false)
+                #expect(first["eventDate"] is String && first["context"] is [String: Any] && first["propertyChanges"] is [Any])
+
+                let none = try await probe.call(
+                    "POST", "/api/v2/audits/query/realtime", token: token,
+                    json: #"{"interval":"2026-01-01T00:00:00Z/2026-01-02T00:00:00Z","filters":[{"property":"EntityType","value":"Role"}]}"#)
+                #expect(none.object["total"] as? Int == 0)
+                #expect((none.object["entities"] as? [Any])?.isEmpty == true)
                 let badDate = try await probe.call("POST", "/api/v2/audits/query/realtime", token: token, json: #"{"interval":"yesterday"}"#)
                 #expect(badDate.status == 400)
                 #expect(badDate.object["code"] as? String == "invalid.date")
                 let mapping = try await probe.get("/api/v2/audits/query/servicemapping", token: token).object
                 let services = try #require(mapping["services"] as? [[String: Any]])
                 #expect(services.contains { $0["name"] as? String == "PeoplePermissions" })
-                let started = try await probe.call("POST", "/api/v2/audits/query", token: token, json: #"{"interval":"2026-11-01T00:00:00Z/2026-11-02T00:00:00Z"}"#)
+
+                // Async: the same events, newest first by default, a cursor while more follow.
+                let started = try await probe.call(
+                    "POST", "/api/v2/audits/query", token: token,
+                    json: #"{"interval":"\#(window)","filters":[{"property":"EntityType","value":"Role"},{"property":"Action","value":"Create"}]}"#)
                 let id = try #require(started.object["id"] as? String)
                 #expect(started.object["state"] as? String == "Succeeded")
-                let results = try await probe.get("/api/v2/audits/query/\(id)/results?pageSize=100", token: token).object
-                #expect(results["cursor"] == nil)
-                #expect((results["entities"] as? [Any])?.isEmpty == true)
+                var names: [String] = []
+                var cursor: String?
+                repeat {
+                    let path = "/api/v2/audits/query/\(id)/results?pageSize=2" + (cursor.map { "&cursor=\($0)" } ?? "")
+                    let results = try await probe.get(path, token: token).object
+                    for entity in results["entities"] as? [[String: Any]] ?? [] {
+                        names.append(((entity["entity"] as? [String: Any])?["name"] as? String) ?? "")
+                    }
+                    cursor = results["cursor"] as? String
+                } while cursor != nil && names.count < 10
+                #expect(names == ["Audit Three", "Audit Two", "Audit One"])
+                #expect(try await probe.get("/api/v2/audits/query/\(id)/results?cursor=%%%", token: token).status == 400)
             }
         }
     }

@@ -189,6 +189,28 @@ if role_groups and len(users) > 2:
 if users and len(divisions) > 1:
     call("division move", admin_authz.post_authorization_division_object, divisions[1].id, "USER", [users[2].id])
 
+# The writes above were audited: the SDK must read those AuditLogMessages (realtime and async).
+later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+audited = gc.AuditRealtimeQueryRequest()
+audited.interval = f"{hour_ago}/{later}"
+audited.page_number = 1
+audited.page_size = 100
+found = call("audit realtime after writes", audit.post_audits_query_realtime, audited, expand=["user"])
+if found is not None:
+    if not found.entities:
+        failures.append("audit realtime after writes: no events")
+    for event in found.entities or []:
+        if event.entity is None or event.action is None or event.event_date is None or event.service_name is None:
+            failures.append(f"audit event {event.id} lacks entity, action, eventDate or serviceName")
+            break
+audited_async = gc.AuditQueryRequest()
+audited_async.interval = f"{hour_ago}/{later}"
+status = call("audit async query after writes", audit.post_audits_query, audited_async)
+if status is not None:
+    results = call("audit async results after writes", audit.get_audits_query_transaction_id_results, status.id, page_size=5)
+    if results is not None and (not results.entities or results.cursor is None):
+        failures.append("audit async results after writes: expected a first page of 5 and a cursor")
+
 # Errors must come back as ApiException with the right status, not as crashes.
 bad = gc.ApiClient(host=ready["apiBaseUrl"])
 bad.gateway_configuration = None
