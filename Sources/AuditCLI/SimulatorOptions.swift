@@ -38,6 +38,14 @@ struct SimulatorOptions: ParsableArguments {
     @Option(name: .customLong("extra-user"), help: "Add a user with this exact name (repeatable).")
     var extraUsers: [String] = []
 
+    @Option(
+        name: .customLong("audit-delay"),
+        help: "Audit events show in queries up to this many seconds after their eventDate (random per event, so out of order).")
+    var auditDelay = 0.0
+
+    @Option(name: .customLong("audit-rate-limit"), help: "Audit query requests per minute per token, besides --rate-limit (0: none).")
+    var auditRateLimit = 0
+
     func validate() throws {
         guard users >= 1 else { throw ValidationError("--users must be at least 1.") }
         guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 (unlimited) or more.") }
@@ -47,6 +55,9 @@ struct SimulatorOptions: ParsableArguments {
             throw ValidationError("--error-rate and --drop-rate are probabilities between 0 and 1.")
         }
         guard latencyMs >= 0, latencyJitterMs >= 0 else { throw ValidationError("Latencies cannot be negative.") }
+        guard auditDelay >= 0, auditDelay.isFinite, auditRateLimit >= 0 else {
+            throw ValidationError("--audit-delay and --audit-rate-limit cannot be negative.")
+        }
     }
 
     func configuration() throws -> SimulatorConfiguration {
@@ -57,6 +68,8 @@ struct SimulatorOptions: ParsableArguments {
         configuration.tokenTTL = tokenTTL
         configuration.maxPageSize = maxPageSize
         configuration.extraUserNames = extraUsers
+        configuration.auditArrivalDelaySeconds = auditDelay
+        configuration.auditRateLimitPerMinute = auditRateLimit
         if !auditorPermissions.isEmpty {
             configuration.auditorPermissions = auditorPermissions.flatMap { $0.split(separator: ",").map(String.init) }
         }

@@ -26,7 +26,9 @@ extension Org {
                 entityId: entityId, entityName: entityName, userId: actor.userId,
                 userName: actor.userId.flatMap { users[$0]?.name }, clientId: actor.clientId,
                 remoteIp: ["203.0.113.\(auditLog.count % 250 + 1)"], level: "USER", status: "SUCCESS",
-                propertyChanges: changes, transactionId: rng.uuid()))
+                propertyChanges: changes, transactionId: rng.uuid(),
+                visibleAt: (ISODate.epochMilliseconds(date) ?? 0)
+                    + (auditArrivalDelayMs > 0 ? Int64(rng.next() % UInt64(auditArrivalDelayMs + 1)) : 0)))
         revision += 1
     }
 

@@ -35,6 +35,8 @@ struct Org: Sendable {
     var teamMembers: [String: [String]] = [:]
 
     var auditLog: [SimAuditEvent] = []
+    /// Largest delay before an audit event shows in queries, in milliseconds.
+    var auditArrivalDelayMs: Int64 = 0
     /// Bumped on every write; caches key on it.
     var revision = 0
     /// Subject lists of `roles/{id}/subjectgrants`, sorted, cached per revision.

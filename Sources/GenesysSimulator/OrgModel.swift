@@ -156,4 +156,6 @@ struct SimAuditEvent: Sendable {
     var status: String
     var propertyChanges: [Change]
     var transactionId: String
+    /// When queries start to see it (epoch ms): `eventDate` plus the arrival delay.
+    var visibleAt: Int64 = 0
 }

@@ -83,6 +83,7 @@ extension GenesysSimulator {
 
     /// The events a query body selects, in its sort order (`Timestamp`, descending unless asked).
     func auditEvents(matching body: JSON, reachFrom floor: Int64?) -> [SimAuditEvent] {
+        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
         let ends = (body["interval"]?.stringValue ?? "").split(separator: "/")
         let start = max(ISODate.epochMilliseconds(String(ends.first ?? "")) ?? 0, floor ?? .min)
         let end = ISODate.epochMilliseconds(String(ends.last ?? "")) ?? 0
@@ -93,7 +94,8 @@ extension GenesysSimulator {
         }
         let ascending = body["sort"]?.arrayValue?.first?["sortOrder"]?.stringValue?.lowercased() == "ascending"
         let selected = org.withLock { $0.auditLog }.filter { event in
-            guard let at = ISODate.epochMilliseconds(event.eventDate), at >= start, at < end else { return false }
+            // Not yet arrived: the audit service has not indexed it.
+            guard event.visibleAt <= now, let at = ISODate.epochMilliseconds(event.eventDate), at >= start, at < end else { return false }
             if let service, event.serviceName != service { return false }
             for (property, value) in filters {
                 let actual: String? =

@@ -107,6 +107,16 @@ extension GenesysSimulator {
             return finish(rateLimitedResponse(retryAfter: retryAfter, request: request), headers: headers, request: request)
         }
 
+        // The audit API's own limit, per token, when configured.
+        if request.path.hasPrefix("/api/v2/audits/"),
+            let retryAfter = tokens.withLock({
+                $0.countAudit(token, limit: configuration.auditRateLimitPerMinute, window: configuration.rateLimitWindowSeconds, now: now)
+            })
+        {
+            headers.append(("Retry-After", String(retryAfter)))
+            return finish(rateLimitedResponse(retryAfter: retryAfter, request: request), headers: headers, request: request)
+        }
+
         // Route and permission.
         let parts = request.path.split(separator: "/")
         var response: SimResponse

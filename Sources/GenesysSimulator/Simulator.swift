@@ -21,6 +21,11 @@ public struct SimulatorConfiguration: Sendable {
     /// generated ones so the rest of the organisation is unchanged.
     public var extraUserNames: [String] = []
     public var faults = FaultPlan()
+    /// Audit events become visible to queries up to this many seconds after their `eventDate`
+    /// (each a random delay, so they also arrive out of order); 0: at once.
+    public var auditArrivalDelaySeconds = 0.0
+    /// Audit query requests per minute per token, on top of the general limit; 0: none.
+    public var auditRateLimitPerMinute = 0
 
     public init() {}
 
@@ -85,7 +90,9 @@ public final class GenesysSimulator: Sendable {
             seed: configuration.seed, userCount: max(1, configuration.users),
             auditorPermissions: configuration.auditorPermissions, extraUserNames: configuration.extraUserNames
         ).generate()
-        self.org = Mutex(generated.org)
+        var org = generated.org
+        org.auditArrivalDelayMs = Int64(max(0, configuration.auditArrivalDelaySeconds) * 1000)
+        self.org = Mutex(org)
         self.credentials = generated.credentials
         self.origin = clock.now
         faultController.plan = configuration.faults

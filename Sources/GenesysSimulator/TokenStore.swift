@@ -17,6 +17,8 @@ struct TokenStore: Sendable {
     }
 
     private var records: [String: Record] = [:]
+    /// Separate fixed windows (the audit API's own limit), by token.
+    private var extraWindows: [String: (start: Double, count: Int)] = [:]
     private var rng = SystemRandomNumberGenerator()
 
     mutating func issue(clientId: String, lifetime: Int, now: Double) -> String {
@@ -44,6 +46,16 @@ struct TokenStore: Sendable {
     /// Makes every token expire now (they stay known, so callers get `bad.credentials`).
     mutating func expireAll(now: Double) {
         for key in records.keys { records[key]!.expiresAt = now }
+    }
+
+    /// Counts one audit request against the token's audit window; the seconds to wait when over.
+    mutating func countAudit(_ token: String, limit: Int, window: Double, now: Double) -> Int? {
+        guard limit > 0 else { return nil }
+        var entry = extraWindows[token] ?? (now, 0)
+        if now - entry.start >= window { entry = (now, 0) }
+        entry.count += 1
+        extraWindows[token] = entry
+        return entry.count > limit ? max(1, Int((entry.start + window - now).rounded(.up))) : nil
     }
 
     /// Counts one request against the token's fixed window (a minute on the real service).

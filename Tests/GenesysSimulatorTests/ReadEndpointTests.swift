@@ -207,6 +207,53 @@ struct ReadEndpointTests {
         }
     }
 
+    @Test("audit events arrive late and out of order (--audit-delay); the audit API has its own rate limit")
+    func auditArrivalAndLimit() async throws {
+        let sim = simulator {
+            $0.auditArrivalDelaySeconds = 2
+            $0.auditRateLimitPerMinute = 1000
+        }
+        try await sim.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                let admin = try await probe.token(clientId: endpoint.adminClientId, secret: endpoint.adminClientSecret)
+                let window = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-60)) + "/"
+                    + ISO8601DateFormatter().string(from: Date().addingTimeInterval(60))
+                for index in 1...6 {
+                    #expect(try await probe.call("POST", "/api/v2/authorization/roles", token: admin, json: #"{"name":"Late \#(index)"}"#).status == 200)
+                }
+                let query = #"{"interval":"\#(window)","filters":[{"property":"EntityType","value":"Role"},{"property":"Action","value":"Create"}],"pageSize":100}"#
+                func visible() async throws -> Int {
+                    try await probe.call("POST", "/api/v2/audits/query/realtime", token: token, json: query).object["total"] as? Int ?? -1
+                }
+                // Six delays drawn from 0–2 s: that all are already over is a 1-in-10^9 event.
+                #expect(try await visible() < 6)
+                let deadline = ContinuousClock.now + .seconds(10)
+                var count = 0
+                while ContinuousClock.now < deadline {
+                    count = try await visible()
+                    if count == 6 { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(count == 6, "every event arrives within its delay")
+            }
+        }
+
+        let limited = simulator { $0.auditRateLimitPerMinute = 2 }
+        try await limited.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                let query = #"{"interval":"2026-11-01T00:00:00Z/2026-11-02T00:00:00Z"}"#
+                #expect(try await probe.call("POST", "/api/v2/audits/query/realtime", token: token, json: query).status == 200)
+                #expect(try await probe.call("POST", "/api/v2/audits/query/realtime", token: token, json: query).status == 200)
+                let refused = try await probe.call("POST", "/api/v2/audits/query/realtime", token: token, json: query)
+                #expect(refused.status == 429)
+                #expect(refused.header("Retry-After").flatMap(Int.init).map { $0 >= 1 } == true)
+                #expect(try await probe.get("/api/v2/authorization/divisions", token: token).status == 200, "only the audit API is limited")
+            }
+        }
+    }
+
     @Test("the same seed gives the same organisation, another seed another one")
     func determinism() {
         let a = simulator(users: 500, seed: 11).groundTruth()
