@@ -111,9 +111,20 @@ public final class ManualClock: APIClock, @unchecked Sendable {
     private var current: Duration = .zero
     private var sleepers: [(deadline: Duration, continuation: CheckedContinuation<Void, Never>)] = []
 
-    public init() {}
+    /// The wall-clock time at `now() == .zero`.
+    public let epoch: Date
+
+    public init(epoch: Date = Date(timeIntervalSince1970: 1_795_000_000)) {
+        self.epoch = epoch
+    }
 
     public func now() -> Duration { lock.withLock { current } }
+
+    /// The wall-clock time now: `epoch` plus the time advanced (for a simulator's `wallClock`).
+    public func date() -> Date {
+        let elapsed = now()
+        return epoch.addingTimeInterval(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    }
 
     public func sleep(for duration: Duration) async throws {
         await withCheckedContinuation { continuation in

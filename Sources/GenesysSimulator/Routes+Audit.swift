@@ -83,7 +83,7 @@ extension GenesysSimulator {
 
     /// The events a query body selects, in its sort order (`Timestamp`, descending unless asked).
     func auditEvents(matching body: JSON, reachFrom floor: Int64?) -> [SimAuditEvent] {
-        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        let now = nowMilliseconds()
         let ends = (body["interval"]?.stringValue ?? "").split(separator: "/")
         let start = max(ISODate.epochMilliseconds(String(ends.first ?? "")) ?? 0, floor ?? .min)
         let end = ISODate.epochMilliseconds(String(ends.last ?? "")) ?? 0
@@ -169,7 +169,7 @@ extension GenesysSimulator {
         let body = try auditQueryBody(r)
         let pageSize = min(max(1, body["pageSize"]?.intValue ?? 25), 500)
         let pageNumber = max(1, body["pageNumber"]?.intValue ?? 1)
-        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        let now = nowMilliseconds()
         let events = auditEvents(matching: body, reachFrom: now - Self.realtimeReachMilliseconds)
         let expand = r.query.first("expand")?.split(separator: ",").contains("user") ?? false
         let page = events.dropFirst((pageNumber - 1) * pageSize).prefix(pageSize)

@@ -26,6 +26,10 @@ public struct SimulatorConfiguration: Sendable {
     public var auditArrivalDelaySeconds = 0.0
     /// Audit query requests per minute per token, on top of the general limit; 0: none.
     public var auditRateLimitPerMinute = 0
+    /// The wall clock: every timestamp the simulator writes (audit `eventDate`s, `dateModified`)
+    /// and the audit API's idea of "now" (arrival, the 14-day reach). Tests inject their own to
+    /// move time without sleeping. Token lifetimes and rate-limit windows stay monotonic.
+    public var wallClock: @Sendable () -> Date = { Date() }
 
     public init() {}
 
@@ -136,7 +140,12 @@ public final class GenesysSimulator: Sendable {
 
     /// The wall-clock time as the API writes it.
     func timestamp() -> String {
-        ISODate.string(epochMilliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
+        ISODate.string(epochMilliseconds: nowMilliseconds())
+    }
+
+    /// The wall clock in epoch milliseconds.
+    func nowMilliseconds() -> Int64 {
+        Int64((configuration.wallClock().timeIntervalSince1970 * 1000).rounded())
     }
 
     func nextCorrelationId() -> String {

@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import Testing
 
@@ -50,8 +49,7 @@ struct CommandRunner {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        // Read both pipes on their own threads (never on the cooperative pool, which serves the
-        // simulator in this process) so neither fills up.
+        // Read both pipes on threads of their own so neither fills up.
         async let stdout = readToEnd(out.fileHandleForReading)
         async let stderr = readToEnd(err.fileHandleForReading)
         let deadline = ContinuousClock.now + timeout
@@ -69,14 +67,12 @@ struct CommandRunner {
             stderr: String(decoding: await stderr, as: UTF8.self))
     }
 
-    /// Reads a pipe to its end on a GCD thread.
+    /// Reads a pipe to its end on a thread of its own.
     static func readToEnd(_ handle: FileHandle) async -> Data {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
-        }
+        (try? await onOwnThread { handle.readDataToEndOfFile() }) ?? Data()
     }
 
-    /// The first line `process` writes to `handle`, read on a GCD thread. If none comes within
+    /// The first line `process` writes to `handle`, read on a thread of its own. If none comes within
     /// `timeout` the process is terminated (which ends the read) and the test fails.
     static func firstLine(of handle: FileHandle, from process: Process, timeout: Duration) async throws -> String {
         let watchdog = Task {
@@ -84,17 +80,13 @@ struct CommandRunner {
             if process.isRunning { process.terminate() }
         }
         defer { watchdog.cancel() }
-        let line: String? = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var data = Data()
-                while true {
-                    let chunk = handle.availableData
-                    if chunk.isEmpty { return continuation.resume(returning: nil) }
-                    data.append(chunk)
-                    if let newline = data.firstIndex(of: 0x0A) {
-                        return continuation.resume(returning: String(decoding: data[..<newline], as: UTF8.self))
-                    }
-                }
+        let line: String? = try await onOwnThread {
+            var data = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { return nil }
+                data.append(chunk)
+                if let newline = data.firstIndex(of: 0x0A) { return String(decoding: data[..<newline], as: UTF8.self) }
             }
         }
         return try #require(line, "the process ended without printing a line")
@@ -104,5 +96,18 @@ struct CommandRunner {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("rbacwatch-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
+    }
+}
+
+/// Runs blocking work (a read that waits for a child, `waitpid`) on a thread of its own.
+///
+/// Never on the cooperative pool, nor on GCD's global queues: on Linux they are the same few
+/// threads, and a handful of tests each blocking one starves every other test in the process
+/// (measured: in-process HTTP tests then time out in bulk on a loaded 2-core machine).
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 1 << 20
+        thread.start()
     }
 }

@@ -9,8 +9,10 @@ struct DashboardTmuxTests {
     static let hostileShown = #"Mallory\x1B[2J\x1B[31m\x1B]0;pwned\x07Evil"#
     static let wide = "山田太郎 Yamada"
 
-    static func demo(activity: Int = 120, directory: URL) throws -> Tmux {
-        try Tmux(
+    /// Activity is slow enough that an item approved in the walkthrough is rarely undone (a
+    /// role recreated, a grant removed) before the test looks for it again, on a loaded machine too.
+    static func demo(activity: Int = 30, directory: URL) async throws -> Tmux {
+        try await Tmux.start(
             [
                 "demo", "--users", "300", "--interval", "2s", "--activity", String(activity), "--extra-user", hostile, "--extra-user", wide,
                 "--state", directory.appendingPathComponent("state.sqlite").path, "--approver", "tester",
@@ -25,38 +27,38 @@ struct DashboardTmuxTests {
     @Test("demo: panes show data, keys navigate and filter, drift arrives, a keypress approves it (screen and store), resize, quit restores the terminal")
     func walkthrough() async throws {
         let directory = try CommandRunner.temporaryDirectory()
-        let tmux = try Self.demo(directory: directory)
+        let tmux = try await Self.demo(directory: directory)
 
         // Users: the header, the tabs, a full list.
         var screen = try await tmux.waitFor("the users pane") { $0.contains("baseline v1") && $0.contains("1 Users 302") }
         #expect(screen.contains("NAME") && screen.contains("STATE") && screen.contains("DIVISION") && screen.contains("PERMS"))
-        #expect(try tmux.lines().count == 40)
+        #expect(try await tmux.lines().count == 40)
 
         // Roles, inheritance, feed — by number and by Tab.
-        try tmux.keys("2")
+        try await tmux.keys("2")
         screen = try await tmux.waitFor("USERS GROUPS CLIENTS")
         #expect(screen.contains("Master Admin"))
-        try tmux.keys("Tab")
+        try await tmux.keys("Tab")
         screen = try await tmux.waitFor("ROLES GRANTED")
         #expect(screen.contains("group ") && screen.contains(" @ "))
-        try tmux.keys("Tab")
+        try await tmux.keys("Tab")
         _ = try await tmux.waitFor("SEVERITY")
-        try tmux.keys("BTab", "BTab", "BTab")
+        try await tmux.keys("BTab", "BTab", "BTab")
         _ = try await tmux.waitFor("the users pane again") { $0.contains("DIVISION") && !$0.contains("SEVERITY    AGE") }
 
         // The hostile and the wide name render inert and aligned.
-        try tmux.keys("/")
-        try tmux.type("mallory")
+        try await tmux.keys("/")
+        try await tmux.type("mallory")
         screen = try await tmux.waitFor("the hostile user") { $0.contains("1 Users 1/302") && $0.contains("Mallory") }
         let header = try #require(Self.row(screen, containing: "STATE"))
         let hostileRow = try #require(Self.row(screen, containing: "Mallory"))
         #expect(hostileRow.contains(Self.hostileShown), "\(hostileRow)")
         #expect(displayColumn(of: "active", in: hostileRow) == displayColumn(of: "STATE", in: header))
-        #expect(try tmux.paneTitle() != "pwned")
-        #expect(!(try tmux.styledScreen()).contains("\u{1B}]0;"))
-        try tmux.keys("Escape")
-        try tmux.keys("/")
-        try tmux.type("yamada")
+        #expect(try await tmux.paneTitle() != "pwned")
+        #expect(!(try await tmux.styledScreen()).contains("\u{1B}]0;"))
+        try await tmux.keys("Escape")
+        try await tmux.keys("/")
+        try await tmux.type("yamada")
         screen = try await tmux.waitFor("the wide user") { $0.contains("1 Users 1/302") && $0.contains("山田太郎") }
         let wideRow = try #require(Self.row(screen, containing: "山田太郎"))
         #expect(displayColumn(of: "active", in: wideRow) == displayColumn(of: "STATE", in: header), "\(wideRow)")
@@ -64,88 +66,88 @@ struct DashboardTmuxTests {
 
         // Enter ends the filter prompt, a second Enter drills down into that user; Esc comes
         // back; Esc clears the filter.
-        try tmux.keys("Enter")
+        try await tmux.keys("Enter")
         _ = try await tmux.waitFor("n/N next/prev")
-        try tmux.keys("Enter")
+        try await tmux.keys("Enter")
         screen = try await tmux.waitFor("User 山田太郎 Yamada")
         #expect(screen.contains("Effective permissions by division"))
         #expect(screen.contains("direct ("))
-        try tmux.keys("Escape")
+        try await tmux.keys("Escape")
         _ = try await tmux.waitFor("1 Users 1/302")
-        try tmux.keys("Escape")
+        try await tmux.keys("Escape")
         _ = try await tmux.waitFor("1 Users 302")
 
         // j moves the cursor: Enter on the second row opens the second user.
-        try tmux.keys("g", "j", "Enter")
+        try await tmux.keys("g", "j", "Enter")
         screen = try await tmux.waitFor("a user's page") { $0.contains("Roles held") }
         let title = try #require(screen.split(separator: "\n").dropFirst(2).first).trimmingCharacters(in: .whitespaces)
-        try tmux.keys("Escape")
+        try await tmux.keys("Escape")
         screen = try await tmux.waitFor("the list") { $0.contains("DIVISION") }
         let listed = screen.split(separator: "\n").map(String.init)
         let secondName = listed[4].trimmingCharacters(in: .whitespaces).components(separatedBy: "  ").first ?? ""
         #expect(!secondName.isEmpty && title.hasPrefix("User \(secondName)"), "\(title) vs \(listed[4])")
 
         // Drift arrives while we watch; approve the newest unapproved item with a keypress.
-        try tmux.keys("4")
+        try await tmux.keys("4")
         screen = try await tmux.waitFor("drift in the feed", timeout: .seconds(60)) { $0.contains("SEVERITY") && $0.contains(" unapproved ") }
-        try tmux.keys("g")
+        try await tmux.keys("g")
         var approvedFingerprint = ""
         for _ in 0..<200 {
-            try tmux.keys("a")
+            try await tmux.keys("a")
             screen = try await tmux.waitFor("the approval dialog or a refusal") { $0.contains("Approve drift item") || $0.contains("nothing to approve") }
             if let line = Self.row(screen, containing: "Approve drift item") {
                 approvedFingerprint = String(line.components(separatedBy: "Approve drift item ")[1].prefix(12))
                 break
             }
-            try tmux.keys("j")
+            try await tmux.keys("j")
         }
         #expect(approvedFingerprint.count == 12)
-        try tmux.type("CHG-77")
-        try tmux.keys("Enter")
-        try tmux.type("expected in the review")
-        try tmux.keys("Enter", "Enter")
+        try await tmux.type("CHG-77")
+        try await tmux.keys("Enter")
+        try await tmux.type("expected in the review")
+        try await tmux.keys("Enter", "Enter")
         screen = try await tmux.waitFor("approved \(approvedFingerprint) (CHG-77)")
         // The store has it: the CLI sees the same record while the dashboard runs.
         let listedApprovals = try await CommandRunner.run(["approvals", "list", "--state", directory.appendingPathComponent("state.sqlite").path])
         #expect(listedApprovals.status == 0, "\(listedApprovals.stderr)")
         #expect(listedApprovals.stdout.contains(approvedFingerprint) && listedApprovals.stdout.contains("CHG-77") && listedApprovals.stdout.contains("tester"))
         // …and the feed row shows the ticket once the message is gone.
-        try tmux.keys("/")
-        try tmux.type(approvedFingerprint)
-        try tmux.keys("Enter")
+        try await tmux.keys("/")
+        try await tmux.type(approvedFingerprint)
+        try await tmux.keys("Enter")
         screen = try await tmux.waitFor("the approved row") { screen in
             Self.row(screen, containing: "CHG-77 ").map { !$0.contains("approved ") } ?? false
         }
 
         // Resize: the layout follows at once.
-        try tmux.resize(width: 80, height: 24)
+        try await tmux.resize(width: 80, height: 24)
         screen = try await tmux.waitFor("the 80×24 layout") { screen in
             let lines = Tmux.rows(screen)
             return lines.count == 24 && lines.allSatisfy { displayWidth($0[...]) <= 80 } && lines[1].contains("4 Feed") && lines[2].contains("SEVERITY")
         }
-        try tmux.resize(width: 120, height: 40)
+        try await tmux.resize(width: 120, height: 40)
         _ = try await tmux.waitFor("the 120×40 layout") { Tmux.rows($0).count == 40 && $0.contains("SEVERITY") }
 
         // q quits; the terminal is itself again.
-        try tmux.keys("Escape", "q")
+        try await tmux.keys("Escape", "q")
         let (status, modes) = try await tmux.waitForExit()
         #expect(status == 0)
         #expect(modes.contains("icanon") && !modes.contains("-icanon") && !modes.contains("-echo"), "\(modes)")
-        #expect(!(try tmux.screen()).contains("1 Users"), "the dashboard left its screen behind")
+        #expect(!(try await tmux.screen()).contains("1 Users"), "the dashboard left its screen behind")
     }
 
     @Test("SIGTERM and Ctrl-C end the dashboard cleanly and restore the terminal", arguments: ["TERM", "C-c"])
     func signals(_ how: String) async throws {
         let directory = try CommandRunner.temporaryDirectory()
-        let tmux = try Self.demo(activity: 0, directory: directory)
+        let tmux = try await Self.demo(activity: 0, directory: directory)
         _ = try await tmux.waitFor("the dashboard") { $0.contains("1 Users 302") }
         if how == "TERM" {
-            let shell = try tmux.shellPid()
-            let children = try Tmux.run(["/usr/bin/pgrep", "-P", String(shell)]).split(separator: "\n").compactMap { Int32($0) }
+            let shell = try await tmux.shellPid()
+            let children = try await Tmux.runAsync(["/usr/bin/pgrep", "-P", String(shell)]).split(separator: "\n").compactMap { Int32($0) }
             #expect(!children.isEmpty)
             for child in children { kill(child, SIGTERM) }
         } else {
-            try tmux.keys("C-c")
+            try await tmux.keys("C-c")
         }
         let (status, modes) = try await tmux.waitForExit()
         #expect(status == 0)
@@ -157,32 +159,32 @@ struct DashboardTmuxTests {
         let directory = try CommandRunner.temporaryDirectory()
         let broken = directory.appendingPathComponent("broken.json")
         try Data(##"{"name": "broken", "roles": {"sparkle": {"fg": "#ffffff"}}}"##.utf8).write(to: broken)
-        let tmux = try Tmux(
+        let tmux = try await Tmux.start(
             ["demo", "--users", "100", "--activity", "0", "--theme", broken.path, "--read-only", "--state", directory.appendingPathComponent("s.sqlite").path])
         _ = try await tmux.waitFor("the broken-theme message") { $0.contains("using the default theme: broken.json: unknown role sparkle") }
         _ = try await tmux.waitFor("1 Users 100")
-        let dark = try tmux.styledScreen()
-        try tmux.keys(":")
-        try tmux.type("theme light")
-        try tmux.keys("Enter")
+        let dark = try await tmux.styledScreen()
+        try await tmux.keys(":")
+        try await tmux.type("theme light")
+        try await tmux.keys("Enter")
         // The colours change for good (the "theme light" notice is only shown for a moment).
         // Compared on a user row, which no message or prompt touches.
         func userRow(_ styled: String) -> String { Tmux.rows(styled).dropFirst(4).first ?? "" }
         let deadline = ContinuousClock.now + .seconds(30)
         var light = dark
         while ContinuousClock.now < deadline {
-            light = try await Tmux.offPool { try tmux.styledScreen() }
+            light = try await tmux.styledScreen()
             if userRow(light) != userRow(dark) { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(!userRow(dark).isEmpty && userRow(light) != userRow(dark), "switching theme changed no colour: \(userRow(dark).debugDescription) → \(light.debugDescription)")
-        try tmux.keys(":")
-        try tmux.type("theme no-such-theme")
-        try tmux.keys("Enter")
+        try await tmux.keys(":")
+        try await tmux.type("theme no-such-theme")
+        try await tmux.keys("Enter")
         _ = try await tmux.waitFor("no theme no-such-theme (built in: default, high-contrast, light, monochrome); theme unchanged")
-        try tmux.keys("4", "a")
+        try await tmux.keys("4", "a")
         _ = try await tmux.waitFor("read-only: approvals are disabled")
-        try tmux.keys("q")
+        try await tmux.keys("q")
         #expect(try await tmux.waitForExit().status == 0)
     }
 
@@ -190,12 +192,12 @@ struct DashboardTmuxTests {
     func noColor() async throws {
         let directory = try CommandRunner.temporaryDirectory()
         func styled(_ environment: [String: String]) async throws -> String {
-            let tmux = try Tmux(
+            let tmux = try await Tmux.start(
                 ["demo", "--users", "50", "--activity", "0", "--state", directory.appendingPathComponent("\(environment.count).sqlite").path],
                 environment: environment)
             _ = try await tmux.waitFor("1 Users 50")
-            let screen = try tmux.styledScreen()
-            try tmux.keys("q")
+            let screen = try await tmux.styledScreen()
+            try await tmux.keys("q")
             #expect(try await tmux.waitForExit().status == 0)
             return screen
         }
@@ -220,19 +222,19 @@ struct DashboardTmuxTests {
         ]
         let accepted = try await CommandRunner.run(["baseline", "accept"], environment: environment)
         #expect(accepted.status == 0, "\(accepted.stderr)")
-        let tmux = try Tmux(["tui", "--interval", "1s"], environment: environment)
+        let tmux = try await Tmux.start(["tui", "--interval", "1s"], environment: environment)
         _ = try await tmux.waitFor("the dashboard") { $0.contains("baseline v1") && $0.contains("1 Users 120") }
         simulator.terminate()
         var screen = try await tmux.waitFor("the failure in the header") { $0.split(separator: "\n").first?.contains("collection failed") == true }
-        try tmux.keys("4")
+        try await tmux.keys("4")
         screen = try await tmux.waitFor("the failure in the feed") { screen in
             Self.row(screen, containing: "failure ").map { $0.contains("collection failed") } ?? false
         }
         #expect(screen.contains("4 Feed"))
         // Still responsive, still showing the last good data.
-        try tmux.keys("1")
+        try await tmux.keys("1")
         _ = try await tmux.waitFor("the users pane") { $0.contains("1 Users 120") && $0.contains("DIVISION") }
-        try tmux.keys("q")
+        try await tmux.keys("q")
         #expect(try await tmux.waitForExit().status == 0)
     }
 }

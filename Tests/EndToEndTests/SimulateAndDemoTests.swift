@@ -72,24 +72,35 @@ struct SimulateAndDemoTests {
 }
 
 /// Finds a Python with Genesys's SDK: `RBACWATCH_SDK_PYTHON`, else `python3` if it has it.
+///
+/// Decided by looking for the package on disk, not by importing it: the check runs while tests
+/// are being scheduled, and a seconds-long import there would hold a thread every test shares.
+/// (The probe itself imports it, and fails loudly if that does not work.)
 enum SDKProbe {
+    static let package = "PureCloudPlatformClientV2"
+
     static let python: String? = {
         let candidates = [ProcessInfo.processInfo.environment["RBACWATCH_SDK_PYTHON"], "/usr/bin/python3", "/usr/local/bin/python3"]
             .compactMap { $0 }
-        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: candidate)
-            process.arguments = ["-c", "import PureCloudPlatformClientV2"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            do {
-                try process.run()
-                process.waitUntilExit()
-                if process.terminationStatus == 0 { return candidate }
-            } catch {}
-        }
-        return nil
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) && hasPackage(python: $0) }
     }()
+
+    /// Whether `site-packages` or `dist-packages` under the interpreter's prefix holds the SDK.
+    static func hasPackage(python: String) -> Bool {
+        let prefix = URL(fileURLWithPath: python).deletingLastPathComponent().deletingLastPathComponent()
+        let files = FileManager.default
+        for base in ["lib", "lib64", "local/lib"] {
+            let lib = prefix.appendingPathComponent(base)
+            let versions = ((try? files.contentsOfDirectory(atPath: lib.path)) ?? []).filter { $0.hasPrefix("python3") }
+            for version in versions {
+                for kind in ["site-packages", "dist-packages"]
+                where files.fileExists(atPath: lib.appendingPathComponent("\(version)/\(kind)/\(package)").path) {
+                    return true
+                }
+            }
+        }
+        return false
+    }
 }
 
 /// Runs `rbacwatch simulate` and returns it with its ready line.

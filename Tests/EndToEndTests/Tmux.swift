@@ -1,10 +1,10 @@
-import Dispatch
 import Foundation
 import Testing
 
 /// A private tmux server with one 120×40 UTF-8 session running a command: the dashboard's tests
 /// drive a real terminal with it. Frames are awaited by polling `capture-pane` with a deadline,
-/// never by fixed sleeps.
+/// never by fixed sleeps. Every tmux call runs on a thread of its own (`onOwnThread`), never on
+/// the pool the other tests share.
 final class Tmux: Sendable {
     let socket: String
     let session = "rbw"
@@ -16,7 +16,11 @@ final class Tmux: Sendable {
 
     /// Starts `arguments` (rbacwatch's) in a new session. After the program ends the pane prints
     /// `EXIT=<status>` and the terminal's `icanon`/`echo` modes, then stays open.
-    init(_ arguments: [String], environment: [String: String] = [:], width: Int = 120, height: Int = 40) throws {
+    static func start(_ arguments: [String], environment: [String: String] = [:], width: Int = 120, height: Int = 40) async throws -> Tmux {
+        try await onOwnThread { try Tmux(arguments, environment: environment, width: width, height: height) }
+    }
+
+    private init(_ arguments: [String], environment: [String: String], width: Int, height: Int) throws {
         guard let tmux = Self.executable else {
             throw TmuxError("tmux is not installed: the dashboard's end-to-end tests need it (apt-get install -y tmux; .ci/run does)")
         }
@@ -37,16 +41,15 @@ final class Tmux: Sendable {
     }
 
     deinit {
-        if let tmux = Self.executable { _ = try? Self.run([tmux, "-L", socket, "kill-server"], check: false) }
+        guard let tmux = Self.executable else { return }
+        let socket = self.socket
+        Thread { _ = try? Self.run([tmux, "-L", socket, "kill-server"], check: false) }.start()
     }
 
-    /// Runs blocking work (spawning tmux and waiting for it) on a dispatch thread, so polls do
-    /// not hold one of the few threads every parallel test shares, and a busy run cannot delay
-    /// a poll until what it waits for has come and gone.
-    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-        }
+    /// Runs a command to completion on a thread of its own.
+    @discardableResult
+    static func runAsync(_ command: [String], check: Bool = true) async throws -> String {
+        try await onOwnThread { try run(command, check: check) }
     }
 
     static func shellQuote(_ text: String) -> String {
@@ -99,15 +102,15 @@ final class Tmux: Sendable {
         return text
     }
 
-    private func tmux(_ arguments: [String]) throws -> String {
-        try Self.run([Self.executable!, "-L", socket] + arguments)
+    private func tmux(_ arguments: [String]) async throws -> String {
+        try await Self.runAsync([Self.executable!, "-L", socket] + arguments)
     }
 
     /// The screen as text, one line per row.
-    func screen() throws -> String { try tmux(["capture-pane", "-p", "-t", session]) }
+    func screen() async throws -> String { try await tmux(["capture-pane", "-p", "-t", session]) }
 
     /// The screen with its colours and attributes as escape sequences.
-    func styledScreen() throws -> String { try tmux(["capture-pane", "-p", "-e", "-t", session]) }
+    func styledScreen() async throws -> String { try await tmux(["capture-pane", "-p", "-e", "-t", session]) }
 
     /// The screen's rows (capture-pane ends every row, the last too, with a newline).
     static func rows(_ screen: String) -> [String] {
@@ -116,22 +119,22 @@ final class Tmux: Sendable {
         return rows
     }
 
-    func lines() throws -> [String] { Self.rows(try screen()) }
+    func lines() async throws -> [String] { Self.rows(try await screen()) }
 
     /// tmux key names: `j`, `Enter`, `Escape`, `Tab`, `BTab`, `C-c`, `NPage`…
-    func keys(_ keys: String...) throws { _ = try tmux(["send-keys", "-t", session] + keys) }
+    func keys(_ keys: String...) async throws { _ = try await tmux(["send-keys", "-t", session] + keys) }
 
     /// Text typed as it is.
-    func type(_ text: String) throws { _ = try tmux(["send-keys", "-t", session, "-l", text]) }
+    func type(_ text: String) async throws { _ = try await tmux(["send-keys", "-t", session, "-l", text]) }
 
-    func resize(width: Int, height: Int) throws {
-        _ = try tmux(["resize-window", "-t", session, "-x", String(width), "-y", String(height)])
+    func resize(width: Int, height: Int) async throws {
+        _ = try await tmux(["resize-window", "-t", session, "-x", String(width), "-y", String(height)])
     }
 
-    func paneTitle() throws -> String { try tmux(["display-message", "-p", "-t", session, "#{pane_title}"]).trimmingCharacters(in: .newlines) }
+    func paneTitle() async throws -> String { try await tmux(["display-message", "-p", "-t", session, "#{pane_title}"]).trimmingCharacters(in: .newlines) }
 
     /// The shell's pid; the program under test is its child.
-    func shellPid() throws -> Int32 { Int32(try tmux(["display-message", "-p", "-t", session, "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 }
+    func shellPid() async throws -> Int32 { Int32(try await tmux(["display-message", "-p", "-t", session, "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 }
 
     /// Polls the screen until `predicate` holds; fails with the last screen after `timeout`.
     @discardableResult
@@ -141,10 +144,13 @@ final class Tmux: Sendable {
         let deadline = ContinuousClock.now + timeout
         var last = ""
         while ContinuousClock.now < deadline {
-            last = try await Self.offPool { try self.screen() }
+            last = try await screen()
             if predicate(last) { return last }
             try await Task.sleep(for: .milliseconds(50))
         }
+        // One last look: a slow machine may have slept past the deadline since the last poll.
+        last = try await screen()
+        if predicate(last) { return last }
         Issue.record("timed out after \(timeout) waiting for \(what); the screen:\n\(last)", sourceLocation: sourceLocation)
         throw TmuxError("timed out waiting for \(what)")
     }

@@ -57,7 +57,9 @@ struct CollectorLoopbackTests {
     @Test("tokens expiring mid-walk are renewed, on schedule and on a 401")
     func tokenExpiry() async throws {
         let sim = Self.simulator { config in
-            config.tokenTTL = 2
+            // Short enough that a walk outlives a token, long enough that a loaded machine
+            // still gets a request through on a fresh one.
+            config.tokenTTL = 4
             config.faults.latency = .milliseconds(15)
             config.faults.expireTokensAfterRequests = 25
         }
