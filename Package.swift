@@ -71,7 +71,8 @@ let package = Package(
         // The only importer of CNCurses: a terminal thread that reads keys and draws frames.
         .target(name: "CursesDriver", dependencies: ["CNCurses", "TerminalUI"], swiftSettings: swiftSettings),
         // Long-running services: the drift monitor behind the dashboard (and, later, the daemon).
-        .target(name: "AuditEngine", dependencies: ["AuditCore", "AuditStore"], swiftSettings: swiftSettings),
+        .target(
+            name: "AuditEngine", dependencies: ["AuditCore", "AuditStore", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         // Commands, as a library the executable and the tests share.
         .target(
             name: "AuditCLI",
@@ -136,6 +137,11 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AuditEngineTests",
+            dependencies: ["AuditEngine", "AuditCore", "AuditStore", "GenesysClient", "GenesysSimulator", "AuditTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -203,6 +203,20 @@ struct JSONScanner {
         }
     }
 
+    /// A string, or nil for `null`.
+    mutating func optionalString() throws(ScanError) -> String? {
+        if takeNull() { return nil }
+        return try string()
+    }
+
+    /// Whether the next value is a string (nothing consumed).
+    var peekString: Bool {
+        mutating get {
+            skipSpace()
+            return index < bytes.count && bytes[index] == UInt8(ascii: "\"")
+        }
+    }
+
     /// True when the next value is `null` (consumed).
     mutating func takeNull() -> Bool {
         skipSpace()

@@ -100,6 +100,24 @@ public protocol AuditStore: Sendable {
     func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at: Date) async throws
     /// Findings whose fingerprint starts with `prefix`.
     func findings(fingerprintPrefix prefix: String) async throws -> [Finding]
+
+    // MARK: The audit feed
+
+    func ingestionCheckpoint() async throws -> IngestionCheckpoint?
+    /// The ids among `ids` already recorded.
+    func knownAuditEventIds(_ ids: [String]) async throws -> Set<String>
+    /// Records judged events, their findings, the checkpoint and a backfilled gap in one
+    /// transaction. An event already recorded (its id is the key) is skipped with its findings,
+    /// so a retry or an overlapping window never duplicates; returns how many events were new.
+    @discardableResult
+    func recordAudit(_ batch: AuditBatch) async throws -> Int
+    /// Recorded events dated in `[from, to)`, oldest first.
+    func auditEvents(from: Date, to: Date) async throws -> [AuditEvent]
+    func auditEvent(id: String) async throws -> AuditEvent?
+    /// Audit findings, newest first.
+    func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding]
+    /// Oldest first.
+    func ingestionGaps() async throws -> [IngestionGap]
 }
 
 extension AuditStore {

@@ -10,6 +10,11 @@ public actor InMemoryAuditStore: AuditStore {
     private var approvalList: [Approval] = []
     private var findingsByFingerprint: [String: Finding] = [:]
     private var counter = 0
+    private var checkpoint: IngestionCheckpoint?
+    private var events: [String: AuditEvent] = [:]
+    private var auditFindingList: [AuditFinding] = []
+    private var findingKeys = Set<String>()
+    private var gaps: [IngestionGap] = []
 
     public init() {}
 
@@ -89,4 +94,48 @@ public actor InMemoryAuditStore: AuditStore {
     public func findings(fingerprintPrefix prefix: String) async throws -> [Finding] {
         findingsByFingerprint.values.filter { $0.fingerprint.hasPrefix(prefix) }.sorted { $0.fingerprint < $1.fingerprint }
     }
+
+    // MARK: The audit feed
+
+    public func ingestionCheckpoint() async throws -> IngestionCheckpoint? { checkpoint }
+
+    public func knownAuditEventIds(_ ids: [String]) async throws -> Set<String> { Set(ids.filter { events[$0] != nil }) }
+
+    @discardableResult
+    public func recordAudit(_ batch: AuditBatch) async throws -> Int {
+        var fresh = Set<String>()
+        for event in batch.events where events[event.id] == nil {
+            var stored = event
+            stored.date = stored.date.storePrecision
+            events[event.id] = stored
+            fresh.insert(event.id)
+        }
+        for finding in batch.findings {
+            guard let trigger = finding.eventIds.last, fresh.contains(trigger), findingKeys.insert(finding.ruleId + "\u{1}" + trigger).inserted else { continue }
+            var stored = finding
+            stored.date = stored.date.storePrecision
+            auditFindingList.append(stored)
+        }
+        var point = batch.checkpoint
+        point.highWater = point.highWater.storePrecision
+        point.criticalHighWater = point.criticalHighWater?.storePrecision
+        point.updatedAt = point.updatedAt.storePrecision
+        checkpoint = point
+        if let gap = batch.gap { gaps.append(gap) }
+        return fresh.count
+    }
+
+    public func auditEvents(from: Date, to: Date) async throws -> [AuditEvent] {
+        events.values.filter { $0.date >= from && $0.date < to }.sorted { ($0.date, $0.id) < ($1.date, $1.id) }
+    }
+
+    public func auditEvent(id: String) async throws -> AuditEvent? { events[id] }
+
+    public func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding] {
+        Array(
+            auditFindingList.filter { ($0.date >= (query.since ?? .distantPast)) && $0.severity >= query.minimumSeverity }
+                .sorted { ($0.date, $1.ruleId) > ($1.date, $0.ruleId) }.prefix(query.limit))
+    }
+
+    public func ingestionGaps() async throws -> [IngestionGap] { gaps }
 }

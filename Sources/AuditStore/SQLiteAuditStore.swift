@@ -177,6 +177,63 @@ public final class SQLiteAuditStore: AuditStore {
                     );
                     """)
         }
+        migrator.registerMigration("v2-audit-feed") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE audit_event (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        event_date INTEGER NOT NULL,
+                        service TEXT NOT NULL,
+                        entity_type TEXT NOT NULL,
+                        entity_id TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        actor TEXT,
+                        content BLOB NOT NULL,
+                        recorded_at REAL NOT NULL
+                    );
+                    CREATE INDEX audit_event_by_date ON audit_event(event_date);
+                    CREATE INDEX audit_event_by_entity ON audit_event(entity_id);
+                    CREATE TABLE audit_finding (
+                        rule_id TEXT NOT NULL,
+                        event_id TEXT NOT NULL REFERENCES audit_event(id),
+                        fingerprint TEXT NOT NULL,
+                        title TEXT NOT NULL,
+                        severity INTEGER NOT NULL,
+                        controls TEXT NOT NULL,
+                        event_ids TEXT NOT NULL,
+                        event_date INTEGER NOT NULL,
+                        service TEXT NOT NULL,
+                        entity_type TEXT NOT NULL,
+                        entity_id TEXT NOT NULL,
+                        entity_name TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        actor TEXT NOT NULL,
+                        actor_id TEXT,
+                        client_id TEXT,
+                        remote_ip TEXT NOT NULL,
+                        evidence TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        approval_ticket TEXT,
+                        approval_approver TEXT,
+                        approval_expires REAL,
+                        PRIMARY KEY (rule_id, event_id)
+                    );
+                    CREATE INDEX audit_finding_by_date ON audit_finding(event_date);
+                    CREATE INDEX audit_finding_by_fingerprint ON audit_finding(fingerprint);
+                    CREATE TABLE ingestion_checkpoint (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        high_water INTEGER NOT NULL,
+                        critical_high_water INTEGER,
+                        updated_at REAL NOT NULL
+                    );
+                    CREATE TABLE ingestion_gap (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        start_ms INTEGER NOT NULL,
+                        end_ms INTEGER NOT NULL,
+                        detected_at REAL NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 

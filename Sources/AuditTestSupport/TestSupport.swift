@@ -162,3 +162,11 @@ final class NSLockShim: @unchecked Sendable {
         return try body()
     }
 }
+
+/// `ManualClock` as a wall clock (for services that think in dates): moves only when advanced.
+public struct ManualWallClock: WallClock {
+    public let clock: ManualClock
+    public init(_ clock: ManualClock) { self.clock = clock }
+    public func now() -> Date { clock.date() }
+    public func sleep(for duration: Duration) async throws { try await clock.sleep(for: duration) }
+}

@@ -23,6 +23,9 @@ public struct FaultPlan: Sendable, Equatable {
     public var malformedReplies = 0
     /// After this many more matching requests, every issued token expires at once (0: never).
     public var expireTokensAfterRequests = 0
+    /// Overrides `SimulatorConfiguration.auditRateLimitPerMinute` while set (0: no limit), so a
+    /// test or a demo can throttle the audit API and later relieve it.
+    public var auditRateLimitPerMinute: Int?
     /// Faults apply to requests whose path starts with this (login included if it matches).
     public var pathPrefix = "/api/v2/"
 

@@ -107,10 +107,13 @@ extension GenesysSimulator {
             return finish(rateLimitedResponse(retryAfter: retryAfter, request: request), headers: headers, request: request)
         }
 
-        // The audit API's own limit, per token, when configured.
+        // The audit API's own limit, per token, when configured; its window runs on the wall
+        // clock, so a test can move through it without waiting.
+        let auditLimit = faultController.plan.auditRateLimitPerMinute ?? configuration.auditRateLimitPerMinute
+        let wallSeconds = Double(nowMilliseconds()) / 1000
         if request.path.hasPrefix("/api/v2/audits/"),
             let retryAfter = tokens.withLock({
-                $0.countAudit(token, limit: configuration.auditRateLimitPerMinute, window: configuration.rateLimitWindowSeconds, now: now)
+                $0.countAudit(token, limit: auditLimit, window: configuration.rateLimitWindowSeconds, now: wallSeconds)
             })
         {
             headers.append(("Retry-After", String(retryAfter)))

@@ -106,8 +106,20 @@ struct CommandRunner {
 /// (measured: in-process HTTP tests then time out in bulk on a loaded 2-core machine).
 func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        let thread = Thread {
+            // Signals blocked, as on GCD's threads: a SIGCHLD landing here would interrupt a read
+            // that Foundation does not retry (`readDataToEndOfFile` traps on EINTR).
+            blockAllSignals()
+            continuation.resume(with: Result { try body() })
+        }
         thread.stackSize = 1 << 20
         thread.start()
     }
+}
+
+/// Blocks every signal in the calling thread.
+func blockAllSignals() {
+    var all = sigset_t()
+    sigfillset(&all)
+    pthread_sigmask(SIG_BLOCK, &all, nil)
 }

@@ -43,7 +43,10 @@ final class Tmux: Sendable {
     deinit {
         guard let tmux = Self.executable else { return }
         let socket = self.socket
-        Thread { _ = try? Self.run([tmux, "-L", socket, "kill-server"], check: false) }.start()
+        Thread {
+            blockAllSignals()
+            _ = try? Self.run([tmux, "-L", socket, "kill-server"], check: false)
+        }.start()
     }
 
     /// Runs a command to completion on a thread of its own.

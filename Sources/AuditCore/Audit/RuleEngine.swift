@@ -1,0 +1,210 @@
+import Foundation
+
+/// What a rule found: who did what to which entity, when, why it matters, and whether someone
+/// has approved it.
+public struct AuditFinding: Sendable, Hashable, Identifiable {
+    public enum Status: String, Sendable, Hashable {
+        /// Alert: nobody approved this change.
+        case open
+        /// Matched an active approval: recorded as approved drift, not alerted.
+        case approved
+    }
+
+    /// Semantic: rule, entity, action and what changed (or, for correlation, the rule, the actor
+    /// or entity, and the first event) — the same change seen again has the same fingerprint,
+    /// so an approval covers it.
+    public var fingerprint: String
+    public var ruleId: String
+    public var title: String
+    public var severity: Severity
+    public var controls: [String]
+    /// The events behind it (one, or a correlation's window), oldest first.
+    public var eventIds: [String]
+    /// `eventDate` of the event that fired it.
+    public var date: Date
+    public var serviceName: String
+    public var entityType: String
+    public var entityId: String
+    public var entityName: String
+    public var action: String
+    public var actor: String
+    public var actorId: String?
+    public var clientId: String?
+    public var remoteIp: [String]
+    /// What made the conditions hold (`permissions: authorization:grant:add`).
+    public var evidence: [String]
+    public var status: Status
+    public var approval: Approval?
+
+    public var id: String { fingerprint + ":" + (eventIds.last ?? "") }
+
+    public init(
+        fingerprint: String, ruleId: String, title: String, severity: Severity, controls: [String], eventIds: [String], date: Date,
+        serviceName: String, entityType: String, entityId: String, entityName: String, action: String, actor: String, actorId: String?,
+        clientId: String?, remoteIp: [String], evidence: [String], status: Status, approval: Approval?
+    ) {
+        self.fingerprint = fingerprint
+        self.ruleId = ruleId
+        self.title = title
+        self.severity = severity
+        self.controls = controls
+        self.eventIds = eventIds
+        self.date = date
+        self.serviceName = serviceName
+        self.entityType = entityType
+        self.entityId = entityId
+        self.entityName = entityName
+        self.action = action
+        self.actor = actor
+        self.actorId = actorId
+        self.clientId = clientId
+        self.remoteIp = remoteIp
+        self.evidence = evidence
+        self.status = status
+        self.approval = approval
+    }
+
+    /// One line for people.
+    public var summary: String {
+        let target = entityName.isEmpty ? entityId : entityName
+        var text = "\(title): \(actor) \(action) \(entityType) \(target)"
+        if !evidence.isEmpty { text += " (\(evidence.prefix(3).joined(separator: "; "))\(evidence.count > 3 ? "; …" : ""))" }
+        return text
+    }
+}
+
+/// Judges audit events against rules, in `eventDate` order (the reorder buffer sees to it).
+/// Stateful for throttling and correlation; its clock is the events' own dates, so replaying
+/// the same events gives the same findings.
+public struct RuleEngine: Sendable {
+    public let rules: [AuditRule]
+    /// Last time each (rule, key) fired.
+    private var fired: [String: Date] = [:]
+    /// Per (rule, actor): recent matching events.
+    private var bursts: [String: [(date: Date, id: String)]] = [:]
+    /// Per (rule, entity, value): recent signed changes.
+    private var flaps: [String: [(date: Date, sign: Int, id: String)]] = [:]
+    public private(set) var statistics = Statistics()
+
+    public struct Statistics: Sendable, Equatable {
+        public var events = 0
+        public var matched = 0
+        public var excused = 0
+        public var throttled = 0
+        public var findings = 0
+    }
+
+    public init(rules: RuleSet) {
+        self.rules = rules.enabled
+    }
+
+    public init(rules: [AuditRule]) {
+        self.rules = rules.filter(\.enabled)
+    }
+
+    /// The findings `event` gives rise to (approvals not yet applied: status `.open`).
+    public mutating func judge(_ event: AuditEvent) -> [AuditFinding] {
+        statistics.events += 1
+        var findings: [AuditFinding] = []
+        for rule in rules where rule.match.matches(event) {
+            var evidence: [String] = []
+            var holds = true
+            for condition in rule.conditions {
+                let (ok, hits) = condition.evaluate(event)
+                if !ok {
+                    holds = false
+                    break
+                }
+                evidence += hits
+            }
+            guard holds else { continue }
+            statistics.matched += 1
+            if rule.exceptions.contains(where: { $0.excuses(event) }) {
+                statistics.excused += 1
+                continue
+            }
+            var eventIds = [event.id]
+            var throttleKey = rule.id + "\u{1}" + event.entityType + "\u{1}" + event.entityId
+            var fingerprintParts = [event.entityType, event.entityId, event.action] + evidence.sorted()
+            switch rule.correlation {
+            case nil: break
+            case .burst(let count, let window)?:
+                let key = rule.id + "\u{1}" + event.actorKey
+                var recent = bursts[key, default: []].filter { event.date.timeIntervalSince($0.date) < window }
+                recent.append((event.date, event.id))
+                guard recent.count >= count else {
+                    bursts[key] = recent
+                    continue
+                }
+                bursts[key] = []
+                eventIds = recent.map(\.id)
+                throttleKey = key
+                fingerprintParts = ["burst", event.actorKey, recent[0].id]
+                evidence = ["\(recent.count) events by \(event.actor) within \(Int(window))s"] + evidence.prefix(3)
+            case .flapping(let flips, let window)?:
+                var fire: (value: String, events: [String])?
+                for change in event.changes {
+                    for (values, sign) in [(change.added, 1), (change.removed, -1)] {
+                        for value in values {
+                            let key = rule.id + "\u{1}" + event.entityId + "\u{1}" + change.property + "\u{1}" + value
+                            var recent = flaps[key, default: []].filter { event.date.timeIntervalSince($0.date) < window }
+                            recent.append((event.date, sign, event.id))
+                            let changes = zip(recent, recent.dropFirst()).filter { $0.sign != $1.sign }.count
+                            if changes >= flips {
+                                fire = ("\(change.property) \(value)", recent.map(\.id))
+                                flaps[key] = []
+                            } else {
+                                flaps[key] = recent
+                            }
+                        }
+                    }
+                }
+                guard let fire else { continue }
+                eventIds = fire.events
+                fingerprintParts = ["flapping", event.entityId, fire.value, fire.events[0]]
+                evidence = ["\(fire.value) flipped \(fire.events.count - 1) times within \(Int(window))s"]
+            }
+            if let throttle = rule.throttleSeconds, let last = fired[throttleKey], event.date.timeIntervalSince(last) < throttle, event.date >= last {
+                statistics.throttled += 1
+                continue
+            }
+            fired[throttleKey] = event.date
+            statistics.findings += 1
+            findings.append(
+                AuditFinding(
+                    fingerprint: Self.fingerprint(rule: rule.id, parts: fingerprintParts), ruleId: rule.id, title: rule.title,
+                    severity: rule.severity, controls: rule.controls, eventIds: eventIds, date: event.date, serviceName: event.serviceName,
+                    entityType: event.entityType, entityId: event.entityId, entityName: event.entityName, action: event.action,
+                    actor: event.actor, actorId: event.userId, clientId: event.clientId, remoteIp: event.remoteIp, evidence: evidence,
+                    status: .open, approval: nil))
+        }
+        return findings
+    }
+
+    static func fingerprint(rule: String, parts: [String]) -> String {
+        var w = CanonicalJSONWriter(reservingCapacity: 256)
+        w.beginObject()
+        w.field("parts", parts)
+        w.field("rule", rule)
+        w.field("v", 1)
+        w.endObject()
+        return ContentHash.sha256Hex(w.bytes)
+    }
+
+    /// Applies approvals: a finding whose fingerprint has an active approval at `now` is approved.
+    public static func applyApprovals(_ findings: [AuditFinding], approvals: [Approval], now: Date) -> [AuditFinding] {
+        var latest: [String: Approval] = [:]
+        for approval in approvals where approval.revokedAt == nil && approval.status(at: now) == .active {
+            if let existing = latest[approval.fingerprint], existing.createdAt > approval.createdAt { continue }
+            latest[approval.fingerprint] = approval
+        }
+        return findings.map { finding in
+            var finding = finding
+            if let approval = latest[finding.fingerprint] {
+                finding.status = .approved
+                finding.approval = approval
+            }
+            return finding
+        }
+    }
+}

@@ -1,0 +1,405 @@
+import Foundation
+
+/// A rule: what audit events it matches, what must hold of them, who is excepted, how often it
+/// may fire, and (for correlation rules) how many events make a finding. Rules are data: JSON
+/// files, the shipped defaults (`rbacwatch rules default`) plus the user's rule directories.
+public struct AuditRule: Sendable, Hashable, Identifiable {
+    public var id: String
+    public var title: String
+    public var description: String
+    public var severity: Severity
+    /// Control references, e.g. `CIS 5.1`, `NIST AC-6(1)`, `SOC2 CC6.3`.
+    public var controls: [String]
+    public var match: Match
+    /// All must hold.
+    public var conditions: [Condition]
+    /// Any one excuses the event.
+    public var exceptions: [Exception]
+    /// At most one finding per rule and entity within this many seconds (nil: no throttling).
+    public var throttleSeconds: Double?
+    public var correlation: Correlation?
+    /// Where it came from: `default`, or a file path.
+    public var source: String
+    public var enabled: Bool
+
+    /// Patterns (`*` wildcards, case-insensitive); an empty list matches anything.
+    public struct Match: Sendable, Hashable {
+        public var services: [String] = []
+        public var entityTypes: [String] = []
+        public var actions: [String] = []
+        /// The event's `status`: SUCCESS unless asked (failures change nothing).
+        public var statuses: [String] = ["SUCCESS"]
+        public init() {}
+    }
+
+    /// One test of an event.
+    public struct Condition: Sendable, Hashable {
+        public enum Test: Sendable, Hashable {
+            /// A property change whose name matches exists.
+            case changed
+            /// Some value added (in newValues, not oldValues) matches a pattern.
+            case added([String])
+            /// Some value removed matches a pattern.
+            case removed([String])
+            /// Some new value matches a pattern.
+            case newValue([String])
+            /// Some old value matches a pattern.
+            case oldValue([String])
+            /// Some new value matches none of the patterns (an allowlist).
+            case newValueOutside([String])
+            /// An event field (`entityName`, `actor`, `clientId`, `remoteIp`, `level`) matches.
+            case field(String, [String])
+        }
+
+        /// Property name patterns, any of which may match (ignored by `.field`).
+        public var property: [String]
+        public var test: Test
+        public init(property: [String], test: Test) {
+            self.property = property
+            self.test = test
+        }
+    }
+
+    /// Events this rule does not judge: by actor (user id or name), OAuth client, entity (id or
+    /// name), remote address (exact or `a.b.c.*`). All given lists must match (an AND of ORs).
+    public struct Exception: Sendable, Hashable {
+        public var actors: [String] = []
+        public var clients: [String] = []
+        public var entities: [String] = []
+        public var remoteIps: [String] = []
+        public var reason: String?
+        public init() {}
+    }
+
+    public enum Correlation: Sendable, Hashable {
+        /// `count` matching events by one actor within `windowSeconds`.
+        case burst(count: Int, windowSeconds: Double)
+        /// The same entity changed back and forth: a value added then removed (or the reverse)
+        /// at least `flips` times within `windowSeconds`.
+        case flapping(flips: Int, windowSeconds: Double)
+    }
+
+    public init(
+        id: String, title: String, description: String = "", severity: Severity, controls: [String] = [], match: Match = Match(),
+        conditions: [Condition] = [], exceptions: [Exception] = [], throttleSeconds: Double? = nil, correlation: Correlation? = nil,
+        source: String = "default", enabled: Bool = true
+    ) {
+        self.id = id
+        self.title = title
+        self.description = description
+        self.severity = severity
+        self.controls = controls
+        self.match = match
+        self.conditions = conditions
+        self.exceptions = exceptions
+        self.throttleSeconds = throttleSeconds
+        self.correlation = correlation
+        self.source = source
+        self.enabled = enabled
+    }
+}
+
+public struct RuleError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+// MARK: Matching
+
+public enum Glob {
+    /// `*` matches any run of characters, `\*` a literal star; case-insensitive.
+    public static func matches(_ pattern: String, _ text: String) -> Bool {
+        if pattern == "*" { return true }
+        if !pattern.contains("*") { return pattern.caseInsensitiveCompare(text) == .orderedSame }
+        // Tokens: a byte, or nil for a wildcard.
+        var p: [UInt8?] = []
+        var escaped = false
+        for byte in pattern.lowercased().utf8 {
+            if escaped {
+                p.append(byte)
+                escaped = false
+            } else if byte == UInt8(ascii: "\\") {
+                escaped = true
+            } else {
+                p.append(byte == UInt8(ascii: "*") ? nil : byte)
+            }
+        }
+        let t = Array(text.lowercased().utf8)
+        var pi = 0
+        var ti = 0
+        var star = -1
+        var mark = 0
+        while ti < t.count {
+            if pi < p.count, let byte = p[pi], byte == t[ti] {
+                pi += 1
+                ti += 1
+            } else if pi < p.count, p[pi] == nil {
+                star = pi
+                mark = ti
+                pi += 1
+            } else if star >= 0 {
+                pi = star + 1
+                mark += 1
+                ti = mark
+            } else {
+                return false
+            }
+        }
+        while pi < p.count, p[pi] == nil { pi += 1 }
+        return pi == p.count
+    }
+
+    public static func any(_ patterns: [String], _ text: String) -> Bool {
+        patterns.contains { matches($0, text) }
+    }
+}
+
+extension AuditRule.Match {
+    public func matches(_ event: AuditEvent) -> Bool {
+        (services.isEmpty || Glob.any(services, event.serviceName))
+            && (entityTypes.isEmpty || Glob.any(entityTypes, event.entityType))
+            && (actions.isEmpty || Glob.any(actions, event.action))
+            && (statuses.isEmpty || Glob.any(statuses, event.status))
+    }
+}
+
+extension AuditRule.Condition {
+    /// Whether it holds, and the values that made it hold (for the finding's evidence).
+    public func evaluate(_ event: AuditEvent) -> (holds: Bool, evidence: [String]) {
+        if case .field(let name, let patterns) = test {
+            let values: [String] =
+                switch name {
+                case "entityName": [event.entityName]
+                case "entityId": [event.entityId]
+                case "actor": [event.userId, event.userName].compactMap { $0 }
+                case "clientId": event.clientId.map { [$0] } ?? []
+                case "remoteIp": event.remoteIp
+                case "level": [event.level]
+                case "status": [event.status]
+                default: []
+                }
+            let hits = values.filter { Glob.any(patterns, $0) }
+            return (!hits.isEmpty, hits)
+        }
+        var evidence: [String] = []
+        var holds = false
+        for change in event.changes where Glob.any(property, change.property) {
+            let hits: [String]
+            switch test {
+            case .changed: hits = [change.property]
+            case .added(let patterns): hits = change.added.filter { Glob.any(patterns, $0) }
+            case .removed(let patterns): hits = change.removed.filter { Glob.any(patterns, $0) }
+            case .newValue(let patterns): hits = change.newValues.filter { Glob.any(patterns, $0) }
+            case .oldValue(let patterns): hits = change.oldValues.filter { Glob.any(patterns, $0) }
+            case .newValueOutside(let patterns): hits = change.newValues.filter { !$0.isEmpty && !Glob.any(patterns, $0) }
+            case .field: hits = []
+            }
+            if !hits.isEmpty {
+                holds = true
+                evidence += hits.map { "\(change.property): \($0)" }
+            }
+        }
+        return (holds, evidence)
+    }
+}
+
+extension AuditRule.Exception {
+    public func excuses(_ event: AuditEvent) -> Bool {
+        if actors.isEmpty && clients.isEmpty && entities.isEmpty && remoteIps.isEmpty { return false }
+        if !actors.isEmpty && !([event.userId, event.userName].compactMap { $0 }.contains { Glob.any(actors, $0) }) { return false }
+        if !clients.isEmpty && !(event.clientId.map { Glob.any(clients, $0) } ?? false) { return false }
+        if !entities.isEmpty && !(Glob.any(entities, event.entityId) || Glob.any(entities, event.entityName)) { return false }
+        if !remoteIps.isEmpty && !event.remoteIp.contains(where: { Glob.any(remoteIps, $0) }) { return false }
+        return true
+    }
+}
+
+// MARK: Reading rule files
+
+extension AuditRule {
+    /// Reads a rule file: one rule object, an array of them, or `{"rules": [...]}`.
+    public static func parseFile(_ data: Data, source: String) throws -> [AuditRule] {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw RuleError("\(source): not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "parse error"))")
+        }
+        let list: [Any]
+        if let array = object as? [Any] {
+            list = array
+        } else if let dict = object as? [String: Any], let rules = dict["rules"] as? [Any] {
+            list = rules
+        } else if object is [String: Any] {
+            list = [object]
+        } else {
+            throw RuleError("\(source): expected a rule object, an array of rules or {\"rules\": [...]}")
+        }
+        return try list.enumerated().map { index, item in
+            guard let dict = item as? [String: Any] else { throw RuleError("\(source): rule \(index + 1) is not an object") }
+            return try AuditRule(json: dict, source: source)
+        }
+    }
+
+    static let knownKeys: Set<String> = [
+        "id", "title", "description", "severity", "controls", "match", "conditions", "exceptions", "throttle", "correlation", "enabled",
+    ]
+
+    init(json: [String: Any], source: String) throws {
+        guard let id = json["id"] as? String, !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw RuleError("\(source): every rule needs an \"id\" of letters, digits, '-', '_' or '.'")
+        }
+        func fail(_ text: String) -> RuleError { RuleError("\(source): rule \(id): \(text)") }
+        if let unknown = json.keys.first(where: { !Self.knownKeys.contains($0) }) {
+            throw fail("unknown key \"\(unknown)\" (known: \(Self.knownKeys.sorted().joined(separator: ", ")))")
+        }
+        guard let title = json["title"] as? String, !title.isEmpty else { throw fail("\"title\" is required") }
+        guard let severityName = json["severity"] as? String, let severity = Severity(name: severityName) else {
+            throw fail("\"severity\" must be low, medium, high or critical")
+        }
+        func strings(_ value: Any?, _ what: String) throws -> [String] {
+            guard let value else { return [] }
+            if let one = value as? String { return [one] }
+            guard let list = value as? [String] else { throw fail("\(what) must be a string or a list of strings") }
+            return list
+        }
+        var match = Match()
+        if let m = json["match"] {
+            guard let m = m as? [String: Any] else { throw fail("\"match\" must be an object") }
+            for key in m.keys where !["service", "entityType", "action", "status"].contains(key) {
+                throw fail("unknown match key \"\(key)\" (known: action, entityType, service, status)")
+            }
+            match.services = try strings(m["service"], "match.service")
+            match.entityTypes = try strings(m["entityType"], "match.entityType")
+            match.actions = try strings(m["action"], "match.action")
+            if m["status"] != nil { match.statuses = try strings(m["status"], "match.status") }
+        }
+        var conditions: [Condition] = []
+        if let list = json["conditions"] {
+            guard let list = list as? [[String: Any]] else { throw fail("\"conditions\" must be a list of objects") }
+            for c in list {
+                if let field = c["field"] as? String {
+                    let known = ["entityName", "entityId", "actor", "clientId", "remoteIp", "level", "status"]
+                    guard known.contains(field) else { throw fail("condition field \"\(field)\" is not one of \(known.joined(separator: ", "))") }
+                    conditions.append(Condition(property: [], test: .field(field, try strings(c["matches"], "matches"))))
+                    continue
+                }
+                let property = try strings(c["property"], "condition.property")
+                guard !property.isEmpty else { throw fail("each condition needs \"property\" (or \"field\")") }
+                if let unknown = c.keys.first(where: { !["property", "added", "removed", "newValue", "oldValue", "newValueOutside"].contains($0) }) {
+                    throw fail("unknown condition key \"\(unknown)\"")
+                }
+                let tests: [(String, ([String]) -> Condition.Test)] = [
+                    ("added", { .added($0) }), ("removed", { .removed($0) }), ("newValue", { .newValue($0) }),
+                    ("oldValue", { .oldValue($0) }), ("newValueOutside", { .newValueOutside($0) }),
+                ]
+                var found = false
+                for (key, make) in tests where c[key] != nil {
+                    conditions.append(Condition(property: property, test: make(try strings(c[key], key))))
+                    found = true
+                }
+                if !found { conditions.append(Condition(property: property, test: .changed)) }
+            }
+        }
+        var exceptions: [Exception] = []
+        if let list = json["exceptions"] {
+            guard let list = list as? [[String: Any]] else { throw fail("\"exceptions\" must be a list of objects") }
+            for e in list {
+                var exception = Exception()
+                exception.actors = try strings(e["actor"], "exception.actor")
+                exception.clients = try strings(e["client"], "exception.client")
+                exception.entities = try strings(e["entity"], "exception.entity")
+                exception.remoteIps = try strings(e["remoteIp"], "exception.remoteIp")
+                exception.reason = e["reason"] as? String
+                if exception.actors.isEmpty && exception.clients.isEmpty && exception.entities.isEmpty && exception.remoteIps.isEmpty {
+                    throw fail("an exception needs actor, client, entity or remoteIp")
+                }
+                exceptions.append(exception)
+            }
+        }
+        var throttle: Double?
+        if let t = json["throttle"] {
+            guard let text = t as? String, let seconds = Approval.lifetime(parsing: text) else {
+                throw fail("\"throttle\" must be a duration such as 90s, 10m, 1h")
+            }
+            throttle = seconds
+        }
+        var correlation: Correlation?
+        if let c = json["correlation"] {
+            guard let c = c as? [String: Any], let type = c["type"] as? String else { throw fail("\"correlation\" needs a \"type\" (burst or flapping)") }
+            guard let windowText = c["window"] as? String, let window = Approval.lifetime(parsing: windowText) else {
+                throw fail("correlation needs a \"window\" such as 5m")
+            }
+            switch type {
+            case "burst":
+                guard let count = c["count"] as? Int, count >= 2 else { throw fail("a burst needs \"count\" of at least 2") }
+                correlation = .burst(count: count, windowSeconds: window)
+            case "flapping":
+                guard let flips = c["flips"] as? Int, flips >= 2 else { throw fail("flapping needs \"flips\" of at least 2") }
+                correlation = .flapping(flips: flips, windowSeconds: window)
+            default: throw fail("correlation type \"\(type)\" is not burst or flapping")
+            }
+        }
+        self.init(
+            id: id, title: title, description: json["description"] as? String ?? "", severity: severity,
+            controls: try strings(json["controls"], "controls"), match: match, conditions: conditions, exceptions: exceptions,
+            throttleSeconds: throttle, correlation: correlation, source: source, enabled: json["enabled"] as? Bool ?? true)
+    }
+}
+
+/// The rules in force: the defaults, then each directory's `*.json` files in name order; a rule
+/// with an id already loaded replaces it (so a user can retune or disable a default).
+public struct RuleSet: Sendable {
+    public private(set) var rules: [AuditRule]
+
+    public init(rules: [AuditRule]) {
+        self.rules = rules
+    }
+
+    public static func defaults() -> RuleSet {
+        // The shipped file is tested to parse; a failure here is a build defect.
+        RuleSet(rules: try! AuditRule.parseFile(Data(DefaultRules.json.utf8), source: "default"))
+    }
+
+    /// Defaults plus every `*.json` in `directories` (missing directories are an error: a typo
+    /// must not silently run without the user's rules).
+    public static func load(directories: [String], includeDefaults: Bool = true) throws -> RuleSet {
+        var set = includeDefaults ? defaults() : RuleSet(rules: [])
+        for directory in directories {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+                set.merge(try AuditRule.parseFile(try Data(contentsOf: URL(fileURLWithPath: directory)), source: directory))
+                continue
+            }
+            guard isDirectory.boolValue else { throw RuleError("rule directory \(directory) does not exist") }
+            let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
+            for file in files {
+                let path = (directory as NSString).appendingPathComponent(file)
+                set.merge(try AuditRule.parseFile(try Data(contentsOf: URL(fileURLWithPath: path)), source: path))
+            }
+        }
+        return set
+    }
+
+    public mutating func merge(_ more: [AuditRule]) {
+        for rule in more {
+            if let index = rules.firstIndex(where: { $0.id == rule.id }) {
+                rules[index] = rule
+            } else {
+                rules.append(rule)
+            }
+        }
+    }
+
+    public var enabled: [AuditRule] { rules.filter(\.enabled) }
+
+    /// The services the enabled rules look at (`*` when one matches any service).
+    public var services: [String] {
+        var names = Set<String>()
+        for rule in enabled {
+            if rule.match.services.isEmpty { return ["*"] }
+            names.formUnion(rule.match.services)
+        }
+        return names.sorted()
+    }
+}

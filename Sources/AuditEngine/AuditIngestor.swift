@@ -1,0 +1,276 @@
+import AuditCore
+import AuditStore
+import Foundation
+import Logging
+
+public struct IngestionSettings: Sendable {
+    /// Time between polls while healthy.
+    public var pollInterval: TimeInterval = 60
+    /// Each window starts this long before the high-water mark, to catch late arrivals.
+    public var overlap: TimeInterval = 65
+    /// Events younger than this wait in the reorder buffer (late ones may still come before them).
+    public var lag: TimeInterval = 60
+    /// Backfills go in windows of this length, each recorded as it completes.
+    public var chunk: TimeInterval = 3600
+    /// The realtime query's reach (14 days on the real API), less a margin; older spans use the async query.
+    public var realtimeReach: TimeInterval = 14 * 86_400 - 3600
+    /// With no checkpoint yet, start this far back.
+    public var initialLookback: TimeInterval = 3600
+    /// Throttled for this long without a break: narrow to the critical services.
+    public var circuitAfter: TimeInterval = 300
+    /// Narrowed, and no 429 for this long: widen again (and backfill what was skipped).
+    public var recoverAfter: TimeInterval = 300
+    /// Longest wait between polls while backing off.
+    public var maxBackoff: TimeInterval = 600
+    /// What narrowed polling still watches: roles, grants, OAuth clients, authentication.
+    public var criticalServices: [String] = ["PeoplePermissions"]
+
+    public init() {}
+}
+
+/// What the dashboard header and `watch` logs say about ingestion.
+public struct IngestionHealth: Sendable, Equatable {
+    public enum Mode: String, Sendable, Equatable {
+        case normal
+        /// The circuit breaker is open: only the critical services are polled.
+        case criticalOnly = "critical-only"
+    }
+
+    public var mode: Mode = .normal
+    public var lastPoll: Date?
+    public var lastSuccess: Date?
+    /// Newest `eventDate` judged.
+    public var lastEvent: Date?
+    /// How far behind now the high-water mark is.
+    public var lagSeconds: Double?
+    public var throttledSince: Date?
+    public var lastError: String?
+    public var buffered = 0
+    public var eventsJudged = 0
+    public var duplicatesSkipped = 0
+    /// Events judged after later ones had already been (they arrived late).
+    public var lateEvents = 0
+    public var findings = 0
+    public var gaps: [IngestionGap] = []
+    public var services: [String] = []
+
+    public init() {}
+
+    /// One line for a header or a log.
+    public var summary: String {
+        var parts: [String] = []
+        if mode == .criticalOnly { parts.append("CRITICAL-ONLY (throttled)") } else if throttledSince != nil { parts.append("throttled") }
+        if let lagSeconds { parts.append("lag \(Self.duration(lagSeconds))") }
+        if let lastError { parts.append("error: \(lastError)") }
+        return "audit " + (parts.isEmpty ? "ok" : parts.joined(separator: " · "))
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        switch seconds {
+        case ..<120: "\(Int(seconds.rounded()))s"
+        case ..<7200: "\(Int((seconds / 60).rounded()))m"
+        default: "\(Int((seconds / 3600).rounded()))h"
+        }
+    }
+}
+
+/// What one poll did.
+public struct PollOutcome: Sendable, Equatable {
+    public var fetched = 0
+    public var new = 0
+    public var judged = 0
+    /// Ids of the events judged, in the order the rules saw them.
+    public var judgedIds: [String] = []
+    public var findings: [AuditFinding] = []
+    public var gap: IngestionGap?
+    public var rateLimited = false
+    public var failed: String?
+    /// When to poll next.
+    public var nextDelay: TimeInterval = 60
+}
+
+/// Pulls audit events on a sliding window, dedupes them by id against the store, holds them in
+/// a reorder buffer for the safety lag, judges them in `eventDate` order, and records events,
+/// findings and the high-water mark in one transaction per window — so a crash or a restart
+/// loses nothing and duplicates nothing. A long pause is a gap, backfilled window by window
+/// (realtime within its reach, async beyond it) and recorded. 429s back off; if they persist,
+/// a circuit breaker narrows polling to the critical services until the API is healthy again.
+public actor AuditIngestor {
+    private let source: any AuditSource
+    private let store: any AuditStore
+    private let settings: IngestionSettings
+    private let clock: any WallClock
+    private let logger: Logger
+    private var engine: RuleEngine
+    private let ruleServices: [String]
+    private var buffer = ReorderBuffer()
+    private var services: [String]?
+    public private(set) var health = IngestionHealth()
+    private var lastRateLimited: Date?
+    private var consecutiveLimits = 0
+    private let continuation: AsyncStream<IngestionUpdate>.Continuation
+    public nonisolated let updates: AsyncStream<IngestionUpdate>
+
+    public init(
+        source: any AuditSource, store: any AuditStore, rules: RuleSet, settings: IngestionSettings = IngestionSettings(),
+        clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "rbacwatch.audit", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        self.source = source
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        self.engine = RuleEngine(rules: rules)
+        self.ruleServices = rules.services
+        (updates, continuation) = AsyncStream.makeStream(of: IngestionUpdate.self, bufferingPolicy: .bufferingNewest(16))
+    }
+
+    /// Polls until cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            let outcome = await poll()
+            do {
+                try await clock.sleep(for: .milliseconds(Int64(outcome.nextDelay * 1000)))
+            } catch {
+                break
+            }
+        }
+        continuation.finish()
+    }
+
+    /// The services to ask for: those the rules look at that the audit API knows (read from
+    /// `servicemapping` once), or the critical ones while narrowed.
+    func wantedServices() async throws -> [String] {
+        if services == nil {
+            let known = try await source.services()
+            let wanted = ruleServices == ["*"] ? known : ruleServices.filter { name in known.contains(name) }
+            services = wanted.isEmpty ? known : wanted
+            health.services = services ?? []
+            let unknown = ruleServices.filter { $0 != "*" && !known.contains($0) }
+            if !unknown.isEmpty {
+                logger.info("the audit API does not list these services; rules for them will not fire", metadata: ["services": "\(unknown)"])
+            }
+        }
+        let all = services ?? []
+        if health.mode == .criticalOnly {
+            let critical = all.filter { settings.criticalServices.contains($0) }
+            return critical.isEmpty ? Array(all.prefix(1)) : critical
+        }
+        return all
+    }
+
+    /// One cycle: fetch the window (or the gap, in chunks), judge what is due, record it.
+    @discardableResult
+    public func poll() async -> PollOutcome {
+        let now = clock.now()
+        health.lastPoll = now
+        var outcome = PollOutcome()
+        outcome.nextDelay = settings.pollInterval
+        do {
+            let wanted = try await wantedServices()
+            let stored = try await store.ingestionCheckpoint()
+            var checkpoint = stored ?? IngestionCheckpoint(highWater: now.addingTimeInterval(-settings.initialLookback), updatedAt: now)
+            let narrowed = health.mode == .criticalOnly
+            let water = narrowed ? (checkpoint.criticalHighWater ?? checkpoint.highWater) : checkpoint.highWater
+            let settled = now.addingTimeInterval(-settings.lag)
+            var gap: IngestionGap?
+            if stored != nil, now.timeIntervalSince(water) > settings.pollInterval + settings.overlap + settings.lag, water < settled {
+                gap = IngestionGap(start: water, end: settled, detectedAt: now)
+                logger.warning(
+                    "audit gap: backfilling", metadata: ["from": "\(ISOTimestamp.string(water))", "seconds": "\(Int(settled.timeIntervalSince(water)))"])
+            }
+            let approvals = try await store.approvals()
+            var start = water.addingTimeInterval(-settings.overlap)
+            // At most 48 windows however long the gap: a week's backfill goes by the half-day.
+            let chunk = max(settings.chunk, now.timeIntervalSince(start) / 48)
+            while now.timeIntervalSince(start) >= 0.001 {
+                let end = min(now, start.addingTimeInterval(chunk))
+                let realtime = start >= now.addingTimeInterval(-settings.realtimeReach)
+                var fetched: [AuditEvent] = []
+                for service in wanted {
+                    fetched += try await source.events(from: start, to: end, service: service, realtime: realtime)
+                }
+                outcome.fetched += fetched.count
+                let known = try await store.knownAuditEventIds(fetched.map(\.id))
+                let fresh = fetched.filter { !known.contains($0.id) && !buffer.contains($0.id) }
+                health.duplicatesSkipped += fetched.count - fresh.count
+                outcome.new += buffer.insert(fresh)
+                let cutoff = min(end, settled)
+                let due = buffer.release(before: cutoff)
+                var findings: [AuditFinding] = []
+                for event in due {
+                    if let last = health.lastEvent, event.date < last { health.lateEvents += 1 }
+                    findings += engine.judge(event)
+                    health.lastEvent = max(health.lastEvent ?? event.date, event.date)
+                }
+                findings = RuleEngine.applyApprovals(findings, approvals: approvals, now: now)
+                if narrowed {
+                    checkpoint.criticalHighWater = max(checkpoint.criticalHighWater ?? water, cutoff)
+                } else {
+                    checkpoint.highWater = max(checkpoint.highWater, cutoff)
+                    checkpoint.criticalHighWater = nil
+                }
+                checkpoint.updatedAt = now
+                let recorded = try await store.recordAudit(AuditBatch(events: due, findings: findings, checkpoint: checkpoint, gap: gap))
+                if let gapRecorded = gap {
+                    health.gaps.append(gapRecorded)
+                    outcome.gap = gapRecorded
+                    gap = nil
+                }
+                outcome.judged += due.count
+                outcome.judgedIds += due.map(\.id)
+                health.eventsJudged += recorded
+                health.findings += findings.count
+                outcome.findings += findings
+                start = end
+            }
+            health.buffered = buffer.count
+            health.lastSuccess = now
+            health.lastError = nil
+            health.lagSeconds = now.timeIntervalSince(narrowed ? (checkpoint.criticalHighWater ?? checkpoint.highWater) : checkpoint.highWater)
+            consecutiveLimits = 0
+            if narrowed {
+                if let last = lastRateLimited, now.timeIntervalSince(last) >= settings.recoverAfter {
+                    health.mode = .normal
+                    health.throttledSince = nil
+                    logger.notice("audit API healthy again: polling every service, backfilling what narrowed polling skipped")
+                    outcome.nextDelay = 0
+                }
+            } else {
+                health.throttledSince = nil
+            }
+        } catch AuditSourceError.rateLimited(let retryAfter) {
+            outcome.rateLimited = true
+            consecutiveLimits += 1
+            lastRateLimited = now
+            health.throttledSince = health.throttledSince ?? now
+            health.lastError = "rate limited (429)"
+            let backoff = min(settings.maxBackoff, settings.pollInterval * pow(2, Double(min(consecutiveLimits, 6))) / 2)
+            let after = retryAfter.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
+            outcome.nextDelay = max(after, backoff)
+            if health.mode == .normal, let since = health.throttledSince, now.timeIntervalSince(since) >= settings.circuitAfter {
+                health.mode = .criticalOnly
+                logger.warning(
+                    "audit API throttled for \(Int(now.timeIntervalSince(since))) s: circuit open, polling only the critical services",
+                    metadata: ["services": "\(settings.criticalServices)"])
+            }
+        } catch is CancellationError {
+            outcome.failed = "cancelled"
+        } catch {
+            let message = (error as? AuditSourceError)?.description ?? "\(error)"
+            health.lastError = message
+            outcome.failed = message
+            logger.error("audit poll failed: \(message)")
+        }
+        health.buffered = buffer.count
+        continuation.yield(IngestionUpdate(health: health, findings: outcome.findings))
+        return outcome
+    }
+}
+
+/// What ingestion pushes after each poll.
+public struct IngestionUpdate: Sendable {
+    public var health: IngestionHealth
+    /// Findings of this poll.
+    public var findings: [AuditFinding]
+}

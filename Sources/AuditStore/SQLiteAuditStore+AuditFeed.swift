@@ -1,0 +1,146 @@
+import AuditCore
+import Foundation
+import GRDB
+
+extension SQLiteAuditStore {
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    static func date(milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
+
+    public func ingestionCheckpoint() async throws -> IngestionCheckpoint? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM ingestion_checkpoint WHERE id = 1").map { row in
+                IngestionCheckpoint(
+                    highWater: Self.date(milliseconds: row["high_water"]),
+                    criticalHighWater: (row["critical_high_water"] as Int64?).map { Self.date(milliseconds: $0) },
+                    updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+            }
+        }
+    }
+
+    public func knownAuditEventIds(_ ids: [String]) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        return try await read { db in
+            var known = Set<String>()
+            // In chunks: SQLite limits the number of bound parameters.
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = Array(ids[start..<min(ids.count, start + 500)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                known.formUnion(try String.fetchAll(db, sql: "SELECT id FROM audit_event WHERE id IN (\(marks))", arguments: StatementArguments(chunk)))
+            }
+            return known
+        }
+    }
+
+    @discardableResult
+    public func recordAudit(_ batch: AuditBatch) async throws -> Int {
+        let now = Date().timeIntervalSince1970
+        return try await write { db in
+            let insertEvent = try db.makeStatement(
+                sql: """
+                    INSERT OR IGNORE INTO audit_event (id, event_date, service, entity_type, entity_id, action, actor, content, recorded_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+            var fresh = Set<String>()
+            for event in batch.events {
+                try insertEvent.execute(arguments: [
+                    event.id, Self.milliseconds(event.date), event.serviceName, event.entityType, event.entityId, event.action,
+                    event.userId ?? event.clientId, Data(event.canonicalJSON()), now,
+                ])
+                if db.changesCount > 0 { fresh.insert(event.id) }
+            }
+            let insertFinding = try db.makeStatement(
+                sql: """
+                    INSERT OR IGNORE INTO audit_finding (rule_id, event_id, fingerprint, title, severity, controls, event_ids, event_date,
+                        service, entity_type, entity_id, entity_name, action, actor, actor_id, client_id, remote_ip, evidence, status,
+                        approval_ticket, approval_approver, approval_expires)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+            for finding in batch.findings {
+                guard let trigger = finding.eventIds.last, fresh.contains(trigger) else { continue }
+                try insertFinding.execute(arguments: [
+                    finding.ruleId, trigger, finding.fingerprint, finding.title, finding.severity.rawValue, FindingColumns.list(finding.controls),
+                    FindingColumns.list(finding.eventIds), Self.milliseconds(finding.date), finding.serviceName, finding.entityType,
+                    finding.entityId, finding.entityName, finding.action, finding.actor, finding.actorId, finding.clientId,
+                    FindingColumns.list(finding.remoteIp), FindingColumns.list(finding.evidence), finding.status.rawValue,
+                    finding.approval?.ticket, finding.approval?.approver, finding.approval?.expiresAt.timeIntervalSince1970,
+                ])
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO ingestion_checkpoint (id, high_water, critical_high_water, updated_at) VALUES (1, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET high_water = excluded.high_water,
+                        critical_high_water = excluded.critical_high_water, updated_at = excluded.updated_at
+                    """,
+                arguments: [
+                    Self.milliseconds(batch.checkpoint.highWater), batch.checkpoint.criticalHighWater.map(Self.milliseconds),
+                    batch.checkpoint.updatedAt.timeIntervalSince1970,
+                ])
+            if let gap = batch.gap {
+                try db.execute(
+                    sql: "INSERT INTO ingestion_gap (start_ms, end_ms, detected_at) VALUES (?, ?, ?)",
+                    arguments: [Self.milliseconds(gap.start), Self.milliseconds(gap.end), gap.detectedAt.timeIntervalSince1970])
+            }
+            return fresh.count
+        }
+    }
+
+    public func auditEvents(from: Date, to: Date) async throws -> [AuditEvent] {
+        let rows = try await read { db in
+            try Data.fetchAll(
+                db, sql: "SELECT content FROM audit_event WHERE event_date >= ? AND event_date < ? ORDER BY event_date, id",
+                arguments: [Self.milliseconds(from), Self.milliseconds(to)])
+        }
+        return try rows.map { try Self.event($0) }
+    }
+
+    public func auditEvent(id: String) async throws -> AuditEvent? {
+        let content = try await read { db in try Data.fetchOne(db, sql: "SELECT content FROM audit_event WHERE id = ?", arguments: [id]) }
+        return try content.map { try Self.event($0) }
+    }
+
+    static func event(_ content: Data) throws -> AuditEvent {
+        do {
+            return try AuditEvent.parse(Array(content))
+        } catch {
+            throw StoreError(.corrupt, "a recorded audit event cannot be read back (\(error.description))")
+        }
+    }
+
+    public func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM audit_finding WHERE event_date >= ? AND severity >= ?
+                    ORDER BY event_date DESC, rule_id LIMIT ?
+                    """,
+                arguments: [query.since.map(Self.milliseconds) ?? Int64.min, query.minimumSeverity.rawValue, query.limit]
+            ).map { row in
+                let expires = row["approval_expires"] as Double?
+                return AuditFinding(
+                    fingerprint: row["fingerprint"], ruleId: row["rule_id"], title: row["title"],
+                    severity: Severity(rawValue: row["severity"]) ?? .low, controls: FindingColumns.unlist(row["controls"]),
+                    eventIds: FindingColumns.unlist(row["event_ids"]), date: Self.date(milliseconds: row["event_date"]),
+                    serviceName: row["service"], entityType: row["entity_type"], entityId: row["entity_id"], entityName: row["entity_name"],
+                    action: row["action"], actor: row["actor"], actorId: row["actor_id"], clientId: row["client_id"],
+                    remoteIp: FindingColumns.unlist(row["remote_ip"]), evidence: FindingColumns.unlist(row["evidence"]),
+                    status: AuditFinding.Status(rawValue: row["status"]) ?? .open,
+                    approval: expires.map {
+                        Approval(
+                            fingerprint: row["fingerprint"], ticket: row["approval_ticket"], approver: row["approval_approver"] ?? "",
+                            createdAt: Date(timeIntervalSince1970: 0), expiresAt: Date(timeIntervalSince1970: $0))
+                    })
+            }
+        }
+    }
+
+    public func ingestionGaps() async throws -> [IngestionGap] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM ingestion_gap ORDER BY id").map { row in
+                IngestionGap(
+                    start: Self.date(milliseconds: row["start_ms"]), end: Self.date(milliseconds: row["end_ms"]),
+                    detectedAt: Date(timeIntervalSince1970: row["detected_at"]))
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+import AuditCore
+import AuditEngine
+import AuditStore
+import AuditTestSupport
+import Foundation
+import GenesysClient
+import GenesysSimulator
+import Testing
+
+/// Ingestion against the simulator over loopback HTTP, with one manual clock for both sides:
+/// time moves only when the test says so, nothing sleeps.
+@Suite("Audit ingestion")
+struct IngestionTests {
+    /// A simulator on the manual clock, an auditor client that surfaces 429s, an admin client to
+    /// make changes, and a SQLite store in a temporary directory.
+    struct Rig: Sendable {
+        let clock: ManualClock
+        let sim: GenesysSimulator
+        let endpoint: SimulatorEndpoint
+        let auditor: GenesysAPIClient
+        let admin: GenesysAPIClient
+        let statePath: String
+
+        func store() throws -> SQLiteAuditStore { try SQLiteAuditStore(path: statePath) }
+
+        func ingestor(_ store: any AuditStore, settings: IngestionSettings = IngestionSettings()) -> AuditIngestor {
+            AuditIngestor(
+                source: GenesysAuditSource(client: auditor, pollInterval: .milliseconds(1)), store: store, rules: .defaults(),
+                settings: settings, clock: ManualWallClock(clock))
+        }
+
+        /// Creates a role (one `PeoplePermissions/Role/Create` event, dated now on the clock).
+        @discardableResult
+        func createRole(_ name: String, permissions: [String] = ["routing:queue:view"]) async throws -> String {
+            struct Created: Decodable, Sendable { var id: String }
+            let list = permissions.map { "\"\($0)\"" }.joined(separator: ",")
+            return try await admin.request(
+                "POST", "/api/v2/authorization/roles", body: Array(#"{"name":"\#(name)","permissions":[\#(list)]}"#.utf8), decode: Created.self
+            ).id
+        }
+
+        func moveUser(_ userId: String, to division: String) async throws {
+            _ = try await admin.send("POST", "/api/v2/authorization/divisions/\(division)/objects/USER", body: Array(#"["\#(userId)"]"#.utf8))
+        }
+    }
+
+    static func withRig(_ adjust: (inout SimulatorConfiguration) -> Void = { _ in }, _ body: @Sendable (Rig) async throws -> Void) async throws {
+        let clock = ManualClock(epoch: Date(timeIntervalSince1970: 1_795_000_000))
+        let sim = TestSupport.simulator(users: 40, seed: 11) { config in
+            config.wallClock = { clock.date() }
+            adjust(&config)
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rbw-ingest-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await sim.withRunning { endpoint in
+            var retry = TestSupport.fastRetry
+            retry.maxRateLimitRetries = 0
+            let auditor = GenesysAPIClient(connection: TestSupport.connection(endpoint), transport: AsyncHTTPClientTransport(), retry: retry)
+            let admin = GenesysAPIClient(
+                connection: GenesysConnection(
+                    apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.adminClientId,
+                    clientSecret: Secret(endpoint.adminClientSecret)),
+                transport: AsyncHTTPClientTransport(), retry: TestSupport.fastRetry)
+            let rig = Rig(clock: clock, sim: sim, endpoint: endpoint, auditor: auditor, admin: admin, statePath: directory.appendingPathComponent("state.sqlite").path)
+            do {
+                try await body(rig)
+            } catch {
+                await auditor.shutdown()
+                await admin.shutdown()
+                throw error
+            }
+            await auditor.shutdown()
+            await admin.shutdown()
+        }
+    }
+
+    @Test("a restart mid-stream: events waiting in the reorder buffer are fetched again, nothing is judged twice, nothing is missed")
+    func restart() async throws {
+        try await Self.withRig { rig in
+            let store = try rig.store()
+            var first: AuditIngestor? = rig.ingestor(store)
+            #expect(await first!.poll().failed == nil)
+            for index in 1...5 {
+                rig.clock.advance(by: .seconds(3))
+                try await rig.createRole("Restart \(index)")
+            }
+            rig.clock.advance(by: .seconds(20))
+            let early = await first!.poll()
+            #expect(early.new == 5 && early.judged == 0, "younger than the safety lag: held back")
+            first = nil  // the process dies with five events in its buffer
+
+            rig.clock.advance(by: .seconds(70))
+            let second = rig.ingestor(try rig.store())
+            let resumed = await second.poll()
+            #expect(resumed.judged == 5)
+            for index in 6...8 {
+                rig.clock.advance(by: .seconds(20))
+                try await rig.createRole("Restart \(index)")
+            }
+            for _ in 0..<4 {
+                rig.clock.advance(by: .seconds(60))
+                #expect(await second.poll().failed == nil)
+            }
+            let all = try await store.auditEvents(from: .distantPast, to: .distantFuture)
+            #expect(all.count == rig.sim.auditEventCount, "every event once: \(all.count) of \(rig.sim.auditEventCount)")
+            #expect(Set(all.map(\.id)).count == all.count)
+            #expect(await second.health.duplicatesSkipped > 0, "the overlap did refetch, and dedupe caught it")
+            #expect(try await store.ingestionGaps().isEmpty)
+        }
+    }
+
+    @Test("a two-hour pause is a gap: recorded with its length and backfilled in windows")
+    func twoHourPause() async throws {
+        try await Self.withRig { rig in
+            let store = try rig.store()
+            let ingestor = rig.ingestor(store)
+            #expect(await ingestor.poll().failed == nil)
+            for index in 1...8 {
+                rig.clock.advance(by: .seconds(15 * 60))
+                try await rig.createRole("Paused \(index)", permissions: index == 4 ? ["authorization:grant:add"] : ["routing:queue:view"])
+            }
+            rig.clock.advance(by: .seconds(120))
+            let outcome = await ingestor.poll()
+            #expect(outcome.failed == nil)
+            let gap = try #require(outcome.gap)
+            #expect(gap.seconds > 7000 && gap.seconds < 7400, "\(gap.seconds)")
+            #expect(try await store.ingestionGaps() == [gap])
+            #expect(outcome.judged == 8)
+            #expect(outcome.findings.contains { $0.ruleId == "RBW-001" && $0.entityName == "Paused 4" })
+            #expect(try await store.auditFindings(FindingQuery()).contains { $0.ruleId == "RBW-001" })
+        }
+    }
+
+    @Test("beyond the realtime query's 14 days the async query backfills")
+    func asyncBackfill() async throws {
+        try await Self.withRig { rig in
+            let store = try rig.store()
+            try await rig.createRole("Old role", permissions: ["authorization:role:edit"])
+            // A checkpoint from before the event, then twenty days of silence.
+            try await store.recordAudit(
+                AuditBatch(events: [], findings: [], checkpoint: IngestionCheckpoint(highWater: rig.clock.date().addingTimeInterval(-600), updatedAt: rig.clock.date())))
+            rig.clock.advance(by: .seconds(20 * 86_400))
+            let outcome = await rig.ingestor(store).poll()
+            #expect(outcome.failed == nil)
+            #expect(outcome.judged == 1)
+            #expect(outcome.findings.map(\.ruleId) == ["RBW-001"])
+            #expect((outcome.gap?.seconds ?? 0) > 19 * 86_400)
+        }
+    }
+
+    @Test("late and out-of-order arrivals are judged in eventDate order")
+    func lateEventsInOrder() async throws {
+        try await Self.withRig({ $0.auditArrivalDelaySeconds = 50 }) { rig in
+            let store = InMemoryAuditStore()
+            let ingestor = rig.ingestor(store)
+            #expect(await ingestor.poll().failed == nil)
+            var order: [String] = []
+            for index in 1...12 {
+                rig.clock.advance(by: .seconds(5))
+                try await rig.createRole("Late \(index)")
+                if index % 3 == 0 { order += await ingestor.poll().judgedIds }
+            }
+            for _ in 0..<4 {
+                rig.clock.advance(by: .seconds(60))
+                order += await ingestor.poll().judgedIds
+            }
+            let events = try await store.auditEvents(from: .distantPast, to: .distantFuture)
+            #expect(events.count == 12 && order.count == 12)
+            let dates = Dictionary(uniqueKeysWithValues: events.map { ($0.id, $0.date) })
+            let judged = order.compactMap { dates[$0] }
+            #expect(judged == judged.sorted(), "the rules saw them in the order they happened")
+            #expect(await ingestor.health.lateEvents == 0)
+        }
+    }
+
+    @Test("a 429 storm: backoff, then critical-only polling (said in the health line), then recovery with a backfill")
+    func rateLimitStorm() async throws {
+        try await Self.withRig { rig in
+            let store = InMemoryAuditStore()
+            let ingestor = rig.ingestor(store)
+            #expect(await ingestor.poll().failed == nil)
+            let services = await ingestor.health.services
+            #expect(services.count > 2 && services.contains("PeoplePermissions"), "servicemapping read: \(services)")
+
+            // Two audit requests a minute: a full poll (one query per service) cannot get through.
+            rig.sim.faults.auditRateLimitPerMinute = 2
+            var throttledFor = 0.0
+            var delays: [Double] = []
+            while await ingestor.health.mode == .normal {
+                let outcome = await ingestor.poll()
+                #expect(outcome.rateLimited)
+                delays.append(outcome.nextDelay)
+                rig.clock.advance(by: .milliseconds(Int64(outcome.nextDelay * 1000)))
+                throttledFor += outcome.nextDelay
+                try #require(throttledFor < 3600, "the circuit never opened")
+            }
+            #expect(delays.count >= 2 && delays[1] > delays[0], "backs off: \(delays)")
+            #expect(throttledFor >= 300)
+            #expect(await ingestor.health.summary.contains("CRITICAL-ONLY"))
+
+            // Narrowed: a role change (critical) is judged; a user's division move waits.
+            let user = try #require(rig.sim.groundTruth().users.values.sorted { $0.id < $1.id }.first)
+            let division = try #require(rig.sim.groundTruth().divisions.keys.sorted().first { $0 != user.divisionId })
+            try await rig.createRole("During the storm", permissions: ["authorization:grant:add"])
+            try await rig.moveUser(user.id, to: division)
+            rig.clock.advance(by: .seconds(90))
+            var narrowed = await ingestor.poll()
+            while narrowed.rateLimited {
+                rig.clock.advance(by: .milliseconds(Int64(narrowed.nextDelay * 1000)))
+                narrowed = await ingestor.poll()
+            }
+            #expect(narrowed.findings.contains { $0.ruleId == "RBW-001" })
+            #expect(!narrowed.findings.contains { $0.ruleId == "RBW-014" })
+
+            // The API recovers: after five quiet minutes polling widens and backfills the rest.
+            rig.sim.faults.auditRateLimitPerMinute = 0
+            var recovered: [AuditFinding] = []
+            for _ in 0..<12 where await ingestor.health.mode == .criticalOnly || recovered.isEmpty {
+                rig.clock.advance(by: .seconds(60))
+                recovered += await ingestor.poll().findings
+            }
+            #expect(await ingestor.health.mode == .normal)
+            #expect(recovered.contains { $0.ruleId == "RBW-014" }, "the division move was judged after widening")
+            let findings = try await store.auditFindings(FindingQuery())
+            #expect(findings.filter { $0.ruleId == "RBW-001" }.count == 1, "judged once, not again by the backfill")
+        }
+    }
+}
