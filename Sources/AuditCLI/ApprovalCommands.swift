@@ -59,10 +59,22 @@ struct ApproveCommand: AsyncParsableCommand {
 
     /// The one finding a prefix names.
     static func resolve(_ prefix: String, in store: any AuditStore) async throws -> Finding {
-        let matches = try await store.findings(fingerprintPrefix: prefix)
+        var matches = try await store.findings(fingerprintPrefix: prefix)
+        if matches.isEmpty {
+            // An audit finding: approving it covers the same change when it happens again.
+            var seen = Set<String>()
+            for finding in try await store.auditFindings(FindingQuery(limit: 100_000)) where finding.fingerprint.hasPrefix(prefix) {
+                guard seen.insert(finding.fingerprint).inserted else { continue }
+                matches.append(
+                    Finding(
+                        fingerprint: finding.fingerprint, kind: "audit:" + finding.ruleId, severity: finding.severity, summary: finding.summary,
+                        causeFingerprint: nil, firstSeen: finding.date, lastSeen: finding.date, baselineVersion: nil))
+            }
+        }
         switch matches.count {
         case 0:
-            throw ConfigurationError("no drift item has a fingerprint starting with \(prefix): run rbacwatch diff to see current items")
+            throw ConfigurationError(
+                "no drift item or audit finding has a fingerprint starting with \(prefix): run rbacwatch diff or rbacwatch findings list")
         case 1:
             return matches[0]
         default:

@@ -21,6 +21,7 @@ struct DashboardOptions: ParsableArguments {
 /// Parses `30s`, `5m`, `1h` (or bare seconds) into a duration of at least one second.
 struct Interval: ExpressibleByArgument {
     var duration: Duration
+    var seconds: Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
 
     init?(argument: String) {
         let text = argument.lowercased()

@@ -10,7 +10,8 @@ public struct AuditFinding: Sendable, Hashable, Identifiable {
         case approved
     }
 
-    /// Semantic: rule, entity, action and what changed (or, for correlation, the rule, the actor
+    /// Semantic: rule, entity and what changed (not the action: a permission added by a Create
+    /// or by a later Update is the same change) (or, for correlation, the rule, the actor
     /// or entity, and the first event) — the same change seen again has the same fingerprint,
     /// so an approval covers it.
     public var fingerprint: String
@@ -125,7 +126,7 @@ public struct RuleEngine: Sendable {
             }
             var eventIds = [event.id]
             var throttleKey = rule.id + "\u{1}" + event.entityType + "\u{1}" + event.entityId
-            var fingerprintParts = [event.entityType, event.entityId, event.action] + evidence.sorted()
+            var fingerprintParts = [event.entityType, event.entityId] + evidence.sorted()
             switch rule.correlation {
             case nil: break
             case .burst(let count, let window)?:

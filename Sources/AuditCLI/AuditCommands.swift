@@ -1,0 +1,399 @@
+import ArgumentParser
+import AuditCore
+import AuditEngine
+import AuditStore
+import Foundation
+import GenesysClient
+import Logging
+
+/// Where rules come from: the defaults plus `--rules DIR` (repeatable) or `RBACWATCH_RULES`
+/// (colon-separated).
+struct RuleOptions: ParsableArguments {
+    @Option(name: .customLong("rules"), help: "A rule file or a directory of *.json rule files (repeatable; also RBACWATCH_RULES, colon-separated).")
+    var directories: [String] = []
+
+    @Flag(name: .customLong("no-default-rules"), help: "Use only the given rule files.")
+    var noDefaults = false
+
+    func load(environment: [String: String]) throws -> RuleSet {
+        var paths = directories
+        if paths.isEmpty, let fromEnvironment = environment["RBACWATCH_RULES"] {
+            paths = fromEnvironment.split(separator: ":").map(String.init)
+        }
+        do {
+            return try RuleSet.load(directories: paths, includeDefaults: !noDefaults)
+        } catch let error as RuleError {
+            throw ConfigurationError(error.description)
+        } catch {
+            throw ConfigurationError("cannot read the rules: \(error.localizedDescription)")
+        }
+    }
+}
+
+/// `rbacwatch rules list|default|test`.
+struct RulesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules", abstract: "The audit rules: list them, print the defaults, dry-run them over recorded events.",
+        subcommands: [List.self, Default.self, Test.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the rules in force, with severity, controls and source.")
+        @OptionGroup var rules: RuleOptions
+
+        func run() async throws {
+            try await CommandErrors.handle {
+                let set = try rules.load(environment: ProcessInfo.processInfo.environment)
+                Console.out("ID        SEVERITY  ON   TITLE · CONTROLS · SOURCE")
+                for rule in set.rules {
+                    let line = "\(rule.id.padding(toLength: 9, withPad: " ", startingAt: 0)) \(rule.severity.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(rule.enabled ? "yes" : "no ")  \(rule.title) · \(rule.controls.joined(separator: ", ")) · \(rule.source)"
+                    Console.out(TerminalSafe.sanitize(line))
+                }
+            }
+        }
+    }
+
+    struct Default: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the shipped default rules (a starting point for your own).")
+        func run() throws { Console.out(DefaultRules.json.trimmingCharacters(in: .newlines)) }
+    }
+
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Dry-run rules over recorded events (JSON lines of AuditLogMessages), in eventDate order; nothing is stored.",
+            discussion: "Exit 0 when no rule fires, 3 when one does (like diff --fail-on), 1 when a line cannot be read.")
+
+        @Argument(help: "A rule file or directory to test (on top of the defaults unless --no-default-rules).")
+        var file: String
+
+        @Option(help: "Events: one AuditLogMessage per line (a JSON array also works).")
+        var events: String
+
+        @Flag(name: .customLong("no-default-rules"), help: "Test only the given rules.")
+        var noDefaults = false
+
+        @Option(help: "table or json (JSON lines, one finding each).")
+        var format = "table"
+
+        func validate() throws {
+            guard ["table", "json"].contains(format) else { throw ValidationError("--format is table or json.") }
+        }
+
+        func run() async throws {
+            try await CommandErrors.handle {
+                let set: RuleSet
+                do {
+                    set = try RuleSet.load(directories: [file], includeDefaults: !noDefaults)
+                } catch let error as RuleError {
+                    throw ConfigurationError(error.description)
+                }
+                guard let data = FileManager.default.contents(atPath: events) else {
+                    throw ConfigurationError("cannot read the events file \(events)")
+                }
+                let list = try Self.readEvents(Array(data), path: events)
+                var engine = RuleEngine(rules: set)
+                var findings: [AuditFinding] = []
+                for event in list.sorted(by: { $0.date != $1.date ? $0.date < $1.date : $0.id < $1.id }) {
+                    findings += engine.judge(event)
+                }
+                if format == "json" {
+                    for finding in findings { Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self)) }
+                } else {
+                    FindingTable.print(findings)
+                    let stats = engine.statistics
+                    Console.out("\(stats.events) events, \(stats.matched) matched, \(stats.excused) excused, \(stats.throttled) throttled, \(stats.findings) findings")
+                }
+                if !findings.isEmpty { throw ExitCode(RBACWatchExit.driftFound) }
+            }
+        }
+
+        static func readEvents(_ bytes: [UInt8], path: String) throws -> [AuditEvent] {
+            let trimmed = bytes.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+            if trimmed.first == UInt8(ascii: "[") {
+                do {
+                    return try AuditEvent.parseArray(Array(trimmed))
+                } catch {
+                    throw ConfigurationError("\(path): \(error.description)")
+                }
+            }
+            var events: [AuditEvent] = []
+            for (number, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+                guard line.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) else { continue }
+                do {
+                    events.append(try AuditEvent.parse(Array(line)))
+                } catch {
+                    throw ConfigurationError("\(path) line \(number + 1): \(error.description)")
+                }
+            }
+            return events
+        }
+    }
+}
+
+/// `rbacwatch findings list`.
+struct FindingsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "findings", abstract: "Audit findings recorded by rbacwatch watch.", subcommands: [List.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List findings, newest first.")
+
+        @OptionGroup var state: StateOptions
+
+        @Option(help: "Only findings since: a duration back (24h, 7d) or an ISO-8601 time.")
+        var since: String?
+
+        @Option(help: "Lowest severity shown: low, medium, high, critical.")
+        var severity = "low"
+
+        @Option(help: "table or json (JSON lines).")
+        var format = "table"
+
+        @Option(help: "At most this many.")
+        var limit = 1000
+
+        func validate() throws {
+            guard Severity(name: severity) != nil else { throw ValidationError("--severity is low, medium, high or critical.") }
+            guard ["table", "json"].contains(format) else { throw ValidationError("--format is table or json.") }
+            if let since, Self.date(since, now: Date()) == nil {
+                throw ValidationError("--since takes a duration back (24h, 7d) or an ISO-8601 time.")
+            }
+        }
+
+        static func date(_ text: String, now: Date) -> Date? {
+            if let back = Approval.lifetime(parsing: text), text.last?.isLetter == true { return now.addingTimeInterval(-back) }
+            return ISOTimestamp.date(text)
+        }
+
+        func run() async throws {
+            try await CommandErrors.handle {
+                let store = try state.open(environment: ProcessInfo.processInfo.environment)
+                let query = FindingQuery(since: since.flatMap { Self.date($0, now: Date()) }, minimumSeverity: Severity(name: severity)!, limit: limit)
+                let findings = try await store.auditFindings(query)
+                if format == "json" {
+                    for finding in findings { Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self)) }
+                } else if findings.isEmpty {
+                    Console.out("No findings.")
+                } else {
+                    FindingTable.print(findings)
+                }
+            }
+        }
+    }
+}
+
+enum FindingTable {
+    static func print(_ findings: [AuditFinding]) {
+        guard !findings.isEmpty else { return }
+        Console.out("WHEN (UTC)           SEVERITY  RULE     STATUS    FINGERPRINT   WHAT")
+        for finding in findings {
+            let when = String(ISOTimestamp.string(finding.date).prefix(19)).replacingOccurrences(of: "T", with: " ")
+            let status = finding.status == .approved ? "approved" : "OPEN"
+            Console.out(
+                TerminalSafe.sanitize(
+                    "\(when)  \(finding.severity.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(finding.ruleId.padding(toLength: 8, withPad: " ", startingAt: 0)) \(status.padding(toLength: 9, withPad: " ", startingAt: 0)) \(finding.fingerprint.prefix(12))  \(finding.summary)"
+                ))
+        }
+    }
+}
+
+/// Findings as JSON lines (keys sorted): what `findings list --format json` prints and a SIEM reads.
+enum FindingJSON {
+    static func encode(_ f: AuditFinding) -> [UInt8] {
+        var w = CanonicalJSONWriter(reservingCapacity: 512)
+        w.beginObject()
+        w.field("action", f.action)
+        w.key("actor")
+        w.beginObject()
+        w.field("clientId", f.clientId)
+        w.field("id", f.actorId)
+        w.field("name", f.actor)
+        w.field("remoteIp", f.remoteIp)
+        w.endObject()
+        if let approval = f.approval {
+            w.key("approval")
+            w.beginObject()
+            w.field("approver", approval.approver)
+            w.field("expiresAt", ISOTimestamp.string(approval.expiresAt))
+            w.field("ticket", approval.ticket)
+            w.endObject()
+        }
+        w.field("controls", f.controls)
+        w.field("eventDate", ISOTimestamp.string(f.date))
+        w.field("eventIds", f.eventIds)
+        w.field("evidence", f.evidence)
+        w.field("fingerprint", f.fingerprint)
+        w.field("ruleId", f.ruleId)
+        w.field("schema", "rbacwatch.finding/1")
+        w.field("serviceName", f.serviceName)
+        w.field("severity", f.severity.name)
+        w.field("status", f.status.rawValue)
+        w.key("target")
+        w.beginObject()
+        w.field("id", f.entityId)
+        w.field("name", f.entityName)
+        w.field("type", f.entityType)
+        w.endObject()
+        w.field("title", f.title)
+        w.endObject()
+        return w.bytes
+    }
+}
+
+/// `rbacwatch watch`: ingestion and rules headless, until SIGTERM; `--once` for cron.
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Ingest the audit feed and judge it by the rules, headless, until SIGTERM (--once: one cycle, for cron).",
+        discussion: """
+            Polls the audit API every --poll-interval on a sliding window (--overlap, default 65 s) and \
+            holds events for --lag (default 60 s) so late ones are judged in order. Restarts resume from \
+            the high-water mark in the state file; longer pauses are backfilled. Findings are stored \
+            (rbacwatch findings list) and printed as JSON lines on stdout; logs go to stderr or --log-file. \
+            Exit codes: 0 ok, 1 failure, 2 usage, 3 (with --once) a finding at or above --fail-on.
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var state: StateOptions
+    @OptionGroup var rules: RuleOptions
+
+    @Flag(help: "Run one cycle and exit.")
+    var once = false
+
+    @Option(name: .customLong("poll-interval"), help: "Time between polls: 30s, 1m.")
+    var pollInterval = Interval(argument: "60s")!
+
+    @Option(help: "How far each window reaches back before the high-water mark.")
+    var overlap = Interval(argument: "65s")!
+
+    @Option(help: "How long events wait for late ones before they are judged.")
+    var lag = Interval(argument: "60s")!
+
+    @Option(help: "On the first run, start this far back.")
+    var lookback = Interval(argument: "1h")!
+
+    @Option(name: .customLong("fail-on"), help: "With --once: exit 3 when a finding is at least this severe.")
+    var failOn: String?
+
+    @Option(name: .customLong("log-file"), help: "Append logs here instead of stderr.")
+    var logFile: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+
+    func validate() throws {
+        if let failOn, Severity(name: failOn) == nil { throw ValidationError("--fail-on is low, medium, high or critical.") }
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        try await CommandErrors.handle {
+            let resolved = try connection.resolve(environment: environment)
+            let ruleSet = try rules.load(environment: environment)
+            let store = try state.open(environment: environment)
+            let logger = try WatchLogging.logger(file: logFile, level: logLevel)
+            var retry = RetryPolicy()
+            retry.maxRateLimitRetries = 1
+            let client = GenesysAPIClient(connection: resolved, transport: AsyncHTTPClientTransport(), retry: retry, logger: logger)
+            var settings = IngestionSettings()
+            settings.pollInterval = pollInterval.seconds
+            settings.overlap = overlap.seconds
+            settings.lag = lag.seconds
+            settings.initialLookback = lookback.seconds
+            let ingestor = AuditIngestor(source: GenesysAuditSource(client: client), store: store, rules: ruleSet, settings: settings, logger: logger)
+            let threshold = failOn.flatMap(Severity.init(name:))
+            var worst: Severity?
+            do {
+                try await client.authenticate()
+                if once {
+                    let outcome = await ingestor.poll()
+                    for finding in outcome.findings {
+                        Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self))
+                        if finding.status == .open { worst = max(worst ?? finding.severity, finding.severity) }
+                    }
+                    let health = await ingestor.health
+                    logger.info(
+                        "audit cycle done",
+                        metadata: ["fetched": "\(outcome.fetched)", "judged": "\(outcome.judged)", "findings": "\(outcome.findings.count)", "health": "\(health.summary)"])
+                    if let failed = outcome.failed {
+                        await client.shutdown()
+                        throw OperationError("audit poll failed: \(failed)")
+                    }
+                    if outcome.rateLimited {
+                        await client.shutdown()
+                        throw OperationError("the audit API is rate limiting us; nothing was lost, run again later")
+                    }
+                } else {
+                    try await Self.runUntilSignalled(ingestor, logger: logger)
+                }
+            } catch {
+                await client.shutdown()
+                throw error
+            }
+            await client.shutdown()
+            if let threshold, let worst, worst >= threshold { throw ExitCode(RBACWatchExit.driftFound) }
+        }
+    }
+
+    /// Polls until SIGTERM, SIGINT or SIGHUP; the cycle in progress finishes (its window is
+    /// recorded or not at all) before the process exits.
+    static func runUntilSignalled(_ ingestor: AuditIngestor, logger: Logger) async throws {
+        let stop = AsyncStream<Int32>.makeStream()
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGTERM, SIGINT, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.continuation.yield(number) }
+            source.resume()
+            sources.append(source)
+        }
+        defer { for source in sources { source.cancel() } }
+        let printer = Task {
+            for await update in ingestor.updates {
+                for finding in update.findings { Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self)) }
+            }
+        }
+        let loop = Task { await ingestor.run() }
+        logger.notice("watching the audit feed")
+        for await number in stop.stream {
+            logger.notice("signal \(number): finishing the current cycle and stopping")
+            break
+        }
+        loop.cancel()
+        _ = await loop.value
+        printer.cancel()
+        logger.notice("stopped")
+    }
+}
+
+/// Logs for `watch`: stderr, or a private file (0600) appended to.
+enum WatchLogging {
+    static func logger(file: String?, level: String) throws -> Logger {
+        guard let file else { return CLILogging.logger(label: "rbacwatch.watch", level: level) }
+        let fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        guard fd >= 0 else { throw ConfigurationError("cannot open the log file \(file): \(String(cString: strerror(errno)))") }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        var logger = Logger(label: "rbacwatch.watch") { label in FileLogHandler(label: label, handle: handle) }
+        logger.logLevel = Logger.Level(rawValue: level) ?? .info
+        return logger
+    }
+}
+
+/// One line per message: time, level, message, metadata.
+struct FileLogHandler: LogHandler {
+    let label: String
+    let handle: FileHandle
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        let extra = all.isEmpty ? "" : " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let line = "\(ISOTimestamp.string(Date())) \(event.level) \(label): \(TerminalSafe.sanitize(event.message.description))\(extra)\n"
+        handle.write(Data(line.utf8))
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import GenesysSimulator
+import Testing
+
+/// `watch --once`, `findings list`, `rules list|test`, and approving a finding, as a user runs them.
+@Suite("Audit feed commands")
+struct AuditCommandTests {
+    @Test("watch --once judges what the API audited, stores findings once, findings list shows them, an approval turns the next one into approved drift")
+    func watchOnce() async throws {
+        try await DriftScenarioTests.withScenario(users: 60) { scenario in
+            try await scenario.admin("POST", "/api/v2/authorization/roles", json: #"{"name":"Sneaky","permissions":["authorization:grant:add"]}"#)
+            try await Task.sleep(for: .milliseconds(1100))  // older than --lag 1s (wall clock: the CLI runs in its own process)
+            let first = try await scenario.run(["watch", "--once", "--lag", "1s", "--fail-on", "high"])
+            #expect(first.status == 3, "\(first.stderr)")
+            let line = try #require(first.stdout.split(separator: "\n").first { $0.contains("RBW-001") })
+            let finding = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(finding["severity"] as? String == "critical" && finding["status"] as? String == "open")
+            #expect((finding["controls"] as? [String])?.contains("NIST AC-6(1)") == true)
+            let fingerprint = try #require(finding["fingerprint"] as? String)
+
+            // Again: the overlap refetches the event, dedupe keeps the store as it was.
+            let again = try await scenario.run(["watch", "--once", "--lag", "1s", "--fail-on", "high"])
+            #expect(again.status == 0, "\(again.stderr)")
+            let listed = try await scenario.run(["findings", "list", "--format", "json"])
+            #expect(listed.stdout.split(separator: "\n").filter { $0.contains("RBW-001") }.count == 1)
+            let table = try await scenario.run(["findings", "list", "--severity", "critical"])
+            #expect(table.stdout.contains("Sneaky") && table.stdout.contains("OPEN"))
+
+            // Approve it: the same change made again is recorded as approved, not alerted.
+            let approved = try await scenario.run(["approve", String(fingerprint.prefix(10)), "--ticket", "CHG-9"])
+            #expect(approved.status == 0, "\(approved.stderr)")
+            let truth = scenario.sim.groundTruth()
+            let role = try #require(truth.roles.values.first { $0.name == "Sneaky" })
+            try await scenario.admin("PUT", "/api/v2/authorization/roles/\(role.id)", json: #"{"name":"Sneaky","permissions":["routing:queue:view"]}"#)
+            try await scenario.admin("PUT", "/api/v2/authorization/roles/\(role.id)", json: #"{"name":"Sneaky","permissions":["authorization:grant:add"]}"#)
+            try await Task.sleep(for: .milliseconds(1100))
+            let third = try await scenario.run(["watch", "--once", "--lag", "1s", "--fail-on", "high"])
+            #expect(third.status == 0, "an approved change does not fail the gate: \(third.stdout) \(third.stderr)")
+            #expect(third.stdout.contains("\"status\":\"approved\"") && third.stdout.contains("CHG-9"))
+        }
+    }
+
+    @Test("rules list shows the defaults; rules test dry-runs a rule file over JSON lines; bad rule files and bad lines get one clear line")
+    func rulesCommands() async throws {
+        let directory = try CommandRunner.temporaryDirectory()
+        let listed = try await CommandRunner.run(["rules", "list"])
+        #expect(listed.status == 0 && listed.stdout.contains("RBW-001") && listed.stdout.contains("RBW-016"))
+
+        let rule = directory.appendingPathComponent("queues.json")
+        try Data(
+            #"{"id": "ACME-1", "title": "Queue renamed", "severity": "low", "match": {"entityType": "Queue", "action": "Update"}, "conditions": [{"property": "name"}]}"#
+                .utf8
+        ).write(to: rule)
+        let events = directory.appendingPathComponent("events.jsonl")
+        let lines = [
+            #"{"id":"e1","eventDate":"2026-11-01T10:00:00Z","serviceName":"ContactCenter","entityType":"Queue","action":"Update","entity":{"id":"q1","name":"Support"},"status":"SUCCESS","propertyChanges":[{"property":"name","oldValues":["Support"],"newValues":["Support EU"]}]}"#,
+            #"{"id":"e2","eventDate":"2026-11-01T09:00:00Z","serviceName":"ContactCenter","entityType":"Queue","action":"Update","entity":{"id":"q1","name":"Support"},"status":"SUCCESS","propertyChanges":[{"property":"description","oldValues":["a"],"newValues":["b"]}]}"#,
+        ]
+        try Data(lines.joined(separator: "\n").utf8).write(to: events)
+        let tested = try await CommandRunner.run(["rules", "test", rule.path, "--events", events.path, "--no-default-rules"])
+        #expect(tested.status == 3, "\(tested.stderr)")
+        #expect(tested.stdout.contains("ACME-1") && tested.stdout.contains("2 events, 1 matched"))
+
+        try Data(#"{"id": "ACME-1", "title": "x", "severity": "sometimes"}"#.utf8).write(to: rule)
+        let bad = try await CommandRunner.run(["rules", "test", rule.path, "--events", events.path])
+        #expect(bad.status == 2 && bad.stderr.contains("queues.json: rule ACME-1: \"severity\""), "\(bad.stderr)")
+        try FileManager.default.removeItem(at: rule)
+        try Data((lines[0] + "\n{not json\n").utf8).write(to: events)
+        let badLine = try await CommandRunner.run(["rules", "test", directory.path, "--events", events.path])
+        #expect(badLine.status == 2 && badLine.stderr.contains("line 2"), "\(badLine.stderr)")
+    }
+}
