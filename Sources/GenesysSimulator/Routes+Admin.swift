@@ -64,7 +64,7 @@ extension GenesysSimulator {
     }
 
     static func faultJSON(_ plan: FaultPlan) -> JSON {
-        .object([
+        var members: [(String, JSON)] = [
             ("latencyMs", .int(Int(plan.latency / .milliseconds(1)))),
             ("latencyJitterMs", .int(Int(plan.latencyJitter / .milliseconds(1)))),
             ("serverErrorBurst", .int(plan.serverErrorBurst)),
@@ -77,7 +77,9 @@ extension GenesysSimulator {
             ("malformedReplies", .int(plan.malformedReplies)),
             ("expireTokensAfterRequests", .int(plan.expireTokensAfterRequests)),
             ("pathPrefix", .string(plan.pathPrefix)),
-        ])
+        ]
+        if let limit = plan.auditRateLimitPerMinute { members.append(("auditRateLimitPerMinute", .int(limit))) }
+        return .object(members)
     }
 
     /// Reads a fault plan; members left out keep their current value.
@@ -92,6 +94,7 @@ extension GenesysSimulator {
             }
         }
         if let v = number("latencyMs") { plan.latency = .milliseconds(Int(v)) }
+        if let v = number("auditRateLimitPerMinute") { plan.auditRateLimitPerMinute = v < 0 ? nil : Int(v) }
         if let v = number("latencyJitterMs") { plan.latencyJitter = .milliseconds(Int(v)) }
         if let v = number("serverErrorBurst") { plan.serverErrorBurst = Int(v) }
         if let v = number("serverErrorStatus") { plan.serverErrorStatus = Int(v) }
