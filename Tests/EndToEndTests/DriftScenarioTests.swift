@@ -205,7 +205,7 @@ struct DriftScenarioTests {
         try await Self.withScenario { scenario in
             let approve = try await scenario.run(["approve", "abcdef123456"])
             #expect(approve.status == 2)
-            #expect(approve.stderr.contains("no drift item has a fingerprint starting with abcdef123456"))
+            #expect(approve.stderr.contains("no drift item or audit finding has a fingerprint starting with abcdef123456"))
             let revoke = try await scenario.run(["approvals", "revoke", "abcdef"])
             #expect(revoke.status == 2)
             let short = try await scenario.run(["approve", "abc"])
