@@ -124,7 +124,11 @@ public enum Glob {
                 p.append(byte == UInt8(ascii: "*") ? nil : byte)
             }
         }
-        let t = Array(text.lowercased().utf8)
+        return matches(tokens: p, Array(text.lowercased().utf8))
+    }
+
+    /// The matcher under every glob here: `nil` tokens are wildcards (any run of bytes).
+    static func matches(tokens p: [UInt8?], _ t: [UInt8]) -> Bool {
         var pi = 0
         var ti = 0
         var star = -1

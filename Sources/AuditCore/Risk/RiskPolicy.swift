@@ -140,30 +140,7 @@ public struct RiskPolicy: Sendable, Equatable {
 
     /// `*` matches any run of characters; everything else matches itself.
     static func glob(_ pattern: String, _ text: String) -> Bool {
-        let p = Array(pattern.utf8)
-        let t = Array(text.utf8)
-        var pi = 0
-        var ti = 0
-        var star = -1
-        var mark = 0
-        while ti < t.count {
-            if pi < p.count && p[pi] != UInt8(ascii: "*") && p[pi] == t[ti] {
-                pi += 1
-                ti += 1
-            } else if pi < p.count && p[pi] == UInt8(ascii: "*") {
-                star = pi
-                mark = ti
-                pi += 1
-            } else if star >= 0 {
-                pi = star + 1
-                mark += 1
-                ti = mark
-            } else {
-                return false
-            }
-        }
-        while pi < p.count && p[pi] == UInt8(ascii: "*") { pi += 1 }
-        return pi == p.count
+        Glob.matches(tokens: pattern.utf8.map { $0 == UInt8(ascii: "*") ? nil : $0 }, Array(text.utf8))
     }
 }
 
