@@ -338,15 +338,8 @@ struct WatchCommand: AsyncParsableCommand {
     /// recorded or not at all) before the process exits.
     static func runUntilSignalled(_ ingestor: AuditIngestor, logger: Logger) async throws {
         let stop = AsyncStream<Int32>.makeStream()
-        var sources: [any DispatchSourceSignal] = []
-        for number in [SIGTERM, SIGINT, SIGHUP] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.continuation.yield(number) }
-            source.resume()
-            sources.append(source)
-        }
-        defer { for source in sources { source.cancel() } }
+        let signals = SignalWatch { stop.continuation.yield($0) }
+        defer { signals.cancel() }
         let printer = Task {
             for await update in ingestor.updates {
                 for finding in update.findings { Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self)) }

@@ -157,15 +157,20 @@ struct DashboardApp {
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP end the dashboard the way `q` does, so the terminal is restored.
+/// SIGINT, SIGTERM and SIGHUP, caught rather than fatal: the dashboard ends the way `q` does
+/// (so the terminal is restored), `watch` finishes its cycle.
 final class SignalWatch {
     private let sources: [any DispatchSourceSignal]
 
-    init(queue: EventQueue) {
+    convenience init(queue: EventQueue) {
+        self.init { _ in queue.push(.key(.control("c"))) }
+    }
+
+    init(_ handler: @escaping @Sendable (Int32) -> Void) {
         sources = [SIGINT, SIGTERM, SIGHUP].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { queue.push(.key(.control("c"))) }
+            source.setEventHandler { handler(number) }
             source.resume()
             return source
         }
