@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditCore
+import AuditEngine
 import AuditStore
 import Foundation
 import GenesysClient
@@ -48,6 +49,9 @@ struct DiffCommand: AsyncParsableCommand {
     @Flag(name: .customLong("allow-partial"), help: "Compare even when the current snapshot is partial.")
     var allowPartial = false
 
+    @Flag(name: .customLong("no-attribution"), help: "Do not link changes to the audit events that explain them.")
+    var noAttribution = false
+
     @Option(name: .customLong("keep-snapshots"), help: "Snapshots kept in the store besides the baselines' (older ones are pruned).")
     var keepSnapshots = 10
 
@@ -61,6 +65,7 @@ struct DiffCommand: AsyncParsableCommand {
             let baselineSnapshot: Snapshot
             let info: DriftReport.BaselineInfo
             var baselineVersion: Int?
+            var baselineAt: Date?
             if let baseline {
                 baselineSnapshot = try SnapshotFiles.load(baseline)
                 info = .init(version: nil, rootHash: SnapshotDigest(baselineSnapshot).root, acceptedAt: nil, acceptedBy: nil)
@@ -70,15 +75,18 @@ struct DiffCommand: AsyncParsableCommand {
                 }
                 baselineSnapshot = snapshot
                 baselineVersion = accepted.version
+                baselineAt = await DriftAttributor.collectedAt(rootHash: accepted.rootHash, store: store)
                 info = .init(version: accepted.version, rootHash: accepted.rootHash, acceptedAt: accepted.acceptedAt, acceptedBy: accepted.acceptedBy)
             }
 
             // The current state: a file, or the organisation now (kept in the store).
             let currentSnapshot: Snapshot
+            var live: GenesysConnection?
             if let current {
                 currentSnapshot = try SnapshotFiles.load(current)
             } else {
                 let connection = try connection.resolve(environment: environment)
+                live = connection
                 currentSnapshot = try await SnapshotRunner.collect(
                     connection, settings: .init(), logger: CLILogging.logger(label: "rbacwatch.diff", level: "warning"),
                     progress: ProgressLine(enabled: Console.stderrIsTerminal)
@@ -96,7 +104,16 @@ struct DiffCommand: AsyncParsableCommand {
             try await store.recordLineage(result.newLineage, at: now)
             try await store.recordFindings(result.items, baselineVersion: baselineVersion, at: now)
             let review = DriftReview(result: result, approvals: try await store.approvals(), now: now)
-            let report = DriftReport(baseline: info, review: review, failOn: failOn)
+            var report = DriftReport(baseline: info, review: review, failOn: failOn)
+            if !noAttribution {
+                let client = live.map { GenesysAPIClient(connection: $0, transport: AsyncHTTPClientTransport()) }
+                let outcome = await DriftAttributor.attribute(
+                    result.items, store: store, baselineAt: baselineAt, currentAt: now, source: client.map { GenesysAuditSource(client: $0) })
+                await client?.shutdown()
+                report.attribution = outcome.attribution
+                report.coverage = outcome.coverage
+                report.attributionNote = outcome.note
+            }
             let bytes = report.render(format, expand: expand)
             if let out {
                 try AtomicFile.write(bytes, to: out)

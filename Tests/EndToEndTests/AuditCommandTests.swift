@@ -40,6 +40,45 @@ struct AuditCommandTests {
         }
     }
 
+    @Test("diff of a snapshot file attributes changes from the events watch stored; a change no event shows is flagged unexplained")
+    func unexplainedDrift() async throws {
+        try await DriftScenarioTests.withScenario(users: 60) { scenario in
+            let truth = scenario.sim.groundTruth()
+            let user = try #require(truth.users.values.sorted { $0.id < $1.id }.first)
+            let role = try #require(truth.roles.values.filter { !$0.isDefault }.sorted { $0.id < $1.id }.first)
+            try await scenario.admin("POST", "/api/v2/authorization/subjects/\(user.id)/divisions/*/roles/\(role.id)?subjectType=PC_USER")
+
+            // Without an ingested feed a file comparison cannot attribute: it says so.
+            let file = scenario.directory.appendingPathComponent("now.json")
+            #expect(try await scenario.run(["snapshot", "--out", file.path]).status == 0)
+            let bare = try await scenario.run(["diff", "--current", file.path])
+            #expect(bare.stdout.contains("Attribution: not available — no audit events: run rbacwatch watch"), "\(bare.stdout)")
+
+            try await Task.sleep(for: .milliseconds(1100))
+            let watched = try await scenario.run(["watch", "--once", "--lag", "1s"])
+            #expect(watched.status == 0, "\(watched.stderr)")
+
+            // Take a member out of a group in the file: a change the audit log never saw.
+            var document = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+            var groups = try #require(document["groups"] as? [[String: Any]])
+            let index = try #require(groups.firstIndex { ($0["memberIds"] as? [String])?.isEmpty == false })
+            var members = groups[index]["memberIds"] as! [String]
+            let removed = members.removeFirst()
+            groups[index]["memberIds"] = members
+            document["groups"] = groups
+            try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]).write(to: file)
+
+            let (report, _) = try await scenario.diff(["--current", file.path])
+            let items = DriftScenarioTests.items(report)
+            let grant = try #require(items.first { $0["kind"] as? String == "grantAdded" && DriftScenarioTests.id($0, "subject") == user.id })
+            #expect((grant["attribution"] as? [String: Any])?["status"] as? String == "explained")
+            let left = try #require(items.first { $0["kind"] as? String == "groupMemberRemoved" && DriftScenarioTests.id($0, "member") == removed })
+            #expect((left["attribution"] as? [String: Any])?["status"] as? String == "unexplained")
+            #expect(((report["attribution"] as? [String: Any])?["source"] as? String) == "the state store")
+            #expect(((report["attribution"] as? [String: Any])?["unexplained"] as? Int ?? 0) >= 1)
+        }
+    }
+
     @Test("rules list shows the defaults; rules test dry-runs a rule file over JSON lines; bad rule files and bad lines get one clear line")
     func rulesCommands() async throws {
         let directory = try CommandRunner.temporaryDirectory()

@@ -109,6 +109,18 @@ struct DriftScenarioTests {
             }
             let summary = try #require(report["summary"] as? [String: Any])
             #expect(summary["unapproved"] as? Int == items.count)
+
+            // Attribution: the grant, and through it each member's gain, is the admin client's MemberAdd.
+            let attribution = try #require(report["attribution"] as? [String: Any], "\(report.keys.sorted())")
+            #expect(attribution["unexplained"] as? Int == 0)
+            #expect((attribution["source"] as? String)?.contains("the audit API") == true)
+            let grantAttribution = try #require(grant["attribution"] as? [String: Any])
+            #expect(grantAttribution["status"] as? String == "explained")
+            let event = try #require((grantAttribution["events"] as? [[String: Any]])?.last)
+            #expect(event["action"] as? String == "MemberAdd" && event["clientId"] as? String == scenario.endpoint.adminClientId)
+            for gain in gains { #expect((gain["attribution"] as? [String: Any])?["status"] as? String == "explained") }
+            let table = try await scenario.run(["diff"])
+            #expect(table.stdout.contains("every change is explained") && table.stdout.contains("MemberAdd by client \(scenario.endpoint.adminClientId)"), "\(table.stdout)")
         }
     }
 

@@ -12,6 +12,22 @@ extension DriftReport {
         w.beginObject(newlines: true)
         w.key("schema", ordered: false)
         w.value(Self.jsonSchema)
+        if let coverage {
+            w.key("attribution")
+            w.beginObject()
+            w.field("events", coverage.events)
+            w.field("from", Self.timestamp(coverage.from))
+            w.field("note", attributionNote)
+            w.field("source", coverage.source)
+            w.field("to", Self.timestamp(coverage.to))
+            w.field("unexplained", unexplained.count)
+            w.endObject()
+        } else if let attributionNote {
+            w.key("attribution")
+            w.beginObject()
+            w.field("unavailable", attributionNote)
+            w.endObject()
+        }
         w.key("baseline")
         w.beginObject()
         w.field("acceptedAt", baseline.acceptedAt.map(Self.timestamp))
@@ -31,7 +47,7 @@ extension DriftReport {
             w.field("passed", failing.isEmpty)
             w.endObject()
         }
-        w.field("items", newlines: true, each: review.items) { reviewed, w in Self.encode(reviewed, to: &w) }
+        w.field("items", newlines: true, each: review.items) { reviewed, w in Self.encode(reviewed, attribution: attribution?[reviewed.item.fingerprint], to: &w) }
         w.field("lapsedApprovals", each: review.lapsed) { approval, w in Self.encode(approval, inherited: nil, to: &w) }
         w.field("reviewedAt", Self.timestamp(review.reviewedAt))
         w.key("summary")
@@ -78,7 +94,7 @@ extension DriftReport {
         w.endObject()
     }
 
-    static func encode(_ reviewed: ReviewedItem, to w: inout CanonicalJSONWriter) {
+    static func encode(_ reviewed: ReviewedItem, attribution: ItemAttribution?, to w: inout CanonicalJSONWriter) {
         let item = reviewed.item
         w.beginObject()
         w.field("after", item.after)
@@ -87,6 +103,13 @@ extension DriftReport {
             var inherited = false
             if case .approved(_, let flag) = reviewed.state { inherited = flag }
             encode(approval, inherited: inherited, to: &w)
+        }
+        if let attribution {
+            w.key("attribution")
+            w.beginObject()
+            w.field("events", each: attribution.events) { event, w in encode(event, to: &w) }
+            w.field("status", attribution.status.rawValue)
+            w.endObject()
         }
         w.field("before", item.before)
         w.field("cause", item.causeFingerprint)
@@ -108,6 +131,21 @@ extension DriftReport {
         w.endObject()
     }
 
+    /// An explaining event, as much of it as says who, when and from where.
+    static func encode(_ event: AuditEvent, to w: inout CanonicalJSONWriter) {
+        w.beginObject()
+        w.field("action", event.action)
+        w.field("actor", event.actor)
+        w.field("clientId", event.clientId)
+        w.field("date", ISOTimestamp.string(event.date))
+        w.field("entityType", event.entityType)
+        w.field("id", event.id)
+        w.field("remoteIp", event.remoteIp)
+        w.field("serviceName", event.serviceName)
+        w.field("userId", event.userId)
+        w.endObject()
+    }
+
     // MARK: CSV
 
     /// RFC 4180 CSV for audit trails. Cells that a spreadsheet would run as a formula (starting
@@ -116,7 +154,7 @@ extension DriftReport {
         var out = [
             "fingerprint", "severity", "escalation", "kind", "status", "ticket", "approved_by", "expires_at", "subject_type",
             "subject_id", "subject_name", "role_id", "role_name", "division_id", "division_name", "via", "member",
-            "permissions_added", "permissions_removed", "before", "after", "cause", "summary",
+            "permissions_added", "permissions_removed", "before", "after", "cause", "summary", "attribution", "changed_by",
         ].joined(separator: ",") + "\r\n"
         for reviewed in review.items {
             let item = reviewed.item
@@ -129,6 +167,8 @@ extension DriftReport {
                 item.via.map { $0.kind == .group ? "group:\($0.id)" : "direct" } ?? "", item.member?.id ?? "",
                 item.permissionsAdded.joined(separator: " "), item.permissionsRemoved.joined(separator: " "), item.before ?? "",
                 item.after ?? "", item.causeFingerprint ?? "", item.summary,
+                attribution?[item.fingerprint]?.status.rawValue ?? "",
+                attribution?[item.fingerprint]?.latest.map(Attribution.describe) ?? "",
             ]
             out += cells.map(Self.csvCell).joined(separator: ",") + "\r\n"
         }
@@ -212,7 +252,10 @@ extension DriftReport {
             w.field("type_uid", 200_301)
             w.key("unmapped")
             w.beginObject()
+            let attributed = attribution?[item.fingerprint]
+            w.field("attribution", attributed?.status.rawValue)
             w.field("cause", item.causeFingerprint)
+            w.field("changed_by", attributed?.latest.map(Attribution.describe))
             w.field("escalation", item.escalation)
             w.field("fingerprint", item.fingerprint)
             w.field("permissions_added", item.permissionsAdded)

@@ -34,6 +34,13 @@ extension DriftReport {
                     ? "Gate --fail-on \(failOn.name): pass"
                     : "Gate --fail-on \(failOn.name): FAIL — \(failing) unapproved change\(failing == 1 ? "" : "s") at \(failOn.name) or above")
         }
+        if let coverage {
+            let unexplained = self.unexplained.count
+            lines.append(
+                "Attribution: \(coverage.events) audit event\(coverage.events == 1 ? "" : "s") \(Self.shortTime(coverage.from)) – \(Self.shortTime(coverage.to)) (\(coverage.source)); "
+                    + (unexplained == 0 ? "every change is explained" : "\(unexplained) change\(unexplained == 1 ? "" : "s") UNEXPLAINED (no audit event)"))
+        }
+        if let attributionNote { lines.append("Attribution: \(coverage == nil ? "not available — " : "")\(attributionNote)") }
         for approval in review.lapsed {
             lines.append(
                 "Approval lapsed: \(approval.fingerprint.prefix(12)) approved by \(approval.approver)"
@@ -65,6 +72,9 @@ extension DriftReport {
                 lines.append(Self.continuation(detail))
             }
             if !item.reasons.isEmpty { lines.append(Self.continuation(item.reasons.joined(separator: "; "))) }
+            if let attributed = attribution?[item.fingerprint] {
+                lines.append(Self.continuation(attributed.status == .explained ? attributed.summary : "UNEXPLAINED: no audit event shows this change"))
+            }
             if let folded = effects[item.fingerprint] {
                 let principals = Set(folded.map(\.item.subject.id)).count
                 let names = folded.prefix(5).map { $0.item.subject.name.isEmpty ? $0.item.subject.id : $0.item.subject.name }

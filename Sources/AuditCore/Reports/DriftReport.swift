@@ -20,11 +20,28 @@ public struct DriftReport: Sendable {
     public var review: DriftReview
     /// Severity at or above which unapproved items fail the gate, if one is set.
     public var failOn: Severity?
+    /// Who made each item happen, by fingerprint (nil: attribution was not possible — no audit
+    /// events were at hand; `attributionNote` says why).
+    public var attribution: [String: ItemAttribution]?
+    public var coverage: AttributionCoverage?
+    public var attributionNote: String?
 
-    public init(baseline: BaselineInfo, review: DriftReview, failOn: Severity?) {
+    public init(
+        baseline: BaselineInfo, review: DriftReview, failOn: Severity?, attribution: [String: ItemAttribution]? = nil,
+        coverage: AttributionCoverage? = nil, attributionNote: String? = nil
+    ) {
         self.baseline = baseline
         self.review = review
         self.failOn = failOn
+        self.attribution = attribution
+        self.coverage = coverage
+        self.attributionNote = attributionNote
+    }
+
+    /// Items no audit event explains (empty when attribution was not possible).
+    public var unexplained: [ReviewedItem] {
+        guard let attribution else { return [] }
+        return review.items.filter { attribution[$0.item.fingerprint]?.status == .unexplained }
     }
 
     /// Unapproved items at or above the gate.
