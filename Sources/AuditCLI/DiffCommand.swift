@@ -82,8 +82,11 @@ struct DiffCommand: AsyncParsableCommand {
             // The current state: a file, or the organisation now (kept in the store).
             let currentSnapshot: Snapshot
             var live: GenesysConnection?
+            var currentAt = Date()
             if let current {
                 currentSnapshot = try SnapshotFiles.load(current)
+                // A file was collected no later than it was written.
+                if let written = try? FileManager.default.attributesOfItem(atPath: current)[.modificationDate] as? Date { currentAt = min(currentAt, written) }
             } else {
                 let connection = try connection.resolve(environment: environment)
                 live = connection
@@ -108,7 +111,7 @@ struct DiffCommand: AsyncParsableCommand {
             if !noAttribution {
                 let client = live.map { GenesysAPIClient(connection: $0, transport: AsyncHTTPClientTransport()) }
                 let outcome = await DriftAttributor.attribute(
-                    result.items, store: store, baselineAt: baselineAt, currentAt: now, source: client.map { GenesysAuditSource(client: $0) })
+                    result.items, store: store, baselineAt: baselineAt, currentAt: currentAt, source: client.map { GenesysAuditSource(client: $0) })
                 await client?.shutdown()
                 report.attribution = outcome.attribution
                 report.coverage = outcome.coverage

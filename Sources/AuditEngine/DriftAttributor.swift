@@ -52,14 +52,16 @@ public enum DriftAttributor {
         }
 
         var stored = false
+        var coveredUntil: Date? = sources.isEmpty ? nil : now
         do {
             if let checkpoint = try await store.ingestionCheckpoint() {
                 stored = true
                 for event in try await store.auditEvents(from: from, to: to) { events[event.id] = event }
                 sources.append("the state store")
-                if source == nil || !problems.isEmpty, checkpoint.highWater < currentAt {
+                coveredUntil = max(coveredUntil ?? checkpoint.highWater, checkpoint.highWater)
+                if coveredUntil! < currentAt {
                     problems.append(
-                        "the audit feed in the store reaches only \(ISOTimestamp.string(checkpoint.highWater)): later changes show as unexplained until rbacwatch watch catches up")
+                        "the audit feed reaches only \(ISOTimestamp.string(coveredUntil!)): later changes are pending until rbacwatch watch catches up")
                 }
             }
         } catch {
@@ -73,7 +75,7 @@ public enum DriftAttributor {
         }
         let list = Array(events.values)
         return Outcome(
-            attribution: Attribution.attribute(items, events: list, from: from, to: to),
+            attribution: Attribution.attribute(items, events: list, from: from, to: to, coveredUntil: coveredUntil),
             coverage: AttributionCoverage(from: from, to: to, events: list.filter { $0.date >= from && $0.date <= to }.count, source: sources.joined(separator: " and ")),
             note: problems.isEmpty ? nil : problems.joined(separator: "; "))
     }

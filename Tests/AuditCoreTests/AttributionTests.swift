@@ -54,6 +54,11 @@ struct AttributionTests {
         #expect(result[moved.fingerprint]?.events.map(\.id) == ["move"])
         #expect(result[member.fingerprint]?.status == .unexplained, "the membership event names another user")
         #expect(result[member.fingerprint]?.summary.hasPrefix("unexplained") == true)
+        // Events known only up to a minute before the current collection: not unexplained yet.
+        let early = Attribution.attribute([created, moved], events: events, from: t0, to: t0.addingTimeInterval(600), coveredUntil: t0.addingTimeInterval(240))
+        #expect(early[created.fingerprint]?.status == .pending)
+        #expect(early[created.fingerprint]?.summary.hasPrefix("pending: no audit event yet") == true)
+        #expect(early[moved.fingerprint]?.status == .explained)
     }
 
     @Test("a recreated role is explained by the old one's Delete and the new one's Create; a deleted role explains its lost grants")

@@ -51,6 +51,7 @@ struct AuditCommandTests {
             // Without an ingested feed a file comparison cannot attribute: it says so.
             let file = scenario.directory.appendingPathComponent("now.json")
             #expect(try await scenario.run(["snapshot", "--out", file.path]).status == 0)
+            let collected = try #require(try FileManager.default.attributesOfItem(atPath: file.path)[.modificationDate] as? Date)
             let bare = try await scenario.run(["diff", "--current", file.path])
             #expect(bare.stdout.contains("Attribution: not available — no audit events: run rbacwatch watch"), "\(bare.stdout)")
 
@@ -67,6 +68,16 @@ struct AuditCommandTests {
             groups[index]["memberIds"] = members
             document["groups"] = groups
             try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]).write(to: file)
+            // Edited now, collected then: the file's time is when it was collected.
+            try FileManager.default.setAttributes([.modificationDate: collected], ofItemAtPath: file.path)
+            let before = try await scenario.run(["diff", "--current", file.path, "--format", "json"])
+            #expect(before.stdout.contains("\"unexplained\""))
+
+            // A file collected after the feed's high-water mark: what no event explains yet is pending.
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: file.path)
+            let later = try await scenario.run(["diff", "--current", file.path])
+            #expect(later.stdout.contains("pending: no audit event yet") && later.stdout.contains("the audit feed reaches only"), "\(later.stdout)")
+            try FileManager.default.setAttributes([.modificationDate: collected], ofItemAtPath: file.path)
 
             let (report, _) = try await scenario.diff(["--current", file.path])
             let items = DriftScenarioTests.items(report)

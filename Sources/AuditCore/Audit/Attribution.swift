@@ -10,15 +10,22 @@ import Foundation
 public struct ItemAttribution: Sendable, Equatable {
     public enum Status: String, Sendable, Equatable {
         case explained, unexplained
+        /// No event yet, and the audit feed has not reached the current collection: an event
+        /// may still arrive.
+        case pending
     }
 
     public var status: Status
     /// The explaining events, oldest first (at most `Attribution.maximumEvents`).
     public var events: [AuditEvent]
 
-    public init(status: Status, events: [AuditEvent]) {
+    /// With `.pending`: how far the audit feed reached.
+    public var coveredUntil: Date?
+
+    public init(status: Status, events: [AuditEvent], coveredUntil: Date? = nil) {
         self.status = status
         self.events = events
+        self.coveredUntil = coveredUntil
     }
 
     /// The latest explaining event: who, when, from where.
@@ -26,7 +33,12 @@ public struct ItemAttribution: Sendable, Equatable {
 
     /// "by Ana Admin at 2026-11-22T06:12:56Z via client 9c00… from 203.0.113.7", or "unexplained".
     public var summary: String {
-        guard let event = latest else { return "unexplained: no audit event for this change" }
+        guard let event = latest else {
+            if status == .pending, let coveredUntil {
+                return "pending: no audit event yet (the feed reaches \(ISOTimestamp.string(coveredUntil)))"
+            }
+            return "unexplained: no audit event for this change"
+        }
         return Attribution.describe(event) + (events.count > 1 ? " (+\(events.count - 1) more)" : "")
     }
 }
@@ -67,7 +79,12 @@ public enum Attribution {
     }
 
     /// One attribution per item, by fingerprint. Events outside `from...to` are ignored.
-    public static func attribute(_ items: [DriftItem], events: [AuditEvent], from: Date, to: Date) -> [String: ItemAttribution] {
+    /// `coveredUntil`: how far the events reach; an item without an event is `pending` rather
+    /// than `unexplained` while that is short of the current collection (`to - trail`).
+    public static func attribute(
+        _ items: [DriftItem], events: [AuditEvent], from: Date, to: Date, coveredUntil: Date? = nil
+    ) -> [String: ItemAttribution] {
+        let complete = coveredUntil.map { $0 >= to.addingTimeInterval(-trail) } ?? true
         let inWindow = events.filter { $0.date >= from && $0.date <= to && $0.status.uppercased() != "FAILURE" }
         var byEntity: [String: [AuditEvent]] = [:]
         for event in inWindow { byEntity[event.entityId, default: []].append(event) }
@@ -88,7 +105,8 @@ public enum Attribution {
             var seen = Set<String>()
             events = events.filter { seen.insert($0.id).inserted }.sorted { ($0.date, $0.id) < ($1.date, $1.id) }
             result[item.fingerprint] = ItemAttribution(
-                status: events.isEmpty ? .unexplained : .explained, events: Array(events.suffix(maximumEvents)))
+                status: !events.isEmpty ? .explained : complete ? .unexplained : .pending, events: Array(events.suffix(maximumEvents)),
+                coveredUntil: complete ? nil : coveredUntil)
         }
         return result
     }

@@ -73,7 +73,7 @@ extension DriftReport {
             }
             if !item.reasons.isEmpty { lines.append(Self.continuation(item.reasons.joined(separator: "; "))) }
             if let attributed = attribution?[item.fingerprint] {
-                lines.append(Self.continuation(attributed.status == .explained ? attributed.summary : "UNEXPLAINED: no audit event shows this change"))
+                lines.append(Self.continuation(attributed.status == .unexplained ? "UNEXPLAINED: no audit event shows this change" : attributed.summary))
             }
             if let folded = effects[item.fingerprint] {
                 let principals = Set(folded.map(\.item.subject.id)).count
