@@ -30,6 +30,21 @@ struct RuleOptions: ParsableArguments {
     }
 }
 
+/// The audit feed's parts, built the same way for `watch`, the dashboard and the demo: a client
+/// that surfaces 429s after one retry (so ingestion backs off and, if they persist, narrows),
+/// and an ingestor over the store.
+enum AuditFeedSetup {
+    static func ingestor(
+        _ connection: GenesysConnection, store: any AuditStore, rules: RuleSet, settings: IngestionSettings = IngestionSettings(),
+        logger: Logger = CLILogging.silent
+    ) -> (AuditIngestor, GenesysAPIClient) {
+        var retry = RetryPolicy()
+        retry.maxRateLimitRetries = 1
+        let client = GenesysAPIClient(connection: connection, transport: AsyncHTTPClientTransport(), retry: retry, logger: logger)
+        return (AuditIngestor(source: GenesysAuditSource(client: client), store: store, rules: rules, settings: settings, logger: logger), client)
+    }
+}
+
 /// `rbacwatch rules list|default|test`.
 struct RulesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -291,15 +306,12 @@ struct WatchCommand: AsyncParsableCommand {
             let ruleSet = try rules.load(environment: environment)
             let store = try state.open(environment: environment)
             let logger = try WatchLogging.logger(file: logFile, level: logLevel)
-            var retry = RetryPolicy()
-            retry.maxRateLimitRetries = 1
-            let client = GenesysAPIClient(connection: resolved, transport: AsyncHTTPClientTransport(), retry: retry, logger: logger)
             var settings = IngestionSettings()
             settings.pollInterval = pollInterval.seconds
             settings.overlap = overlap.seconds
             settings.lag = lag.seconds
             settings.initialLookback = lookback.seconds
-            let ingestor = AuditIngestor(source: GenesysAuditSource(client: client), store: store, rules: ruleSet, settings: settings, logger: logger)
+            let (ingestor, client) = AuditFeedSetup.ingestor(resolved, store: store, rules: ruleSet, settings: settings, logger: logger)
             let threshold = failOn.flatMap(Severity.init(name:))
             var worst: Severity?
             do {

@@ -1,5 +1,6 @@
 import AuditCore
 import AuditEngine
+import AuditStore
 import CursesDriver
 import Dispatch
 import Foundation
@@ -41,6 +42,8 @@ struct DashboardApp {
     var approver: String
     var environment: [String: String]
     var policy: RiskPolicy
+    /// The audit feed, when the dashboard runs one beside the drift monitor.
+    var audit: AuditFeedLoader?
 
     /// Refuses to start without a terminal.
     static func requireTerminal() throws {
@@ -94,7 +97,21 @@ struct DashboardApp {
                 }
             },
         ]
-        defer { for task in tasks { task.cancel() } }
+        var auditTasks: [Task<Void, Never>] = []
+        if let audit {
+            auditTasks = [
+                Task { await audit.ingestor.run() },
+                Task {
+                    queue.push(.audit(await audit.load(health: nil)))
+                    for await update in audit.ingestor.updates {
+                        queue.push(.audit(await audit.load(health: update.health)))
+                        // New events may explain drift items that were pending.
+                        if update.judged > 0 { await monitor.reattribute() }
+                    }
+                },
+            ]
+        }
+        defer { for task in tasks + auditTasks { task.cancel() } }
 
         terminal.present(render(state), depth: depth)
         loop: for await _ in queue.wakes {
@@ -117,6 +134,7 @@ struct DashboardApp {
                             do {
                                 let approval = try await monitor.approve(
                                     fingerprint: fingerprint, ticket: ticket, note: note, lifetime: lifetime, approver: approver)
+                                if let audit = self.audit { queue.push(.audit(await audit.load())) }
                                 queue.push(
                                     .notice(
                                         "approved \(fingerprint.prefix(12))\(ticket.map { " (\($0))" } ?? "") until \(DriftReport.timestamp(approval.expiresAt).prefix(16))",
@@ -153,7 +171,65 @@ struct DashboardApp {
             snapshot: snapshot, review: update.review, baselineVersion: update.baselineVersion, lineage: update.lineage,
             firstSeen: update.firstSeen, appeared: update.appeared,
             failures: update.failures.map { FailureNote(first: $0.first, at: $0.at, message: $0.message, count: $0.count) }, policy: policy, status: status, collectedAt: update.collectedAt,
-            nextRefresh: update.nextRefresh)
+            nextRefresh: update.nextRefresh, attribution: update.attribution ?? [:])
+    }
+}
+
+/// The dashboard's view of the audit feed: the latest findings from the store with today's
+/// approvals applied, the events and rules behind them, and ingestion health for the header.
+actor AuditFeedLoader {
+    let ingestor: AuditIngestor
+    let store: any AuditStore
+    let rules: [String: AuditRule]
+    /// Findings shown at most.
+    let limit: Int
+    private var health: IngestionHealth?
+    private var known: Set<String>?
+    private var appeared: [String: Date] = [:]
+    private var events: [String: AuditEvent] = [:]
+
+    init(ingestor: AuditIngestor, store: any AuditStore, rules: RuleSet, limit: Int = 500) {
+        self.ingestor = ingestor
+        self.store = store
+        self.rules = Dictionary(rules.rules.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+        self.limit = limit
+    }
+
+    /// The feed now; `health` replaces the last one known (nil: keep it).
+    func load(health: IngestionHealth? = nil) async -> AuditFeed {
+        if let health { self.health = health }
+        let now = Date()
+        var findings: [AuditFinding] = []
+        var problem: String?
+        do {
+            findings = RuleEngine.applyApprovals(try await store.auditFindings(FindingQuery(limit: limit)), approvals: try await store.approvals(), now: now)
+        } catch {
+            problem = "findings could not be read: \(error)"
+        }
+        // Findings that arrive while the dashboard is open are highlighted.
+        let ids = Set(findings.map(\.id))
+        if let known {
+            for id in ids.subtracting(known) where appeared[id] == nil { appeared[id] = now }
+        }
+        known = ids
+        appeared = appeared.filter { ids.contains($0.key) }
+        var details: [String: FindingDetail] = [:]
+        for finding in findings {
+            let eventId = finding.eventIds.last ?? ""
+            if events[eventId] == nil, let event = try? await store.auditEvent(id: eventId) { events[eventId] = event }
+            details[finding.id] = FindingDetail(finding: finding, event: events[eventId], rule: rules[finding.ruleId])
+        }
+        let wanted = Set(findings.compactMap(\.eventIds.last))
+        events = events.filter { wanted.contains($0.key) }
+        return AuditFeed(rows: AuditFeed.rows(findings, appeared: appeared), details: details, health: Self.view(health, problem: problem, now: now))
+    }
+
+    static func view(_ health: IngestionHealth?, problem: String?, now: Date) -> IngestionView {
+        guard let health, health.lastPoll != nil else { return IngestionView(mode: .starting, lagSeconds: nil, lastEvent: nil, message: problem) }
+        let failing = health.lastError != nil && (health.lastSuccess.map { now.timeIntervalSince($0) > 300 } ?? true)
+        let mode: IngestionView.Mode =
+            health.mode == .criticalOnly ? .criticalOnly : health.throttledSince != nil ? .throttled : failing ? .failing : .normal
+        return IngestionView(mode: mode, lagSeconds: health.lagSeconds, lastEvent: health.lastEvent, message: problem ?? health.lastError)
     }
 }
 

@@ -63,6 +63,7 @@ struct DemoCommand: AsyncParsableCommand {
             configuration.seed = seed
             configuration.rateLimitPerMinute = 0  // the demo is about the product, not about waiting
             configuration.extraUserNames = extraUsers
+            configuration.auditArrivalDelaySeconds = 2  // events reach the audit API a little late, as the real ones do
             let simulator = GenesysSimulator(configuration: configuration)
             if summary {
                 try await runSummary(simulator)
@@ -123,19 +124,29 @@ struct DemoCommand: AsyncParsableCommand {
             }
             defer { changes.cancel() }
             let monitor = DriftMonitor(store: store, interval: interval.duration, options: options, collect: collect)
+            // The audit feed, polled every few seconds so findings show while you watch.
+            var settings = IngestionSettings()
+            settings.pollInterval = 3
+            settings.lag = 3
+            settings.overlap = 10
+            settings.initialLookback = 600
+            let (ingestor, auditor) = AuditFeedSetup.ingestor(connection, store: store, rules: .defaults(), settings: settings)
             do {
                 try await DashboardApp(
                     monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
-                    approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy
+                    approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy,
+                    audit: AuditFeedLoader(ingestor: ingestor, store: store, rules: .defaults())
                 ).run()
             } catch {
                 changes.cancel()
                 await admin.shutdown()
+                await auditor.shutdown()
                 throw error
             }
             changes.cancel()
             _ = await changes.value
             await admin.shutdown()
+            await auditor.shutdown()
         }
     }
 

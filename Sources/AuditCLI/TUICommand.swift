@@ -64,6 +64,11 @@ struct TUICommand: AsyncParsableCommand {
     @Option(name: .customLong("keep-snapshots"), help: "Snapshots kept in the store besides the baselines' (older ones are pruned).")
     var keepSnapshots = 10
 
+    @OptionGroup var rules: RuleOptions
+
+    @Flag(name: .customLong("no-audit"), help: "Do not follow the audit feed (drift only).")
+    var noAudit = false
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         try await CommandErrors.handle {
@@ -74,10 +79,23 @@ struct TUICommand: AsyncParsableCommand {
             let monitor = DriftMonitor(store: store, interval: interval.duration, options: options, keepSnapshots: keepSnapshots) {
                 try await SnapshotRunner.collect(connection, settings: .init(), logger: CLILogging.silent, progress: ProgressLine(enabled: false)).0
             }
-            try await DashboardApp(
-                monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
-                approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy
-            ).run()
+            var audit: (AuditFeedLoader, GenesysAPIClient)?
+            if !noAudit {
+                let ruleSet = try rules.load(environment: environment)
+                let (ingestor, client) = AuditFeedSetup.ingestor(connection, store: store, rules: ruleSet)
+                audit = (AuditFeedLoader(ingestor: ingestor, store: store, rules: ruleSet), client)
+            }
+            do {
+                try await DashboardApp(
+                    monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
+                    approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy,
+                    audit: audit?.0
+                ).run()
+            } catch {
+                await audit?.1.shutdown()
+                throw error
+            }
+            await audit?.1.shutdown()
         }
     }
 }

@@ -263,7 +263,7 @@ public actor AuditIngestor {
             logger.error("audit poll failed: \(message)")
         }
         health.buffered = buffer.count
-        continuation.yield(IngestionUpdate(health: health, findings: outcome.findings))
+        continuation.yield(IngestionUpdate(health: health, findings: outcome.findings, judged: outcome.judged))
         return outcome
     }
 }
@@ -273,4 +273,6 @@ public struct IngestionUpdate: Sendable {
     public var health: IngestionHealth
     /// Findings of this poll.
     public var findings: [AuditFinding]
+    /// Events judged (and stored) by this poll.
+    public var judged = 0
 }

@@ -24,6 +24,8 @@ public struct MonitorUpdate: Sendable {
     public var nextRefresh: Date?
     /// Collections that failed in this run, oldest first (the last 50 distinct ones).
     public var failures: [CollectionFailure] = []
+    /// Who made each item happen, from the audit events in the store (nil: no audit feed).
+    public var attribution: [String: ItemAttribution]?
 }
 
 struct MonitorError: Error, CustomStringConvertible {
@@ -78,6 +80,7 @@ public actor DriftMonitor {
     private var wakeUp: CheckedContinuation<Void, Never>?
     private var refreshRequested = false
     private var cycles = 0
+    private var baselineCollectedAt: Date?
 
     public init(store: any AuditStore, interval: Duration, options: DriftOptions = DriftOptions(), keepSnapshots: Int = 10, collect: @escaping Collect) {
         self.store = store
@@ -120,6 +123,16 @@ public actor DriftMonitor {
             continuation.yield(latest)
         }
         return approval
+    }
+
+    /// Links the last comparison's items to the audit events in the store again (the audit feed
+    /// moved on), without collecting.
+    public func reattribute() async {
+        guard let result = latest.review?.result, let collectedAt = latest.collectedAt else { return }
+        let outcome = await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineCollectedAt, currentAt: collectedAt)
+        guard outcome.attribution != latest.attribution else { return }
+        latest.attribution = outcome.attribution
+        continuation.yield(latest)
     }
 
     private func waitForNextCycle() async {
@@ -190,10 +203,12 @@ public actor DriftMonitor {
             firstSeen = seen
             appeared = arrived
             let failures = latest.failures
+            baselineCollectedAt = await DriftAttributor.collectedAt(rootHash: baseline.rootHash, store: store)
+            let attribution = await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineCollectedAt, currentAt: now)
             latest = MonitorUpdate(
                 status: .ready, snapshot: snapshot, review: review, baselineVersion: baseline.version,
                 lineage: try await store.roleLineage(), firstSeen: seen, appeared: arrived, collectedAt: now,
-                nextRefresh: now.addingTimeInterval(Self.seconds(interval)), failures: failures)
+                nextRefresh: now.addingTimeInterval(Self.seconds(interval)), failures: failures, attribution: attribution.attribution)
         } catch {
             let message = Self.describe(error)
             latest.status = .failed(message)

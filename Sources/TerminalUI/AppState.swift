@@ -91,6 +91,8 @@ public typealias Line = [Span]
 public struct DetailView: Sendable, Equatable {
     public enum Subject: Sendable, Equatable {
         case user(String), role(String), group(String), team(String), item(String)
+        /// An audit finding, by row id.
+        case finding(String)
     }
 
     public var subject: Subject
@@ -107,6 +109,8 @@ public struct ApprovalDraft: Sendable, Equatable {
     public var expires = "72h"
     /// 0 ticket, 1 note, 2 expires.
     public var field = 0
+    /// An audit finding's fingerprint rather than a drift item's.
+    public var finding = false
     public var error: String?
 
     public init(fingerprint: String, summary: String, ticket: String = "") {
@@ -134,6 +138,8 @@ public struct Message: Sendable, Equatable {
 public struct AppState: Sendable {
     /// Set through `reduce(_:.data)`, which keeps `searchIndexes` in step.
     public internal(set) var data: DashboardData = .empty
+    /// The drift rows of the feed, before the audit feed is merged in.
+    var driftFeed: [FeedRow] = []
     /// Per pane, the rows' search texts in one buffer (see `SearchIndex`).
     var searchIndexes: [SearchIndex] = Array(repeating: SearchIndex(), count: Pane.allCases.count)
     public var pane: Pane = .users
@@ -178,7 +184,7 @@ public struct AppState: Sendable {
         case .users: data.users[index].id
         case .roles: data.roles[index].id
         case .inheritance: data.inheritance[index].id
-        case .feed: data.feed[index].fingerprint
+        case .feed: data.feed[index].id
         }
     }
 

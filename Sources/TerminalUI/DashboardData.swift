@@ -88,7 +88,10 @@ public struct InheritanceRow: Sendable, Equatable, Identifiable {
 }
 
 public struct FeedRow: Sendable, Equatable, Identifiable {
-    public var id: String { fingerprint }
+    /// The row: the fingerprint for drift, the finding's id (fingerprint and event) for audit
+    /// findings — the same change made twice is two rows with one approval.
+    public var id: String { rowId ?? fingerprint }
+    /// What an approval names.
     public var fingerprint: String
     public var severity: Severity
     public var escalation: Bool
@@ -101,6 +104,79 @@ public struct FeedRow: Sendable, Equatable, Identifiable {
     /// Not drift: a collection that failed (shown in the feed, never approvable).
     public var failure: Bool = false
     var search: String
+    /// For audit findings: the row id, who acted and the rule that fired.
+    public var rowId: String? = nil
+    public var actor: String? = nil
+    public var rule: String? = nil
+
+    /// An audit finding rather than a drift item.
+    public var isFinding: Bool { rule != nil }
+}
+
+/// The audit feed as the dashboard shows it: recent findings, the events and rules behind them,
+/// and how ingestion is doing.
+public struct AuditFeed: Sendable, Equatable {
+    public var rows: [FeedRow]
+    /// By row id.
+    public var details: [String: FindingDetail]
+    public var health: IngestionView?
+
+    public init(rows: [FeedRow] = [], details: [String: FindingDetail] = [:], health: IngestionView? = nil) {
+        self.rows = rows
+        self.details = details
+        self.health = health
+    }
+
+    public static let empty = AuditFeed()
+
+    /// Rows for findings, newest first; `appeared` marks those that arrived while the dashboard was open.
+    public static func rows(_ findings: [AuditFinding], appeared: [String: Date] = [:]) -> [FeedRow] {
+        findings.map { finding in
+            let state: ReviewState = finding.approval.map { .approved($0, inherited: false) } ?? .unapproved
+            let text = "\(finding.ruleId) \(finding.summary.replacingOccurrences(of: finding.actor, with: shortActor(finding.actor)))"
+            return FeedRow(
+                fingerprint: finding.fingerprint, severity: finding.severity, escalation: false, kind: "audit:\(finding.ruleId)",
+                summary: text, state: state, firstSeen: finding.date, appeared: appeared[finding.id],
+                search: "\(text) \(finding.fingerprint.prefix(12)) \(finding.severity.name) \(finding.actor)".lowercased(), rowId: finding.id,
+                actor: finding.actor, rule: finding.ruleId)
+        }
+    }
+}
+
+/// An actor short enough for a row: an OAuth client's id cut to its first block.
+func shortActor(_ actor: String) -> String {
+    guard actor.hasPrefix("client "), actor.count > 16 else { return actor }
+    return String(actor.prefix(15)) + "…"
+}
+
+/// Behind one finding row: the finding, the raw event that fired it, the rule.
+public struct FindingDetail: Sendable, Equatable {
+    public var finding: AuditFinding
+    public var event: AuditEvent?
+    public var rule: AuditRule?
+
+    public init(finding: AuditFinding, event: AuditEvent?, rule: AuditRule?) {
+        self.finding = finding
+        self.event = event
+        self.rule = rule
+    }
+}
+
+/// Ingestion health for the header.
+public struct IngestionView: Sendable, Equatable {
+    public enum Mode: String, Sendable, Equatable { case normal, throttled, criticalOnly, failing, starting }
+    public var mode: Mode
+    /// How far behind now the feed's high-water mark is.
+    public var lagSeconds: Double?
+    public var lastEvent: Date?
+    public var message: String?
+
+    public init(mode: Mode, lagSeconds: Double?, lastEvent: Date?, message: String? = nil) {
+        self.mode = mode
+        self.lagSeconds = lagSeconds
+        self.lastEvent = lastEvent
+        self.message = message
+    }
 }
 
 /// A failed collection as the feed shows it.
@@ -136,6 +212,10 @@ public struct DashboardData: Sendable {
     public var review: DriftReview?
     public var lineage: RoleLineage
     public var policy: RiskPolicy
+    /// Who made each drift item happen, by fingerprint.
+    public var attribution: [String: ItemAttribution] = [:]
+    /// The audit feed merged in (rows also in `feed`), by the reducer.
+    public var audit: AuditFeed = .empty
 
     public static let empty = DashboardData(
         organization: "", collectedAt: nil, nextRefresh: nil, status: .starting, baselineVersion: nil, unapproved: [:], users: [],
@@ -147,7 +227,7 @@ public enum DashboardBuilder {
     public static func build(
         snapshot: Snapshot, review: DriftReview?, baselineVersion: Int?, lineage: RoleLineage, firstSeen: [String: Date],
         appeared: [String: Date] = [:], failures: [FailureNote] = [], policy: RiskPolicy, status: MonitorStatus, collectedAt: Date?,
-        nextRefresh: Date?
+        nextRefresh: Date?, attribution: [String: ItemAttribution] = [:]
     ) -> DashboardData {
         let divisions = Dictionary(snapshot.divisions.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
         func divisionName(_ id: String?) -> String {
@@ -270,22 +350,32 @@ public enum DashboardBuilder {
         }.sorted { $0.name.lowercased() < $1.name.lowercased() }
 
         var feed = (review?.items ?? []).map { reviewed -> FeedRow in
-            FeedRow(
+            let attributed = attribution[reviewed.item.fingerprint]
+            let by: String? =
+                switch attributed?.status {
+                case .explained: attributed?.latest.map { shortActor($0.actor) }
+                case .unexplained: "UNEXPLAINED"
+                case .pending, nil: nil
+                }
+            let summary = reviewed.item.summary + (by.map { "  ← \($0)" } ?? "")
+            return FeedRow(
                 fingerprint: reviewed.item.fingerprint, severity: reviewed.item.severity, escalation: reviewed.item.escalation,
-                kind: reviewed.item.kind.rawValue, summary: reviewed.item.summary, state: reviewed.state,
+                kind: reviewed.item.kind.rawValue, summary: summary, state: reviewed.state,
                 firstSeen: firstSeen[reviewed.item.fingerprint] ?? collectedAt ?? Date(timeIntervalSince1970: 0),
                 appeared: appeared[reviewed.item.fingerprint],
-                search: "\(reviewed.item.summary) \(reviewed.item.fingerprint.prefix(12)) \(reviewed.item.severity.name)".lowercased())
+                search: "\(summary) \(reviewed.item.fingerprint.prefix(12)) \(reviewed.item.severity.name)".lowercased(), actor: by)
         }
         feed += failures.map(DashboardBuilder.failureRow)
         feed.sort(by: newestFirst)
 
         var unapproved: [Severity: Int] = [:]
         for reviewed in review?.items ?? [] where !reviewed.state.isApproved { unapproved[reviewed.item.severity, default: 0] += 1 }
-        return DashboardData(
+        var data = DashboardData(
             organization: snapshot.organization?.name ?? "", collectedAt: collectedAt, nextRefresh: nextRefresh, status: status,
             baselineVersion: baselineVersion, unapproved: unapproved, users: users, roles: roleRows, inheritance: inheritance,
             feed: feed, snapshot: snapshot, review: review, lineage: lineage, policy: policy)
+        data.attribution = attribution
+        return data
     }
 }
 

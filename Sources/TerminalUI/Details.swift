@@ -10,7 +10,122 @@ enum Details {
         case .group(let id): group(id, data)
         case .team(let id): team(id, data)
         case .item(let fingerprint): item(fingerprint, data)
+        case .finding(let id): finding(id, data)
         }
+    }
+
+    /// One audit finding: the rule that fired and why, and the raw event as the API sent it.
+    static func finding(_ id: String, _ data: DashboardData) -> DetailView? {
+        guard let detail = data.audit.details[id] else { return nil }
+        let finding = detail.finding
+        func field(_ label: String, _ value: String?, _ role: ThemeRole = .text) -> Line? {
+            guard let value, !value.isEmpty else { return nil }
+            return [Span(label.padding(toLength: 14, withPad: " ", startingAt: 0), .muted), Span(value, role)]
+        }
+        let state: ReviewState = finding.approval.map { .approved($0, inherited: false) } ?? .unapproved
+        var lines: [Line] = [[Span(finding.summary)], []]
+        lines += [
+            field("severity", finding.severity.name, severityRole(finding.severity)),
+            field("status", status(state), state.isApproved ? .approved : .text),
+            field("fingerprint", finding.fingerprint),
+            field("when", DriftReport.timestamp(finding.date)),
+            field("actor", finding.actor + (finding.actorId.map { "  (\($0))" } ?? "")),
+            field("client", finding.clientId),
+            field("from", finding.remoteIp.joined(separator: ", ")),
+            field("target", "\(finding.serviceName)/\(finding.entityType) \(finding.entityName.isEmpty ? finding.entityId : "\(finding.entityName)  (\(finding.entityId))")"),
+            field("action", finding.action),
+        ].compactMap { $0 }
+        if !finding.evidence.isEmpty {
+            lines.append([])
+            lines.append([Span("Evidence", .title)])
+            for line in finding.evidence { lines.append([Span("  " + line)]) }
+        }
+        if let approval = finding.approval {
+            lines.append([])
+            lines.append([Span("Approval", .title)])
+            lines += [
+                field("approver", approval.approver), field("ticket", approval.ticket), field("note", approval.note),
+                field("expires", DriftReport.timestamp(approval.expiresAt)),
+            ].compactMap { $0 }
+        }
+        lines.append([])
+        lines.append([Span("Rule \(finding.ruleId)", .title)])
+        if let rule = detail.rule {
+            lines += [
+                field("title", rule.title), field("controls", rule.controls.joined(separator: ", ")), field("source", rule.source),
+                field("matches", ruleMatch(rule)),
+                field("throttle", rule.throttleSeconds.map { "one finding per entity per \(Int($0)) s" }),
+            ].compactMap { $0 }
+            for paragraph in wrap(rule.description, width: 100) { lines.append([Span("  " + paragraph, .muted)]) }
+        } else {
+            lines.append([Span("  (the rule is no longer loaded)", .muted)])
+        }
+        lines.append([])
+        lines.append([Span("Raw event" + (finding.eventIds.count > 1 ? " (the last of \(finding.eventIds.count))" : ""), .title)])
+        if let event = detail.event {
+            for line in prettyJSON(event.canonicalJSON()) { lines.append([Span("  " + line)]) }
+        } else {
+            lines.append([Span("  (not in the store)", .muted)])
+        }
+        return DetailView(subject: .finding(id), title: "Finding \(finding.ruleId) \(finding.fingerprint.prefix(12))", lines: lines)
+    }
+
+    static func ruleMatch(_ rule: AuditRule) -> String {
+        func list(_ values: [String]) -> String { values.isEmpty ? "*" : values.joined(separator: "|") }
+        return "\(list(rule.match.services))/\(list(rule.match.entityTypes)) \(list(rule.match.actions))"
+            + (rule.conditions.isEmpty ? "" : ", \(rule.conditions.count) condition\(rule.conditions.count == 1 ? "" : "s")")
+    }
+
+    /// Words to lines of at most `width` characters.
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = []
+        var current = ""
+        for word in text.split(separator: " ") {
+            if !current.isEmpty && current.count + 1 + word.count > width {
+                lines.append(current)
+                current = ""
+            }
+            current += (current.isEmpty ? "" : " ") + word
+        }
+        if !current.isEmpty { lines.append(current) }
+        return lines
+    }
+
+    /// JSON indented for reading: a container short enough stays on one line.
+    static func prettyJSON(_ bytes: [UInt8], width: Int = 72) -> [String] {
+        guard let value = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) else {
+            return [String(decoding: bytes, as: UTF8.self)]
+        }
+        func compact(_ value: Any) -> String {
+            guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) else {
+                return "\(value)"
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+        func render(_ value: Any, prefix: String, indent: String, suffix: String, into lines: inout [String]) {
+            let flat = compact(value)
+            if indent.count + prefix.count + flat.count + suffix.count <= width || !(value is [Any] || value is [String: Any]) {
+                lines.append(indent + prefix + flat + suffix)
+                return
+            }
+            if let object = value as? [String: Any] {
+                lines.append(indent + prefix + "{")
+                let keys = object.keys.sorted()
+                for (n, key) in keys.enumerated() {
+                    render(object[key]!, prefix: compact(key) + ": ", indent: indent + "  ", suffix: n + 1 < keys.count ? "," : "", into: &lines)
+                }
+                lines.append(indent + "}" + suffix)
+            } else if let array = value as? [Any] {
+                lines.append(indent + prefix + "[")
+                for (n, element) in array.enumerated() {
+                    render(element, prefix: "", indent: indent + "  ", suffix: n + 1 < array.count ? "," : "", into: &lines)
+                }
+                lines.append(indent + "]" + suffix)
+            }
+        }
+        var lines: [String] = []
+        render(value, prefix: "", indent: "", suffix: "", into: &lines)
+        return lines
     }
 
     static func divisionName(_ id: String, _ snapshot: Snapshot) -> String {
@@ -246,6 +361,23 @@ enum Details {
             lines.append([])
             lines.append([Span("Why this severity", .title)])
             for reason in item.reasons { lines.append([Span("  " + reason)]) }
+        }
+        if let attributed = data.attribution[fingerprint] {
+            lines.append([])
+            lines.append([Span("Changed by (audit log)", .title)])
+            switch attributed.status {
+            case .unexplained:
+                lines.append([Span("  UNEXPLAINED: no audit event shows this change — made outside the API, or where the feed does not look", .error)])
+            case .pending:
+                lines.append([Span("  " + attributed.summary, .muted)])
+            case .explained:
+                for event in attributed.events.reversed() {
+                    lines.append([Span("  " + Attribution.describe(event))])
+                    if event.entityId != item.subject.id {
+                        lines.append([Span("    on \(event.entityType) \(event.entityName.isEmpty ? event.entityId : event.entityName)", .muted)])
+                    }
+                }
+            }
         }
         if let cause = item.causeFingerprint, let causeItem = data.review?.items.first(where: { $0.item.fingerprint == cause }) {
             lines.append([])

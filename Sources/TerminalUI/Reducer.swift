@@ -5,6 +5,8 @@ public enum AppEvent: Sendable {
     case key(Key)
     case resize(width: Int, height: Int)
     case data(DashboardData)
+    /// The audit feed: recent findings and ingestion health (merged into the Feed pane).
+    case audit(AuditFeed)
     case tick(Date)
     /// A message for the footer (an approval written, a theme loaded, an error).
     case notice(String, isError: Bool)
@@ -20,16 +22,30 @@ public enum Effect: Sendable, Equatable {
     case quit
 }
 
-/// A batch of pending events with every data update but the last dropped: each carries the
-/// whole dashboard, so only the newest matters, and a burst of updates cannot delay the keys
-/// queued behind it. Keys, resizes and the rest keep their order.
+/// A batch of pending events with every data update but the last dropped (and every audit
+/// update but the last): each carries its whole part of the dashboard, so only the newest
+/// matters, and a burst of updates cannot delay the keys queued behind it. Keys, resizes and
+/// the rest keep their order.
 public func coalesced(_ events: [AppEvent]) -> [AppEvent] { coalesced(events) { $0 } }
 
 /// As `coalesced(_:)`, for events wrapped in something else (a timestamp, say).
 public func coalesced<Element>(_ items: [Element], event: (Element) -> AppEvent) -> [Element] {
     func isData(_ item: Element) -> Bool { if case .data = event(item) { true } else { false } }
-    guard let last = items.lastIndex(where: isData) else { return items }
-    return items.enumerated().compactMap { index, item in isData(item) && index != last ? nil : item }
+    func isAudit(_ item: Element) -> Bool { if case .audit = event(item) { true } else { false } }
+    let lastData = items.lastIndex(where: isData)
+    let lastAudit = items.lastIndex(where: isAudit)
+    guard lastData != nil || lastAudit != nil else { return items }
+    return items.enumerated().compactMap { index, item in
+        (isData(item) && index != lastData) || (isAudit(item) && index != lastAudit) ? nil : item
+    }
+}
+
+/// The drift feed and the audit feed as one list, newest first.
+func merged(_ data: DashboardData, driftFeed: [FeedRow], audit: AuditFeed) -> DashboardData {
+    var data = data
+    data.audit = audit
+    data.feed = audit.rows.isEmpty ? driftFeed : (driftFeed + audit.rows).sorted(by: newestFirst)
+    return data
 }
 
 /// The only place state changes. Pure: same state and event, same result.
@@ -46,31 +62,11 @@ public func reduce(_ state: inout AppState, _ event: AppEvent) -> [Effect] {
         for pane in Pane.allCases { scrollIntoView(&state, pane) }
         return []
     case .data(let data):
-        let old = state.data
-        state.data = data
-        // Only panes whose rows changed are filtered again (arrays that share storage compare
-        // equal at once, so an update that only grows the feed leaves 100,000 users alone).
-        let changed: [Pane: Bool] = [
-            .users: old.users != data.users, .roles: old.roles != data.roles, .inheritance: old.inheritance != data.inheritance,
-            .feed: old.feed != data.feed,
-        ]
-        for pane in Pane.allCases where changed[pane] ?? true {
-            state.searchIndexes[pane.rawValue] =
-                switch pane {
-                case .users: SearchIndex(data.users)
-                case .roles: SearchIndex(data.roles)
-                case .inheritance: SearchIndex(data.inheritance)
-                case .feed: SearchIndex(data.feed)
-                }
-            refilter(&state, pane)
-        }
-        // Open drill-downs follow the data (an approval shows at once); a subject that is gone
-        // keeps its last page.
-        state.details = state.details.map { detail in
-            guard var fresh = Details.build(detail.subject, data) else { return detail }
-            fresh.offset = min(detail.offset, max(0, fresh.lines.count - 1))
-            return fresh
-        }
+        state.driftFeed = data.feed
+        install(&state, merged(data, driftFeed: data.feed, audit: state.data.audit))
+        return []
+    case .audit(let audit):
+        install(&state, merged(state.data, driftFeed: state.driftFeed, audit: audit))
         return []
     case .notice(let text, let isError):
         state.message = Message(text: text, isError: isError, until: state.now.addingTimeInterval(isError ? 8 : 4))
@@ -81,6 +77,36 @@ public func reduce(_ state: inout AppState, _ event: AppEvent) -> [Effect] {
         return []
     case .key(let key):
         return handleKey(&state, key)
+    }
+}
+
+/// Puts new data in place: panes whose rows changed are indexed and filtered again, open
+/// drill-downs are rebuilt.
+func install(_ state: inout AppState, _ data: DashboardData) {
+    let old = state.data
+    state.data = data
+    // Only panes whose rows changed are filtered again (arrays that share storage compare
+    // equal at once, so an update that only grows the feed leaves 100,000 users alone).
+    let changed: [Pane: Bool] = [
+        .users: old.users != data.users, .roles: old.roles != data.roles, .inheritance: old.inheritance != data.inheritance,
+        .feed: old.feed != data.feed,
+    ]
+    for pane in Pane.allCases where changed[pane] ?? true {
+        state.searchIndexes[pane.rawValue] =
+            switch pane {
+            case .users: SearchIndex(data.users)
+            case .roles: SearchIndex(data.roles)
+            case .inheritance: SearchIndex(data.inheritance)
+            case .feed: SearchIndex(data.feed)
+            }
+        refilter(&state, pane)
+    }
+    // Open drill-downs follow the data (an approval shows at once); a subject that is gone
+    // keeps its last page.
+    state.details = state.details.map { detail in
+        guard var fresh = Details.build(detail.subject, data) else { return detail }
+        fresh.offset = min(detail.offset, max(0, fresh.lines.count - 1))
+        return fresh
     }
 }
 
@@ -156,7 +182,11 @@ func performInDetail(_ state: inout AppState, _ action: Action) -> [Effect] {
         return []  // popped
     case .approve:
         state.details.append(detail)
-        if case .item(let fingerprint) = detail.subject { startApproval(&state, fingerprint: fingerprint) } else { startApproval(&state) }
+        switch detail.subject {
+        case .item(let fingerprint): startApproval(&state, fingerprint: fingerprint)
+        case .finding(let id): startApproval(&state, fingerprint: state.data.audit.details[id]?.finding.fingerprint)
+        default: startApproval(&state)
+        }
         return []
     case .refresh:
         state.details.append(detail)
@@ -388,19 +418,23 @@ func startApproval(_ state: inout AppState, fingerprint: String? = nil, ticket: 
     if chosen == nil {
         if case .item(let id) = state.details.last?.subject {
             chosen = id
+        } else if case .finding(let id) = state.details.last?.subject {
+            chosen = state.data.audit.details[id]?.finding.fingerprint
         } else if state.pane == .feed, state.details.isEmpty, let row = state.selectedRow(.feed) {
             chosen = state.data.feed[row].fingerprint
         }
     }
     guard let chosen, let row = state.data.feed.first(where: { $0.fingerprint == chosen }) else {
-        notice(&state, "select a drift item in the Feed (press 4) to approve it", error: true)
+        notice(&state, "select a drift item or finding in the Feed (press 4) to approve it", error: true)
         return
     }
     guard !row.failure else {
         notice(&state, "a failed collection is not drift: there is nothing to approve", error: true)
         return
     }
-    state.mode = .approve(ApprovalDraft(fingerprint: row.fingerprint, summary: row.summary, ticket: ticket))
+    var draft = ApprovalDraft(fingerprint: row.fingerprint, summary: row.summary, ticket: ticket)
+    draft.finding = row.isFinding
+    state.mode = .approve(draft)
 }
 
 func editApproval(_ state: inout AppState, _ draft: ApprovalDraft, _ key: Key) -> [Effect] {
@@ -457,7 +491,7 @@ func open(_ state: inout AppState) {
     case .inheritance:
         let item = data.inheritance[row]
         subject = item.kind == .group ? .group(item.id) : .team(item.id)
-    case .feed: subject = .item(data.feed[row].fingerprint)
+    case .feed: subject = data.feed[row].isFinding ? .finding(data.feed[row].id) : .item(data.feed[row].fingerprint)
     }
     if let detail = Details.build(subject, data) { state.details.append(detail) }
 }

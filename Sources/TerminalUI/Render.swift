@@ -36,7 +36,7 @@ public func render(_ state: AppState) -> Frame {
 /// (Names from the API are left as they are: the terminal shows them as best it can.)
 public let asciiChrome: [String: String] = [
     "·": "|", "…": "~", "—": "-", "–": "-", "↺": "@", "●": "*", "▸": ">", "↓": "v", "↑": "^", "─": "-", "│": "|",
-    "┌": "+", "┐": "+", "└": "+", "┘": "+",
+    "┌": "+", "┐": "+", "└": "+", "┘": "+", "←": "<",
 ]
 
 // MARK: Header and tabs
@@ -57,14 +57,20 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     case .ready:
         break
     }
+    // The audit feed's health: quiet when all is well, loud when it is not.
+    if let health = data.audit.health {
+        let lag = health.lagSeconds.map { " lag \(age(max(0, $0)))" } ?? ""
+        switch health.mode {
+        case .normal, .starting: break  // on the left, as room allows
+        case .throttled: right.append((" audit THROTTLED\(lag) ", headerBadge(theme, .high, on: style)))
+        case .criticalOnly: right.append((" audit CRITICAL-ONLY\(lag) ", headerBadge(theme, .critical, on: style)))
+        case .failing: right.append((" audit FAILING ", theme.style(.error)))
+        }
+    }
     if case .failed = data.status {} else {
         for severity in Severity.allCases.reversed() {
             let count = data.unapproved[severity] ?? 0
-            var badge = theme.style(Theme.role(for: severity))
-            badge.background = style.background
-            badge.bold = true
-            if theme.depth == .none { badge = style }
-            right.append(("\(count) \(severity.name) ", count > 0 ? badge : style))
+            right.append(("\(count) \(severity.name) ", count > 0 ? headerBadge(theme, Theme.role(for: severity), on: style) : style))
         }
     }
     let rightWidth = min(frame.width / 2, right.reduce(0) { $0 + CellWidth.of($1.0) })
@@ -77,9 +83,16 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     let next = data.nextRefresh.flatMap { next in
         data.status == .collecting ? nil : "next \(age(max(0, next.timeIntervalSince(state.now).rounded(.up))))"
     }
+    let health = data.audit.health
+    let quietAudit = health.map { $0.mode == .normal || $0.mode == .starting } ?? false
+    let auditLag = quietAudit ? health.map { h in h.mode == .starting ? "audit starting" : "audit lag " + (h.lagSeconds.map { age(max(0, $0)) } ?? "—") } : nil
+    let lastEvent = health?.lastEvent.map { "last event \(Details.clock($0))" }
+    let auditShort = quietAudit ? health.map { h in h.mode == .starting ? "audit …" : "audit " + (h.lagSeconds.map { age(max(0, $0)) } ?? "—") } : nil
     let candidates: [[String?]] = [
-        ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next],
-        ["rbacwatch", organization, baseline, collected.map { "collected \($0.ago) ago" }, next],
+        ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next, auditLag.map { $0 + (lastEvent.map { ", \($0)" } ?? "") }],
+        ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next, auditLag],
+        ["rbacwatch", organization, baseline, collected.map { "collected \($0.ago) ago" }, next, auditLag],
+        ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, next, auditShort],
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", organization, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", collected.map { "\($0.ago) ago" }, next],
@@ -92,6 +105,15 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     for (text, partStyle) in right where column < frame.width {
         column += frame.put(text, row: 0, column: column, limit: frame.width - column, style: partStyle)
     }
+}
+
+/// A severity colour on the header's background, bold (plain header text without colour).
+func headerBadge(_ theme: Theme, _ role: ThemeRole, on header: Style) -> Style {
+    guard theme.depth != .none else { return header }
+    var badge = theme.style(role)
+    badge.background = header.background
+    badge.bold = true
+    return badge
 }
 
 func renderTabs(_ frame: inout Frame, _ state: AppState) {
@@ -253,10 +275,12 @@ func rowCells(_ state: AppState, _ pane: Pane, _ index: Int, selected: Bool) -> 
         }
         let isNew = row.appeared.map { state.now.timeIntervalSince($0) < newItemHighlight && state.now >= $0 } ?? false
         let textStyle = isNew && !selected ? theme.style(.new) : row.state.isApproved && !selected ? theme.style(.approved) : base
+        // Findings say "open" (an alert), drift says "unapproved"; both name who acted when known.
+        let status = row.isFinding && !row.state.isApproved && row.state.approval == nil ? "open" : statusText(row.state, now: state.now)
         return [
             (row.severity.name + (row.escalation ? "!" : ""), isNew && !selected ? theme.style(.new) : severity(row.severity)),
-            (age(state.now.timeIntervalSince(row.firstSeen)), textStyle), (statusText(row.state, now: state.now), textStyle),
-            (row.summary, textStyle),
+            (age(state.now.timeIntervalSince(row.firstSeen)), textStyle), (status, textStyle),
+            (row.summary, row.actor == "UNEXPLAINED" && !selected && !isNew ? theme.style(.high) : textStyle),
         ]
     }
 }
@@ -272,7 +296,7 @@ func statusText(_ state: ReviewState, now: Date) -> String {
 
 func renderFeedStrip(_ frame: inout Frame, _ state: AppState, top: Int, rows: Int) {
     let theme = state.theme
-    let title = " Latest drift (\(state.data.feed.count)) — 4 or Tab to browse "
+    let title = " Latest \(state.data.audit.rows.isEmpty ? "drift" : "drift and findings") (\(state.data.feed.count)) — 4 or Tab to browse "
     frame.fill(row: top - 1, column: 0, count: frame.width, style: theme.style(.border))
     var column = 0
     while column < frame.width { column += frame.put(state.glyphs.horizontal, row: top - 1, column: column, style: theme.style(.border)) }
@@ -407,7 +431,7 @@ func renderHelp(_ frame: inout Frame, _ state: AppState) {
 }
 
 func renderApproval(_ frame: inout Frame, _ state: AppState, _ draft: ApprovalDraft) {
-    let inner = drawBox(&frame, state, width: 76, height: 13, title: "Approve drift item \(draft.fingerprint.prefix(12))")
+    let inner = drawBox(&frame, state, width: 76, height: 13, title: "Approve \(draft.finding ? "finding" : "drift item") \(draft.fingerprint.prefix(12))")
     let theme = state.theme
     let style = theme.style(.dialog)
     frame.put(draft.summary, row: inner.row, column: inner.column, limit: inner.width, style: style)

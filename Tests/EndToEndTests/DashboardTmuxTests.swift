@@ -94,11 +94,14 @@ struct DashboardTmuxTests {
         var approvedFingerprint = ""
         for _ in 0..<200 {
             try await tmux.keys("a")
-            screen = try await tmux.waitFor("the approval dialog or a refusal") { $0.contains("Approve drift item") || $0.contains("nothing to approve") }
+            screen = try await tmux.waitFor("the approval dialog or a refusal") {
+                $0.contains("Approve drift item") || $0.contains("Approve finding") || $0.contains("nothing to approve")
+            }
             if let line = Self.row(screen, containing: "Approve drift item") {
                 approvedFingerprint = String(line.components(separatedBy: "Approve drift item ")[1].prefix(12))
                 break
             }
+            if screen.contains("Approve finding") { try await tmux.keys("Escape") }
             try await tmux.keys("j")
         }
         #expect(approvedFingerprint.count == 12)
@@ -118,6 +121,20 @@ struct DashboardTmuxTests {
         screen = try await tmux.waitFor("the approved row") { screen in
             Self.row(screen, containing: "CHG-77 ").map { !$0.contains("approved ") } ?? false
         }
+
+        // Audit findings stream in beside the drift, with the rule and the actor; Enter shows
+        // the rule that fired and the raw event. The header says how ingestion is doing.
+        try await tmux.keys("Escape")
+        screen = try await tmux.waitFor("a live audit finding", timeout: .seconds(60)) { $0.contains(" open ") && $0.contains("RBW-0") }
+        #expect(Tmux.rows(screen)[0].contains(" audit "), "\(Tmux.rows(screen)[0])")
+        try await tmux.keys("/")
+        try await tmux.type("RBW-0")
+        try await tmux.keys("Enter", "Enter")
+        screen = try await tmux.waitFor("the finding's page") { $0.contains("Raw event") || $0.contains("Rule RBW-0") }
+        try await tmux.keys("G")
+        screen = try await tmux.waitFor("the raw event") { $0.contains("\"propertyChanges\"") && $0.contains("\"serviceName\"") }
+        try await tmux.keys("Escape", "Escape")
+        _ = try await tmux.waitFor("the feed again") { $0.contains("SEVERITY    AGE") }
 
         // Resize: the layout follows at once.
         try await tmux.resize(width: 80, height: 24)
