@@ -182,31 +182,52 @@ extension GenesysSimulator {
         return .ok(o.json)
     }
 
+    /// An async query as the audit service tracks it: Queued when created, Running at the
+    /// first status check, Succeeded from the second on (202 until then, as the API answers).
+    struct AsyncQuery: Sendable {
+        var id: String
+        var body: JSON
+        var startDate: String
+        var polls = 0
+
+        var state: String { polls == 0 ? "Queued" : polls == 1 ? "Running" : "Succeeded" }
+
+        func status() -> SimResponse {
+            var o = JSONObject()
+            o.set("id", id)
+            o.set("state", state)
+            o.set("startDate", startDate)
+            o.set("interval", body["interval"])
+            o.set("serviceName", body["serviceName"])
+            o.set("filters", body["filters"])
+            o.set("sort", body["sort"])
+            return SimResponse(status: state == "Succeeded" ? 200 : 202, body: o.json)
+        }
+    }
+
     func createAuditQuery(_ r: SimRequest) throws -> SimResponse {
         let body = try auditQueryBody(r)
         var ids = SeededRandom(seed: UInt64.random(in: .min ... .max))
-        let id = ids.uuid()
-        var o = JSONObject()
-        o.set("id", id)
-        o.set("state", "Succeeded")
-        o.set("startDate", timestamp())
-        o.set("interval", body["interval"])
-        o.set("serviceName", body["serviceName"])
-        o.set("filters", body["filters"])
-        o.set("sort", body["sort"])
-        let status = o.json
-        asyncQueries.withLock { $0[id] = status }
-        return .ok(status)
+        let query = AsyncQuery(id: ids.uuid(), body: body, startDate: timestamp())
+        asyncQueries.withLock { $0[query.id] = query }
+        return query.status()
     }
 
     func auditQueryStatus(_ r: SimRequest, _ id: String) throws -> SimResponse {
-        guard let status = asyncQueries.withLock({ $0[id] }) else { throw APIError.notFound("audit query") }
-        return .ok(status)
+        let query = asyncQueries.withLock { queries -> AsyncQuery? in
+            queries[id]?.polls += 1
+            return queries[id]
+        }
+        guard let query else { throw APIError.notFound("audit query") }
+        return query.status()
     }
 
     /// Results of an async query, `pageSize` at a time; `cursor` is present while more follow.
     func auditQueryResults(_ r: SimRequest, _ id: String) throws -> SimResponse {
         guard let query = asyncQueries.withLock({ $0[id] }) else { throw APIError.notFound("audit query") }
+        guard query.state == "Succeeded" else {
+            throw APIError.badRequest("The audit query \(id) is \(query.state); results are available once it has succeeded.", code: "audit.query.not.complete")
+        }
         let pageSize = min(max(1, Int(r.query.first("pageSize") ?? "") ?? 25), 500)
         var offset = 0
         if let cursor = r.query.first("cursor") {
@@ -215,7 +236,7 @@ extension GenesysSimulator {
             }
             offset = decoded
         }
-        let events = auditEvents(matching: query, reachFrom: nil)
+        let events = auditEvents(matching: query.body, reachFrom: nil)
         let expand = r.query.first("expand")?.split(separator: ",").contains("user") ?? false
         let page = events.dropFirst(offset).prefix(pageSize)
         var o = JSONObject()

@@ -86,7 +86,7 @@ public final class GenesysSimulator: Sendable {
     private let clock = ContinuousClock()
     private let origin: ContinuousClock.Instant
     private let correlationCounter = Atomic<UInt64>(0)
-    let asyncQueries = Mutex<[String: JSON]>([:])
+    let asyncQueries = Mutex<[String: AsyncQuery]>([:])
 
     public init(configuration: SimulatorConfiguration = SimulatorConfiguration()) {
         self.configuration = configuration

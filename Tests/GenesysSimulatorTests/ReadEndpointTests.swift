@@ -191,7 +191,13 @@ struct ReadEndpointTests {
                     "POST", "/api/v2/audits/query", token: token,
                     json: #"{"interval":"\#(window)","filters":[{"property":"EntityType","value":"Role"},{"property":"Action","value":"Create"}]}"#)
                 let id = try #require(started.object["id"] as? String)
-                #expect(started.object["state"] as? String == "Succeeded")
+                #expect(started.status == 202 && started.object["state"] as? String == "Queued")
+                let early = try await probe.get("/api/v2/audits/query/\(id)/results", token: token)
+                #expect(early.status == 400 && early.object["code"] as? String == "audit.query.not.complete")
+                let running = try await probe.get("/api/v2/audits/query/\(id)", token: token)
+                #expect(running.status == 202 && running.object["state"] as? String == "Running")
+                let done = try await probe.get("/api/v2/audits/query/\(id)", token: token)
+                #expect(done.status == 200 && done.object["state"] as? String == "Succeeded")
                 var names: [String] = []
                 var cursor: String?
                 repeat {

@@ -146,9 +146,24 @@ async_query = gc.AuditQueryExecutionStatusResponse  # noqa: F841 (the type the S
 body = gc.AuditQueryRequest()
 body.interval = f"{hour_ago}/{now}"
 body.service_name = "PeoplePermissions"
+
+
+def await_query(label, status):
+    """Polls an async audit query until it succeeds, as a client must (Queued, Running, Succeeded)."""
+    states = [status.state]
+    for _ in range(10):
+        if states[-1] == "Succeeded":
+            return True
+        polled = call(f"{label} status", audit.get_audits_query_transaction_id, status.id)
+        if polled is None:
+            return False
+        states.append(polled.state)
+    failures.append(f"{label}: never succeeded ({' -> '.join(map(str, states))})")
+    return False
+
+
 status = call("audit async query", audit.post_audits_query, body)
-if status is not None:
-    call("audit async status", audit.get_audits_query_transaction_id, status.id)
+if status is not None and await_query("audit async", status):
     call("audit async results", audit.get_audits_query_transaction_id_results, status.id, page_size=100)
 
 # Writes, with the admin client.
@@ -206,7 +221,7 @@ if found is not None:
 audited_async = gc.AuditQueryRequest()
 audited_async.interval = f"{hour_ago}/{later}"
 status = call("audit async query after writes", audit.post_audits_query, audited_async)
-if status is not None:
+if status is not None and await_query("audit async after writes", status):
     results = call("audit async results after writes", audit.get_audits_query_transaction_id_results, status.id, page_size=5)
     if results is not None and (not results.entities or results.cursor is None):
         failures.append("audit async results after writes: expected a first page of 5 and a cursor")
