@@ -3,10 +3,11 @@ import Foundation
 import GenesysClient
 import GenesysSimulator
 
-/// What an administrator does to a contact centre in a working day, sped up: grants, removals,
+/// What administrators do to a contact centre in a working day, sped up: grants, removals,
 /// group memberships, role edits, a role deleted and recreated, users moved — and now and then
-/// something critical. Every change goes through the simulator's write endpoints, as the real
-/// API's would.
+/// something critical. Every RBAC change goes through the simulator's write endpoints, as the
+/// real API's would; a third of the steps are the rest of the day as the audit log sees it
+/// (queues, webhooks, trunks, recording, OAuth secrets, logins — `recordAmbient`).
 struct DemoActivity {
     let simulator: GenesysSimulator
     let admin: GenesysAPIClient
@@ -28,6 +29,10 @@ struct DemoActivity {
     }
 
     mutating func step() async throws {
+        if rng.next() % 3 == 0 {
+            simulator.recordAmbient(roll: rng.next())
+            return
+        }
         let truth = simulator.groundTruth()
         let users = truth.users.values.filter { $0.state == "active" }.sorted { $0.id < $1.id }
         let custom = truth.roles.values.filter { !$0.isDefault && $0.name != "rbacwatch Auditor" }.sorted { $0.id < $1.id }

@@ -1,7 +1,10 @@
 import ArgumentParser
+import AuditCore
+import GenesysClient
 import GenesysSimulator
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `rbacwatch simulate`: the local Genesys Cloud simulator as a standalone server.
@@ -23,18 +26,43 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (0 picks a free one).")
     var port = 0
 
+    @Option(help: "Changes per minute a simulated administrator makes in the background, each audited (0: none).")
+    var activity = 0.0
+
+    func validate() throws {
+        guard activity >= 0, activity.isFinite else { throw ValidationError("--activity cannot be negative.") }
+    }
+
     func run() async throws {
         var configuration = try simulator.configuration()
         configuration.host = host
         configuration.port = port
         let sim = GenesysSimulator(configuration: configuration)
+        let (activity, seed) = (self.activity, configuration.seed)
+        let background = Mutex<Task<Void, Never>?>(nil)
         let app = sim.application(onReady: { endpoint in
             Console.out(endpoint.readyLine)
+            guard activity > 0 else { return }
+            background.withLock { task in
+                task = Task {
+                    let admin = GenesysAPIClient(
+                        connection: GenesysConnection(
+                            apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.adminClientId,
+                            clientSecret: Secret(endpoint.adminClientSecret)),
+                        transport: AsyncHTTPClientTransport())
+                    var changes = DemoActivity(simulator: sim, admin: admin, pause: .milliseconds(Int(60_000 / activity)), rng: SplitMix64(seed: seed &+ 7))
+                    await changes.run()
+                    await admin.shutdown()
+                }
+            }
         })
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: Logger(label: "rbacwatch.simulate", factory: { _ in SwiftLogNoOpLogHandler() })))
         try await group.run()
+        let task = background.withLock { $0 }
+        task?.cancel()
+        await task?.value
     }
 }

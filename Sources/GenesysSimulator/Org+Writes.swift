@@ -17,7 +17,7 @@ struct WriteError: Error {
 extension Org {
     mutating func audit(
         _ actor: AuditActor, date: String, service: String, entityType: String, action: String,
-        entityId: String, entityName: String, changes: [SimAuditEvent.Change]
+        entityId: String, entityName: String, changes: [SimAuditEvent.Change], status: String = "SUCCESS", remoteIp: [String]? = nil
     ) {
         var rng = SeededRandom(seed: UInt64.random(in: .min ... .max))
         auditLog.append(
@@ -25,7 +25,7 @@ extension Org {
                 id: rng.uuid(), eventDate: date, serviceName: service, entityType: entityType, action: action,
                 entityId: entityId, entityName: entityName, userId: actor.userId,
                 userName: actor.userId.flatMap { users[$0]?.name }, clientId: actor.clientId,
-                remoteIp: ["203.0.113.\(auditLog.count % 250 + 1)"], level: "USER", status: "SUCCESS",
+                remoteIp: remoteIp ?? ["203.0.113.\(auditLog.count % 250 + 1)"], level: "USER", status: status,
                 propertyChanges: changes, transactionId: rng.uuid(),
                 visibleAt: (ISODate.epochMilliseconds(date) ?? 0)
                     + (auditArrivalDelayMs > 0 ? Int64(rng.next() % UInt64(auditArrivalDelayMs + 1)) : 0)))

@@ -32,6 +32,8 @@ extension GenesysSimulator {
         ("Telephony", [("Trunk", ["Create", "Update", "Delete"])]),
         ("Integrations", [("Integration", ["Create", "Update", "Delete", "Enable", "Disable"]), ("Action", ["Create", "Update", "Delete"])]),
         ("Webhooks", [("Webhook", ["Create", "Update", "Delete"])]),
+        // Not in the contract's list; the simulator's guess at where recording settings live.
+        ("Recording", [("RecordingSettings", ["Update"]), ("RetentionPolicy", ["Create", "Update", "Delete"])]),
     ]
 
     func serviceMapping() -> SimResponse {

@@ -1,3 +1,4 @@
+import AuditCore
 import Foundation
 import GenesysClient
 import Testing
@@ -26,9 +27,9 @@ struct SimulateAndDemoTests {
         #expect(result.stdout.contains("verified 20 users against authorization/subjects: 0 mismatches"))
     }
 
-    @Test("simulate prints one JSON ready line, serves, and stops cleanly on SIGTERM")
+    @Test("simulate prints one JSON ready line, serves, generates audited activity across services with --activity, and stops cleanly on SIGTERM")
     func simulate() async throws {
-        let (process, line) = try await startSimulator(users: 200)
+        let (process, line) = try await startSimulator(users: 200, extra: ["--activity", "600"])
         defer { if process.isRunning { process.terminate() } }
         let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let api = try #require(ready["apiBaseUrl"] as? String)
@@ -40,6 +41,24 @@ struct SimulateAndDemoTests {
         let response = try await transport.send(HTTPRequestData(method: "GET", url: api + "/api/v2/users"))
         await transport.shutdown()
         #expect(response.status == 401)
+
+        // Ten changes a second in the background, RBAC and the rest, all in the audit log.
+        let client = GenesysAPIClient(
+            connection: GenesysConnection(
+                apiBaseURL: api, loginBaseURL: api, clientId: try #require(ready["clientId"] as? String),
+                clientSecret: Secret(try #require(ready["clientSecret"] as? String))),
+            transport: AsyncHTTPClientTransport())
+        let source = GenesysAuditSource(client: client)
+        var services = Set<String>()
+        let until = ContinuousClock.now + .seconds(20)
+        while services.count < 3 && ContinuousClock.now < until {
+            try await Task.sleep(for: .milliseconds(500))
+            let events = try await source.events(from: Date().addingTimeInterval(-300), to: Date().addingTimeInterval(60), service: "*", realtime: true)
+            services = Set(events.map(\.serviceName))
+        }
+        await client.shutdown()
+        #expect(services.count >= 3 && services.contains("PeoplePermissions"), "\(services)")
+
         process.terminate()  // SIGTERM
         let deadline = ContinuousClock.now + .seconds(15)
         while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -104,10 +123,10 @@ enum SDKProbe {
 }
 
 /// Runs `rbacwatch simulate` and returns it with its ready line.
-func startSimulator(users: Int) async throws -> (Process, String) {
+func startSimulator(users: Int, extra: [String] = []) async throws -> (Process, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: CommandRunner.binary)
-    process.arguments = ["simulate", "--users", String(users), "--port", "0"]
+    process.arguments = ["simulate", "--users", String(users), "--port", "0"] + extra
     let out = Pipe()
     process.standardOutput = out
     process.standardError = FileHandle.nullDevice
