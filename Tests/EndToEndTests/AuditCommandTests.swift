@@ -17,9 +17,15 @@ struct AuditCommandTests {
             #expect(finding["severity"] as? String == "critical" && finding["status"] as? String == "open")
             #expect((finding["controls"] as? [String])?.contains("NIST AC-6(1)") == true)
             let fingerprint = try #require(finding["fingerprint"] as? String)
+            // The drift check of the same cycle: the new role, attributed to the event just ingested.
+            let driftLine = try #require(first.stdout.split(separator: "\n").first { $0.contains("rbacwatch.drift-item/1") && $0.contains("roleCreated") })
+            let item = try #require(try JSONSerialization.jsonObject(with: Data(driftLine.utf8)) as? [String: Any])
+            let attribution = try #require(item["attribution"] as? [String: Any])
+            #expect(attribution["status"] as? String == "explained", "\(driftLine)")
+            #expect((attribution["events"] as? [[String: Any]])?.last?["clientId"] as? String == scenario.endpoint.adminClientId)
 
             // Again: the overlap refetches the event, dedupe keeps the store as it was.
-            let again = try await scenario.run(["watch", "--once", "--lag", "1s", "--fail-on", "high"])
+            let again = try await scenario.run(["watch", "--once", "--lag", "1s", "--fail-on", "high", "--no-drift"])
             #expect(again.status == 0, "\(again.stderr)")
             let listed = try await scenario.run(["findings", "list", "--format", "json"])
             #expect(listed.stdout.split(separator: "\n").filter { $0.contains("RBW-001") }.count == 1)
@@ -34,9 +40,57 @@ struct AuditCommandTests {
             try await scenario.admin("PUT", "/api/v2/authorization/roles/\(role.id)", json: #"{"name":"Sneaky","permissions":["routing:queue:view"]}"#)
             try await scenario.admin("PUT", "/api/v2/authorization/roles/\(role.id)", json: #"{"name":"Sneaky","permissions":["authorization:grant:add"]}"#)
             try await Task.sleep(for: .milliseconds(1100))
-            let third = try await scenario.run(["watch", "--once", "--lag", "1s", "--fail-on", "high"])
+            let third = try await scenario.run(["watch", "--once", "--lag", "1s", "--fail-on", "high", "--no-drift"])
             #expect(third.status == 0, "an approved change does not fail the gate: \(third.stdout) \(third.stderr)")
             #expect(third.stdout.contains("\"status\":\"approved\"") && third.stdout.contains("CHG-9"))
+        }
+    }
+
+    @Test("watch runs until SIGTERM: findings and new drift items stream out as JSON lines, each item with who made it; the stop is clean")
+    func watchContinuous() async throws {
+        try await DriftScenarioTests.withScenario(users: 60) { scenario in
+            let out = scenario.directory.appendingPathComponent("watch.out")
+            let log = scenario.directory.appendingPathComponent("watch.log")
+            #expect(FileManager.default.createFile(atPath: out.path, contents: nil))
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandRunner.binary)
+            process.arguments = [
+                "watch", "--poll-interval", "1s", "--lag", "1s", "--overlap", "5s", "--drift-interval", "2s", "--log-file", log.path,
+            ]
+            var environment = scenario.environment
+            environment["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+            environment["HOME"] = NSTemporaryDirectory()
+            process.environment = environment
+            process.standardOutput = try FileHandle(forWritingTo: out)
+            process.standardError = FileHandle.nullDevice
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            defer { if process.isRunning { process.terminate() } }
+
+            let truth = scenario.sim.groundTruth()
+            let user = try #require(truth.users.values.sorted { $0.id < $1.id }.first)
+            let admin = try #require(truth.roles.values.first { $0.name == "Master Admin" })
+            try await scenario.admin("POST", "/api/v2/authorization/subjects/\(user.id)/divisions/*/roles/\(admin.id)?subjectType=PC_USER")
+
+            var lines: [String] = []
+            let deadline = ContinuousClock.now + .seconds(60)
+            func has(_ a: String, _ b: String) -> Bool { lines.contains { $0.contains(a) && $0.contains(b) } }
+            while ContinuousClock.now < deadline && !(has("rbacwatch.drift-item/1", "\"grantAdded\"") && has("rbacwatch.finding/1", "RBW-002")) {
+                try await Task.sleep(for: .milliseconds(200))
+                lines = String(decoding: (try? Data(contentsOf: out)) ?? Data(), as: UTF8.self).split(separator: "\n").map(String.init)
+            }
+            let grantLine = try #require(lines.first { $0.contains("rbacwatch.drift-item/1") && $0.contains("\"grantAdded\"") }, "\(lines)")
+            let grant = try #require(try JSONSerialization.jsonObject(with: Data(grantLine.utf8)) as? [String: Any])
+            #expect((grant["attribution"] as? [String: Any])?["status"] as? String == "explained", "\(grantLine)")
+            #expect(lines.filter { $0.contains("\"grantAdded\"") }.count == 1, "printed once while it lasts")
+
+            process.terminate()  // SIGTERM
+            let stopBy = ContinuousClock.now + .seconds(20)
+            while process.isRunning && ContinuousClock.now < stopBy { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(!process.isRunning)
+            #expect(process.terminationStatus == 0)
+            let logged = String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)
+            #expect(logged.contains("watching the audit feed and checking drift") && logged.contains("stopped"), "\(logged)")
         }
     }
 

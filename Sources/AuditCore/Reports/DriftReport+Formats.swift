@@ -94,7 +94,17 @@ extension DriftReport {
         w.endObject()
     }
 
-    static func encode(_ reviewed: ReviewedItem, attribution: ItemAttribution?, to w: inout CanonicalJSONWriter) {
+    /// The schema of one drift item on its own line (`watch`'s output).
+    public static let itemSchema = "rbacwatch.drift-item/1"
+
+    /// One item as a JSON line, the same members as in the report plus `schema`.
+    public static func itemLine(_ reviewed: ReviewedItem, attribution: ItemAttribution?) -> [UInt8] {
+        var w = CanonicalJSONWriter(reservingCapacity: 1024)
+        encode(reviewed, attribution: attribution, schema: itemSchema, to: &w)
+        return w.bytes
+    }
+
+    static func encode(_ reviewed: ReviewedItem, attribution: ItemAttribution?, schema: String? = nil, to w: inout CanonicalJSONWriter) {
         let item = reviewed.item
         w.beginObject()
         w.field("after", item.after)
@@ -123,6 +133,7 @@ extension DriftReport {
         encode(item.previous, "previous", to: &w)
         w.field("reasons", item.reasons)
         encode(item.role, "role", to: &w)
+        w.field("schema", schema)
         w.field("severity", item.severity.name)
         w.field("status", status(reviewed.state))
         encode(item.subject, "subject", to: &w)

@@ -1,0 +1,234 @@
+import ArgumentParser
+import AuditCore
+import AuditEngine
+import AuditStore
+import Foundation
+import GenesysClient
+import Logging
+
+/// `rbacwatch watch`: ingestion, rules and periodic drift checks headless, until SIGTERM;
+/// `--once` for cron.
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Ingest the audit feed, judge it by the rules and check drift, headless, until SIGTERM (--once: one cycle, for cron).",
+        discussion: """
+            Polls the audit API every --poll-interval on a sliding window (--overlap, default 65 s) and \
+            holds events for --lag (default 60 s) so late ones are judged in order. Restarts resume from \
+            the high-water mark in the state file; longer pauses are backfilled. Every --drift-interval \
+            it also collects the organisation and compares it with the accepted baseline. Findings \
+            (schema rbacwatch.finding/1) and new unapproved drift items with their attribution (schema \
+            rbacwatch.drift-item/1) are printed as JSON lines on stdout and kept in the state file; logs \
+            go to stderr or --log-file. Exit codes: 0 ok, 1 failure, 2 usage, 3 (with --once) a finding \
+            or unapproved drift item at or above --fail-on, 4 (with --once) a partial collection.
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var state: StateOptions
+    @OptionGroup var rules: RuleOptions
+    @OptionGroup var comparison: ComparisonOptions
+
+    @Flag(help: "Run one cycle (a poll and a drift check) and exit.")
+    var once = false
+
+    @Option(name: .customLong("poll-interval"), help: "Time between polls: 30s, 1m.")
+    var pollInterval = Interval(argument: "60s")!
+
+    @Option(help: "How far each window reaches back before the high-water mark.")
+    var overlap = Interval(argument: "65s")!
+
+    @Option(help: "How long events wait for late ones before they are judged.")
+    var lag = Interval(argument: "60s")!
+
+    @Option(help: "On the first run, start this far back.")
+    var lookback = Interval(argument: "1h")!
+
+    @Option(name: .customLong("drift-interval"), help: "Time between drift checks (collect and compare with the baseline).")
+    var driftInterval = Interval(argument: "15m")!
+
+    @Flag(name: .customLong("no-drift"), help: "Follow the audit feed only; no drift checks.")
+    var noDrift = false
+
+    @Option(name: .customLong("keep-snapshots"), help: "Snapshots kept in the store besides the baselines' (older ones are pruned).")
+    var keepSnapshots = 10
+
+    @Option(name: .customLong("fail-on"), help: "With --once: exit 3 when a finding or unapproved drift item is at least this severe.")
+    var failOn: String?
+
+    @Option(name: .customLong("log-file"), help: "Append logs here instead of stderr.")
+    var logFile: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+
+    func validate() throws {
+        if let failOn, Severity(name: failOn) == nil { throw ValidationError("--fail-on is low, medium, high or critical.") }
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        try await CommandErrors.handle {
+            let resolved = try connection.resolve(environment: environment)
+            let ruleSet = try rules.load(environment: environment)
+            let options = try comparison.driftOptions()
+            let store = try state.open(environment: environment)
+            let logger = try WatchLogging.logger(file: logFile, level: logLevel)
+            var settings = IngestionSettings()
+            settings.pollInterval = pollInterval.seconds
+            settings.overlap = overlap.seconds
+            settings.lag = lag.seconds
+            settings.initialLookback = lookback.seconds
+            let (ingestor, client) = AuditFeedSetup.ingestor(resolved, store: store, rules: ruleSet, settings: settings, logger: logger)
+            let drift =
+                noDrift
+                ? nil
+                : DriftWatch(
+                    store: store, options: options, logger: logger,
+                    monitor: DriftMonitor(store: store, interval: driftInterval.duration, options: options, keepSnapshots: keepSnapshots) {
+                        try await SnapshotRunner.collect(resolved, settings: .init(), logger: logger, progress: ProgressLine(enabled: false)).0
+                    })
+            let threshold = failOn.flatMap(Severity.init(name:))
+            var worst: Severity?
+            var partial = false
+            do {
+                try await client.authenticate()
+                if once {
+                    let outcome = await ingestor.poll()
+                    for finding in outcome.findings {
+                        Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self))
+                        if finding.status == .open { worst = max(worst ?? finding.severity, finding.severity) }
+                    }
+                    let health = await ingestor.health
+                    logger.info(
+                        "audit cycle done",
+                        metadata: ["fetched": "\(outcome.fetched)", "judged": "\(outcome.judged)", "findings": "\(outcome.findings.count)", "health": "\(health.summary)"])
+                    if let failed = outcome.failed { throw OperationError("audit poll failed: \(failed)") }
+                    if outcome.rateLimited { throw OperationError("the audit API is rate limiting us; nothing was lost, run again later") }
+                    if let drift {
+                        switch try await drift.checkOnce() {
+                        case .noBaseline:
+                            logger.notice("no baseline yet: drift not checked (accept one with rbacwatch baseline accept)")
+                        case .partial(let why):
+                            logger.warning("partial collection: drift not compared", metadata: ["problems": "\(why)"])
+                            partial = true
+                        case .items(let items):
+                            for (reviewed, attribution) in items {
+                                Console.out(String(decoding: DriftReport.itemLine(reviewed, attribution: attribution), as: UTF8.self))
+                                worst = max(worst ?? reviewed.item.severity, reviewed.item.severity)
+                            }
+                            logger.info("drift check done", metadata: ["unapproved": "\(items.count)"])
+                        }
+                    }
+                } else {
+                    try await Self.runUntilSignalled(ingestor, drift: drift, logger: logger)
+                }
+            } catch {
+                await client.shutdown()
+                throw error
+            }
+            await client.shutdown()
+            if let threshold, let worst, worst >= threshold { throw ExitCode(RBACWatchExit.driftFound) }
+            if partial { throw ExitCode(RBACWatchExit.partial) }
+        }
+    }
+
+    /// Polls (and checks drift) until SIGTERM, SIGINT or SIGHUP; the cycle in progress finishes
+    /// (its window is recorded or not at all) before the process exits.
+    static func runUntilSignalled(_ ingestor: AuditIngestor, drift: DriftWatch?, logger: Logger) async throws {
+        let stop = AsyncStream<Int32>.makeStream()
+        let signals = SignalWatch { stop.continuation.yield($0) }
+        defer { signals.cancel() }
+        let printer = Task {
+            for await update in ingestor.updates {
+                for finding in update.findings { Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self)) }
+                // New events may explain drift items still waiting for them.
+                if update.judged > 0, let drift { await drift.monitor.reattribute() }
+            }
+        }
+        var tasks = [Task { await ingestor.run() }]
+        if let drift {
+            tasks.append(Task { await drift.monitor.run() })
+            tasks.append(Task { await drift.printNewItems() })
+        }
+        logger.notice("watching the audit feed\(drift == nil ? "" : " and checking drift")")
+        for await number in stop.stream {
+            logger.notice("signal \(number): finishing the current cycle and stopping")
+            break
+        }
+        for task in tasks { task.cancel() }
+        for task in tasks { _ = await task.value }
+        printer.cancel()
+        logger.notice("stopped")
+    }
+}
+
+/// Drift checks for `watch`: new unapproved items, with who made them happen, as JSON lines.
+struct DriftWatch {
+    let store: any AuditStore
+    let options: DriftOptions
+    let logger: Logger
+    let monitor: DriftMonitor
+    /// How long an item waits for an audit event to explain it before it is printed anyway.
+    static let attributionWait: TimeInterval = 300
+
+    enum Outcome {
+        case noBaseline
+        case partial(String)
+        case items([(ReviewedItem, ItemAttribution?)])
+    }
+
+    /// One comparison now (through the monitor, so it is stored and lineage is kept).
+    func checkOnce() async throws -> Outcome {
+        guard try await store.currentBaseline() != nil else { return .noBaseline }
+        let updates = Task { () -> MonitorUpdate? in
+            var last: MonitorUpdate?
+            for await update in monitor.updates {
+                last = update
+                if update.status == .ready || (update.status != .collecting && update.status != .starting) { break }
+            }
+            return last
+        }
+        let run = Task { await monitor.run() }
+        let update = await updates.value
+        run.cancel()
+        _ = await run.value
+        guard let update else { throw OperationError("the drift check ended without a result") }
+        switch update.status {
+        case .ready:
+            let items = (update.review?.items ?? []).filter { !$0.state.isApproved }
+            return .items(items.map { ($0, update.attribution?[$0.item.fingerprint]) })
+        case .failed(let message) where message.hasPrefix("partial collection"):
+            return .partial(message)
+        case .failed(let message):
+            throw OperationError("drift check failed: \(message)")
+        default:
+            throw OperationError("the drift check ended without a result")
+        }
+    }
+
+    /// Prints each unapproved item once while it lasts (again if it goes and comes back); an
+    /// item whose audit event has not arrived yet waits for it, up to `attributionWait`.
+    func printNewItems() async {
+        var printed = Set<String>()
+        var waitingSince: [String: Date] = [:]
+        for await update in monitor.updates {
+            if case .failed(let message) = update.status { logger.warning("drift check failed", metadata: ["error": "\(message)"]) }
+            guard update.status == .ready, let review = update.review else { continue }
+            let now = Date()
+            let current = Set(review.items.map(\.item.fingerprint))
+            printed.formIntersection(current)
+            waitingSince = waitingSince.filter { current.contains($0.key) }
+            for reviewed in review.items where !reviewed.state.isApproved && !printed.contains(reviewed.item.fingerprint) {
+                let fingerprint = reviewed.item.fingerprint
+                let attribution = update.attribution?[fingerprint]
+                if attribution?.status == .pending {
+                    let since = waitingSince[fingerprint] ?? now
+                    waitingSince[fingerprint] = since
+                    if now.timeIntervalSince(since) < Self.attributionWait { continue }
+                }
+                Console.out(String(decoding: DriftReport.itemLine(reviewed, attribution: attribution), as: UTF8.self))
+                printed.insert(fingerprint)
+            }
+        }
+    }
+}
