@@ -132,7 +132,7 @@ struct DashboardTmuxTests {
         try await tmux.keys("Enter", "Enter")
         screen = try await tmux.waitFor("the finding's page") { $0.contains("Raw event") || $0.contains("Rule RBW-0") }
         try await tmux.keys("G")
-        screen = try await tmux.waitFor("the raw event") { $0.contains("\"propertyChanges\"") && $0.contains("\"serviceName\"") }
+        screen = try await tmux.waitFor("the raw event") { $0.contains("\"serviceName\"") && $0.contains("\"id\"") }
         try await tmux.keys("Escape", "Escape")
         _ = try await tmux.waitFor("the feed again") { $0.contains("SEVERITY    AGE") }
 
