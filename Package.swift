@@ -100,6 +100,7 @@ let package = Package(
             name: "rbacwatch-bench",
             dependencies: [
                 "AuditCore",
+                "AuditEngine",
                 "AuditStore",
                 "GenesysClient",
                 "GenesysSimulator",
