@@ -102,6 +102,10 @@ public actor AuditIngestor {
     private let clock: any WallClock
     private let logger: Logger
     private var engine: RuleEngine
+    /// How far back the rules remember (throttles, correlation windows), and whether the
+    /// engine has been brought up to date with what the store already judged.
+    private let memory: TimeInterval
+    private var warmed = false
     private let ruleServices: [String]
     private var buffer = ReorderBuffer()
     private var services: [String]?
@@ -121,6 +125,7 @@ public actor AuditIngestor {
         self.clock = clock
         self.logger = logger
         self.engine = RuleEngine(rules: rules)
+        self.memory = min(rules.memorySeconds, 86_400)
         self.ruleServices = rules.services
         (updates, continuation) = AsyncStream.makeStream(of: IngestionUpdate.self, bufferingPolicy: .bufferingNewest(16))
     }
@@ -179,6 +184,16 @@ public actor AuditIngestor {
                 logger.warning(
                     "audit gap: backfilling", metadata: ["from": "\(ISOTimestamp.string(water))", "seconds": "\(Int(settled.timeIntervalSince(water)))"])
             }
+            if !warmed, stored != nil {
+                // A restart: replay what was judged within the rules' memory, findings discarded,
+                // so throttles hold and bursts that straddle the restart still count.
+                for event in try await store.auditEvents(from: water.addingTimeInterval(-memory), to: water)
+                    .sorted(by: { ($0.date, $0.id) < ($1.date, $1.id) })
+                {
+                    _ = engine.judge(event)
+                }
+            }
+            warmed = true
             let approvals = try await store.approvals()
             var start = water.addingTimeInterval(-settings.overlap)
             // At most 48 windows however long the gap: a week's backfill goes by the half-day.

@@ -75,6 +75,31 @@ struct IngestionTests {
         }
     }
 
+    @Test("a restart keeps the rules' memory: throttles still hold for the same trunk and the same account's failed-login burst")
+    func restartKeepsRuleState() async throws {
+        try await Self.withRig { rig in
+            let store = try rig.store()
+            var first: AuditIngestor? = rig.ingestor(store)
+            #expect(await first!.poll().failed == nil)
+            rig.sim.recordAmbient(.trunkEdited, roll: 7)
+            rig.sim.recordAmbient(.loginFailures, roll: 3)  // five failures: a burst
+            rig.clock.advance(by: .seconds(70))
+            let before = await first!.poll()
+            #expect(before.findings.map(\.ruleId).sorted() == ["RBW-012", "RBW-013"], "\(before.findings.map(\.ruleId))")
+            first = nil  // restart
+
+            // The same trunk again within its 15-minute throttle, the same account failing again.
+            rig.clock.advance(by: .seconds(120))
+            rig.sim.recordAmbient(.trunkEdited, roll: 7)
+            rig.sim.recordAmbient(.loginFailures, roll: 3)
+            rig.clock.advance(by: .seconds(70))
+            let second = rig.ingestor(try rig.store())
+            let after = await second.poll()
+            #expect(after.judged == 6)
+            #expect(after.findings.isEmpty, "a fresh engine would alert again: \(after.findings.map(\.ruleId))")
+        }
+    }
+
     @Test("a restart mid-stream: events waiting in the reorder buffer are fetched again, nothing is judged twice, nothing is missed")
     func restart() async throws {
         try await Self.withRig { rig in

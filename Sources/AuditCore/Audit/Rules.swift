@@ -397,6 +397,19 @@ public struct RuleSet: Sendable {
 
     public var enabled: [AuditRule] { rules.filter(\.enabled) }
 
+    /// How far back the engine's state reaches: the longest throttle or correlation window of
+    /// the enabled rules (what a restarted engine must replay to decide as before).
+    public var memorySeconds: Double {
+        enabled.reduce(0) { longest, rule in
+            var window = rule.throttleSeconds ?? 0
+            switch rule.correlation {
+            case .burst(_, let seconds)?, .flapping(_, let seconds)?: window = max(window, seconds)
+            case nil: break
+            }
+            return max(longest, window)
+        }
+    }
+
     /// The services the enabled rules look at (`*` when one matches any service).
     public var services: [String] {
         var names = Set<String>()
