@@ -34,6 +34,11 @@ public final class SQLiteAuditStore: AuditStore {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "rbacwatch.state"
+        // WAL with synchronous=NORMAL: a killed process loses nothing committed; a power cut may
+        // lose the last commits whole (never half of one) — for the audit feed that rolls the
+        // high-water mark back with its events, which the next poll fetches again. It spares an
+        // fsync per window (measured: the SQLite pipeline of rbacwatch-bench rules).
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
         } catch {

@@ -71,7 +71,7 @@ enum Details {
     }
 
     static func ruleMatch(_ rule: AuditRule) -> String {
-        func list(_ values: [String]) -> String { values.isEmpty ? "*" : values.joined(separator: "|") }
+        func list(_ values: Patterns) -> String { values.isEmpty ? "*" : values.joined(separator: "|") }
         return "\(list(rule.match.services))/\(list(rule.match.entityTypes)) \(list(rule.match.actions))"
             + (rule.conditions.isEmpty ? "" : ", \(rule.conditions.count) condition\(rule.conditions.count == 1 ? "" : "s")")
     }

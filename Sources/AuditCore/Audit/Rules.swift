@@ -24,11 +24,11 @@ public struct AuditRule: Sendable, Hashable, Identifiable {
 
     /// Patterns (`*` wildcards, case-insensitive); an empty list matches anything.
     public struct Match: Sendable, Hashable {
-        public var services: [String] = []
-        public var entityTypes: [String] = []
-        public var actions: [String] = []
+        public var services: Patterns = []
+        public var entityTypes: Patterns = []
+        public var actions: Patterns = []
         /// The event's `status`: SUCCESS unless asked (failures change nothing).
-        public var statuses: [String] = ["SUCCESS"]
+        public var statuses: Patterns = ["SUCCESS"]
         public init() {}
     }
 
@@ -38,23 +38,23 @@ public struct AuditRule: Sendable, Hashable, Identifiable {
             /// A property change whose name matches exists.
             case changed
             /// Some value added (in newValues, not oldValues) matches a pattern.
-            case added([String])
+            case added(Patterns)
             /// Some value removed matches a pattern.
-            case removed([String])
+            case removed(Patterns)
             /// Some new value matches a pattern.
-            case newValue([String])
+            case newValue(Patterns)
             /// Some old value matches a pattern.
-            case oldValue([String])
+            case oldValue(Patterns)
             /// Some new value matches none of the patterns (an allowlist).
-            case newValueOutside([String])
+            case newValueOutside(Patterns)
             /// An event field (`entityName`, `actor`, `clientId`, `remoteIp`, `level`) matches.
-            case field(String, [String])
+            case field(String, Patterns)
         }
 
         /// Property name patterns, any of which may match (ignored by `.field`).
-        public var property: [String]
+        public var property: Patterns
         public var test: Test
-        public init(property: [String], test: Test) {
+        public init(property: Patterns, test: Test) {
             self.property = property
             self.test = test
         }
@@ -63,10 +63,10 @@ public struct AuditRule: Sendable, Hashable, Identifiable {
     /// Events this rule does not judge: by actor (user id or name), OAuth client, entity (id or
     /// name), remote address (exact or `a.b.c.*`). All given lists must match (an AND of ORs).
     public struct Exception: Sendable, Hashable {
-        public var actors: [String] = []
-        public var clients: [String] = []
-        public var entities: [String] = []
-        public var remoteIps: [String] = []
+        public var actors: Patterns = []
+        public var clients: Patterns = []
+        public var entities: Patterns = []
+        public var remoteIps: Patterns = []
         public var reason: String?
         public init() {}
     }
@@ -109,22 +109,7 @@ public struct RuleError: Error, CustomStringConvertible, Sendable {
 public enum Glob {
     /// `*` matches any run of characters, `\*` a literal star; case-insensitive.
     public static func matches(_ pattern: String, _ text: String) -> Bool {
-        if pattern == "*" { return true }
-        if !pattern.contains("*") { return pattern.caseInsensitiveCompare(text) == .orderedSame }
-        // Tokens: a byte, or nil for a wildcard.
-        var p: [UInt8?] = []
-        var escaped = false
-        for byte in pattern.lowercased().utf8 {
-            if escaped {
-                p.append(byte)
-                escaped = false
-            } else if byte == UInt8(ascii: "\\") {
-                escaped = true
-            } else {
-                p.append(byte == UInt8(ascii: "*") ? nil : byte)
-            }
-        }
-        return matches(tokens: p, Array(text.lowercased().utf8))
+        Patterns([pattern]).matches(text)
     }
 
     /// The matcher under every glob here: `nil` tokens are wildcards (any run of bytes).
@@ -154,16 +139,91 @@ public enum Glob {
     }
 
     public static func any(_ patterns: [String], _ text: String) -> Bool {
-        patterns.contains { matches($0, text) }
+        Patterns(patterns).matches(text)
     }
+}
+
+/// Glob patterns compiled once (lower-cased bytes, wildcards marked), matched against text
+/// lower-cased once per test: the rule engine runs them for every rule and every event.
+public struct Patterns: Sendable, Hashable, RandomAccessCollection, ExpressibleByArrayLiteral {
+    enum Compiled: Sendable, Hashable {
+        case any
+        case literal([UInt8])
+        case glob([UInt8?])
+    }
+
+    public let texts: [String]
+    let compiled: [Compiled]
+
+    public init(_ texts: [String]) {
+        self.texts = texts
+        compiled = texts.map { pattern in
+            if pattern == "*" { return .any }
+            var tokens: [UInt8?] = []
+            var escaped = false
+            var wild = false
+            for byte in Patterns.lowercased(pattern) {
+                if escaped {
+                    tokens.append(byte)
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "*") {
+                    tokens.append(nil)
+                    wild = true
+                } else {
+                    tokens.append(byte)
+                }
+            }
+            return wild ? .glob(tokens) : .literal(tokens.map { $0! })
+        }
+    }
+
+    public init(arrayLiteral elements: String...) { self.init(elements) }
+
+    public var startIndex: Int { texts.startIndex }
+    public var endIndex: Int { texts.endIndex }
+    public subscript(position: Int) -> String { texts[position] }
+
+    /// Whether any pattern matches `text` (case-insensitive).
+    public func matches(_ text: String) -> Bool {
+        guard !compiled.isEmpty else { return false }
+        var lowered: [UInt8]?
+        for pattern in compiled {
+            switch pattern {
+            case .any: return true
+            case .literal(let bytes):
+                if lowered == nil { lowered = Patterns.lowercased(text) }
+                if bytes == lowered! { return true }
+            case .glob(let tokens):
+                if lowered == nil { lowered = Patterns.lowercased(text) }
+                if Glob.matches(tokens: tokens, lowered!) { return true }
+            }
+        }
+        return false
+    }
+
+    /// Lower-cased UTF-8: byte arithmetic for ASCII, Unicode rules otherwise.
+    static func lowercased(_ text: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            if byte >= 0x80 { return Array(text.lowercased().utf8) }
+            bytes.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+        }
+        return bytes
+    }
+
+    public static func == (a: Patterns, b: Patterns) -> Bool { a.texts == b.texts }
+    public func hash(into hasher: inout Hasher) { hasher.combine(texts) }
 }
 
 extension AuditRule.Match {
     public func matches(_ event: AuditEvent) -> Bool {
-        (services.isEmpty || Glob.any(services, event.serviceName))
-            && (entityTypes.isEmpty || Glob.any(entityTypes, event.entityType))
-            && (actions.isEmpty || Glob.any(actions, event.action))
-            && (statuses.isEmpty || Glob.any(statuses, event.status))
+        (services.isEmpty || services.matches(event.serviceName))
+            && (entityTypes.isEmpty || entityTypes.matches(event.entityType))
+            && (actions.isEmpty || actions.matches(event.action))
+            && (statuses.isEmpty || statuses.matches(event.status))
     }
 }
 
@@ -182,20 +242,20 @@ extension AuditRule.Condition {
                 case "status": [event.status]
                 default: []
                 }
-            let hits = values.filter { Glob.any(patterns, $0) }
+            let hits = values.filter { patterns.matches($0) }
             return (!hits.isEmpty, hits)
         }
         var evidence: [String] = []
         var holds = false
-        for change in event.changes where Glob.any(property, change.property) {
+        for change in event.changes where property.matches(change.property) {
             let hits: [String]
             switch test {
             case .changed: hits = [change.property]
-            case .added(let patterns): hits = change.added.filter { Glob.any(patterns, $0) }
-            case .removed(let patterns): hits = change.removed.filter { Glob.any(patterns, $0) }
-            case .newValue(let patterns): hits = change.newValues.filter { Glob.any(patterns, $0) }
-            case .oldValue(let patterns): hits = change.oldValues.filter { Glob.any(patterns, $0) }
-            case .newValueOutside(let patterns): hits = change.newValues.filter { !$0.isEmpty && !Glob.any(patterns, $0) }
+            case .added(let patterns): hits = change.added.filter { patterns.matches($0) }
+            case .removed(let patterns): hits = change.removed.filter { patterns.matches($0) }
+            case .newValue(let patterns): hits = change.newValues.filter { patterns.matches($0) }
+            case .oldValue(let patterns): hits = change.oldValues.filter { patterns.matches($0) }
+            case .newValueOutside(let patterns): hits = change.newValues.filter { !$0.isEmpty && !patterns.matches($0) }
             case .field: hits = []
             }
             if !hits.isEmpty {
@@ -210,10 +270,10 @@ extension AuditRule.Condition {
 extension AuditRule.Exception {
     public func excuses(_ event: AuditEvent) -> Bool {
         if actors.isEmpty && clients.isEmpty && entities.isEmpty && remoteIps.isEmpty { return false }
-        if !actors.isEmpty && !([event.userId, event.userName].compactMap { $0 }.contains { Glob.any(actors, $0) }) { return false }
-        if !clients.isEmpty && !(event.clientId.map { Glob.any(clients, $0) } ?? false) { return false }
-        if !entities.isEmpty && !(Glob.any(entities, event.entityId) || Glob.any(entities, event.entityName)) { return false }
-        if !remoteIps.isEmpty && !event.remoteIp.contains(where: { Glob.any(remoteIps, $0) }) { return false }
+        if !actors.isEmpty && !([event.userId, event.userName].compactMap { $0 }.contains { actors.matches($0) }) { return false }
+        if !clients.isEmpty && !(event.clientId.map { clients.matches($0) } ?? false) { return false }
+        if !entities.isEmpty && !(entities.matches(event.entityId) || entities.matches(event.entityName)) { return false }
+        if !remoteIps.isEmpty && !event.remoteIp.contains(where: { remoteIps.matches($0) }) { return false }
         return true
     }
 }
@@ -261,11 +321,11 @@ extension AuditRule {
         guard let severityName = json["severity"] as? String, let severity = Severity(name: severityName) else {
             throw fail("\"severity\" must be low, medium, high or critical")
         }
-        func strings(_ value: Any?, _ what: String) throws -> [String] {
+        func strings(_ value: Any?, _ what: String) throws -> Patterns {
             guard let value else { return [] }
             if let one = value as? String { return [one] }
             guard let list = value as? [String] else { throw fail("\(what) must be a string or a list of strings") }
-            return list
+            return Patterns(list)
         }
         var match = Match()
         if let m = json["match"] {
@@ -293,7 +353,7 @@ extension AuditRule {
                 if let unknown = c.keys.first(where: { !["property", "added", "removed", "newValue", "oldValue", "newValueOutside"].contains($0) }) {
                     throw fail("unknown condition key \"\(unknown)\"")
                 }
-                let tests: [(String, ([String]) -> Condition.Test)] = [
+                let tests: [(String, (Patterns) -> Condition.Test)] = [
                     ("added", { .added($0) }), ("removed", { .removed($0) }), ("newValue", { .newValue($0) }),
                     ("oldValue", { .oldValue($0) }), ("newValueOutside", { .newValueOutside($0) }),
                 ]
@@ -346,7 +406,7 @@ extension AuditRule {
         }
         self.init(
             id: id, title: title, description: json["description"] as? String ?? "", severity: severity,
-            controls: try strings(json["controls"], "controls"), match: match, conditions: conditions, exceptions: exceptions,
+            controls: try strings(json["controls"], "controls").texts, match: match, conditions: conditions, exceptions: exceptions,
             throttleSeconds: throttle, correlation: correlation, source: source, enabled: json["enabled"] as? Bool ?? true)
     }
 }
