@@ -47,6 +47,9 @@ struct RulesBenchmark: AsyncParsableCommand {
         var medianSeconds: Double
         var eventsPerSecond: Double
         var runs: [Double]
+        /// Processor time (user + system, all threads) of the median run: below the wall time
+        /// when the stage waits (on SQLite's writer queue, say).
+        var cpuSeconds: Double
         var note: String
     }
 
@@ -64,6 +67,14 @@ struct RulesBenchmark: AsyncParsableCommand {
         var sqliteFileBytes: Int?
     }
 
+    /// User plus system time of the whole process so far.
+    static func processorSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
     func validate() throws {
         guard events >= 1, runs >= 1 else { throw ValidationError("--events and --runs must be at least 1.") }
         guard span >= 60, poll >= 1 else { throw ValidationError("--span is at least 60 s, --poll at least 1 s.") }
@@ -79,15 +90,21 @@ struct RulesBenchmark: AsyncParsableCommand {
         var stages: [Stage] = []
         func measure(_ name: String, events: Int, note: String, _ body: () async throws -> Void) async rethrows {
             var times: [Double] = []
+            var cpu: [Double] = []
             for run in 1...runs {
                 let start = ContinuousClock.now
+                let cpuStart = Self.processorSeconds()
                 try await body()
                 times.append(Bench.seconds(ContinuousClock.now - start))
-                Bench.log("\(name) run \(run): \(times.last!) s")
+                cpu.append((Self.processorSeconds() - cpuStart).rounded(toPlaces: 3))
+                Bench.log("\(name) run \(run): \(times.last!) s (processor \(cpu.last!) s)")
             }
             let median = Bench.median(times) ?? 0
+            let medianCPU = cpu[times.firstIndex(of: median) ?? 0]
             stages.append(
-                Stage(name: name, events: events, medianSeconds: median, eventsPerSecond: (Double(events) / max(median, 1e-9)).rounded(), runs: times, note: note))
+                Stage(
+                    name: name, events: events, medianSeconds: median, eventsPerSecond: (Double(events) / max(median, 1e-9)).rounded(), runs: times,
+                    cpuSeconds: medianCPU, note: note))
         }
 
         // Stage by stage, in memory.
@@ -142,11 +159,11 @@ struct RulesBenchmark: AsyncParsableCommand {
             build: Bench.buildConfiguration, events: events, spanSeconds: span, pollSeconds: poll, rules: rules.enabled.count,
             payloadBytes: corpus.payloadBytes, findings: pipelineFindings, stages: stages, pipelineMatchesEngine: matches, sqliteFileBytes: fileBytes)
         print("rbacwatch-bench rules — \(events) events over \(Int(span)) s, \(output.rules) rules, \(output.build) build, median of \(runs)")
-        print("stage                        events      median s    events/s  note")
+        print("stage                        events      median s   processor s    events/s  note")
         for stage in stages {
             print(
                 stage.name.padding(toLength: 28, withPad: " ", startingAt: 0) + " "
-                    + String(format: "%9d  %10.3f  %10.0f  %@", stage.events, stage.medianSeconds, stage.eventsPerSecond, stage.note))
+                    + String(format: "%9d  %10.3f  %12.3f  %10.0f  ", stage.events, stage.medianSeconds, stage.cpuSeconds, stage.eventsPerSecond) + stage.note)
         }
         print("findings: \(pipelineFindings) (the pipeline's equal the engine's over the same events in order: \(matches ? "yes" : "NO"))")
         if let fileBytes { print("SQLite file after one run: \(fileBytes / 1_000_000) MB") }
@@ -364,6 +381,8 @@ struct EventCorpus: Sendable {
     struct IngestOutcome {
         var judged: Int
         var findings: Int
+        var fetched: Int
+        var polls: Int
     }
 
     /// The real ingestor over this corpus, on a clock the benchmark moves a poll at a time.
@@ -375,15 +394,20 @@ struct EventCorpus: Sendable {
         let ingestor = AuditIngestor(source: source, store: store, rules: rules, settings: settings, clock: clock)
         var judged = 0
         var findings = 0
+        var fetched = 0
+        var polls = 0
         let finish = end.addingTimeInterval(settings.lag + settings.overlap + poll)
         while clock.now() < finish {
             let outcome = await ingestor.poll()
             if let failed = outcome.failed { throw ValidationError("ingestion failed: \(failed)") }
             judged += outcome.judged
             findings += outcome.findings.count
+            fetched += outcome.fetched
+            polls += 1
             clock.advance(poll)
         }
-        return IngestOutcome(judged: judged, findings: findings)
+        Bench.log("\(polls) polls fetched \(fetched) events (\(String(format: "%.2f", Double(fetched) / Double(max(judged, 1))))× each)")
+        return IngestOutcome(judged: judged, findings: findings, fetched: fetched, polls: polls)
     }
 }
 
