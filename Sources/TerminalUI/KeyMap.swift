@@ -47,7 +47,7 @@ public enum KeyMap {
         KeyBinding(keys: [.character("n")], label: "n", action: .nextMatch, help: "next match", group: "Find", footer: nil),
         KeyBinding(keys: [.character("N")], label: "N", action: .previousMatch, help: "previous match", group: "Find", footer: nil),
         KeyBinding(keys: [.character(":")], label: ":", action: .command, help: "command (:users risk>=high, :theme NAME, :q)", group: "Find", footer: "command"),
-        KeyBinding(keys: [.character("a")], label: "a", action: .approve, help: "approve the selected drift item", group: "Act", footer: "approve"),
+        KeyBinding(keys: [.character("a")], label: "a", action: .approve, help: "approve the selected drift item or finding", group: "Act", footer: "approve"),
         KeyBinding(keys: [.character("r")], label: "r", action: .refresh, help: "collect and compare now", group: "Act", footer: "refresh"),
         KeyBinding(keys: [.character("?")], label: "?", action: .help, help: "this help", group: "Act", footer: "help"),
         KeyBinding(keys: [.control("l")], label: "^L", action: .redraw, help: "redraw the screen", group: "Act", footer: nil),
