@@ -133,12 +133,14 @@ public struct AuditFeed: Sendable, Equatable {
     public static func rows(_ findings: [AuditFinding], appeared: [String: Date] = [:]) -> [FeedRow] {
         findings.map { finding in
             let state: ReviewState = finding.approval.map { .approved($0, inherited: false) } ?? .unapproved
-            let text = "\(finding.ruleId) \(finding.summary.replacingOccurrences(of: finding.actor, with: shortActor(finding.actor)))"
+            let target = finding.entityName.isEmpty ? finding.entityId : finding.entityName
+            var text = "\(finding.ruleId) \(finding.title): \(finding.action) \(finding.entityType) \(target)"
+            if !finding.evidence.isEmpty { text += " (\(finding.evidence.prefix(2).joined(separator: "; "))\(finding.evidence.count > 2 ? "; …" : ""))" }
             return FeedRow(
                 fingerprint: finding.fingerprint, severity: finding.severity, escalation: false, kind: "audit:\(finding.ruleId)",
                 summary: text, state: state, firstSeen: finding.date, appeared: appeared[finding.id],
                 search: "\(text) \(finding.fingerprint.prefix(12)) \(finding.severity.name) \(finding.actor)".lowercased(), rowId: finding.id,
-                actor: finding.actor, rule: finding.ruleId)
+                actor: shortActor(finding.actor), rule: finding.ruleId)
         }
     }
 }
@@ -357,13 +359,13 @@ public enum DashboardBuilder {
                 case .unexplained: "UNEXPLAINED"
                 case .pending, nil: nil
                 }
-            let summary = reviewed.item.summary + (by.map { "  ← \($0)" } ?? "")
+            let summary = reviewed.item.summary
             return FeedRow(
                 fingerprint: reviewed.item.fingerprint, severity: reviewed.item.severity, escalation: reviewed.item.escalation,
                 kind: reviewed.item.kind.rawValue, summary: summary, state: reviewed.state,
                 firstSeen: firstSeen[reviewed.item.fingerprint] ?? collectedAt ?? Date(timeIntervalSince1970: 0),
                 appeared: appeared[reviewed.item.fingerprint],
-                search: "\(summary) \(reviewed.item.fingerprint.prefix(12)) \(reviewed.item.severity.name)".lowercased(), actor: by)
+                search: "\(summary) \(reviewed.item.fingerprint.prefix(12)) \(reviewed.item.severity.name) \(by ?? "")".lowercased(), actor: by)
         }
         feed += failures.map(DashboardBuilder.failureRow)
         feed.sort(by: newestFirst)

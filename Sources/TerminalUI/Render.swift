@@ -191,7 +191,12 @@ func age(_ seconds: TimeInterval) -> String {
     return "\(s / 86_400)d"
 }
 
-func columns(for pane: Pane, width: Int) -> [Column] {
+/// Whether the feed has a BY column: only when someone can be named (attribution or findings).
+func feedShowsActors(_ data: DashboardData) -> Bool {
+    !data.attribution.isEmpty || !data.audit.rows.isEmpty
+}
+
+func columns(for pane: Pane, width: Int, actors: Bool = false) -> [Column] {
     let specs: [Column] =
         switch pane {
         case .users:
@@ -205,8 +210,8 @@ func columns(for pane: Pane, width: Int) -> [Column] {
             [Column(title: "KIND", width: 6), Column(title: "NAME", width: min(34, max(16, width / 4))),
              Column(title: "MEMBERS", width: 8, rightAligned: true), Column(title: "ROLES GRANTED (MEMBERS INHERIT THEM)", width: 0)]
         case .feed:
-            [Column(title: "SEVERITY", width: 9), Column(title: "AGE", width: 5, rightAligned: true), Column(title: "STATUS", width: 14),
-             Column(title: "CHANGE", width: 0)]
+            [Column(title: "SEVERITY", width: 9), Column(title: "AGE", width: 5, rightAligned: true), Column(title: "STATUS", width: 14)]
+                + (actors ? [Column(title: "BY", width: width >= 100 ? 16 : 12)] : []) + [Column(title: "CHANGE", width: 0)]
         }
     return layoutColumns(specs, total: width)
 }
@@ -215,7 +220,7 @@ func renderList(_ frame: inout Frame, _ state: AppState, _ layout: Layout) {
     let theme = state.theme
     let pane = state.pane
     let view = state.view
-    let specs = columns(for: pane, width: frame.width)
+    let specs = columns(for: pane, width: frame.width, actors: feedShowsActors(state.data))
     putColumns(&frame, row: layout.listHeader, specs, specs.map { ($0.title, theme.style(.title)) }, fill: theme.style(.background))
     if view.visible.isEmpty {
         let text: String =
@@ -271,17 +276,20 @@ func rowCells(_ state: AppState, _ pane: Pane, _ index: Int, selected: Bool) -> 
         let row = state.data.feed[index]
         if row.failure {
             let style = selected ? base : theme.style(.error)
-            return [("failure", style), (age(state.now.timeIntervalSince(row.firstSeen)), style), ("collection", style), (row.summary, style)]
+            return [("failure", style), (age(state.now.timeIntervalSince(row.firstSeen)), style), ("collection", style)]
+                + (feedShowsActors(state.data) ? [("", style)] : []) + [(row.summary, style)]
         }
         let isNew = row.appeared.map { state.now.timeIntervalSince($0) < newItemHighlight && state.now >= $0 } ?? false
         let textStyle = isNew && !selected ? theme.style(.new) : row.state.isApproved && !selected ? theme.style(.approved) : base
         // Findings say "open" (an alert), drift says "unapproved"; both name who acted when known.
         let status = row.isFinding && !row.state.isApproved && row.state.approval == nil ? "open" : statusText(row.state, now: state.now)
+        let by: [(String, Style)] =
+            feedShowsActors(state.data)
+            ? [(row.actor ?? "", row.actor == "UNEXPLAINED" && !selected && !isNew ? theme.style(.high) : row.actor == nil ? muted : textStyle)] : []
         return [
             (row.severity.name + (row.escalation ? "!" : ""), isNew && !selected ? theme.style(.new) : severity(row.severity)),
             (age(state.now.timeIntervalSince(row.firstSeen)), textStyle), (status, textStyle),
-            (row.summary, row.actor == "UNEXPLAINED" && !selected && !isNew ? theme.style(.high) : textStyle),
-        ]
+        ] + by + [(row.summary, textStyle)]
     }
 }
 
@@ -301,7 +309,7 @@ func renderFeedStrip(_ frame: inout Frame, _ state: AppState, top: Int, rows: In
     var column = 0
     while column < frame.width { column += frame.put(state.glyphs.horizontal, row: top - 1, column: column, style: theme.style(.border)) }
     frame.put(title, row: top - 1, column: 2, style: theme.style(.title))
-    let specs = columns(for: .feed, width: frame.width)
+    let specs = columns(for: .feed, width: frame.width, actors: feedShowsActors(state.data))
     if state.data.feed.isEmpty {
         frame.put("  no drift since the baseline", row: top, column: 0, style: theme.style(.muted))
         return

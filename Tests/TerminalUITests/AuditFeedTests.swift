@@ -37,6 +37,10 @@ struct AuditFeedTests {
         #expect(state.data.feed.first?.rule == "RBW-001", "the newest row is the finding of this instant")
         #expect(state.data.feed.last?.rule == "RBW-001", "the ten-hour-old finding is the oldest row")
         #expect(state.data.feed.first?.actor == "Ana Admin")
+        // A BY column appears once someone can be named; the finding's row names its actor there.
+        let screen = render(state).text.split(separator: "\n").map(String.init)
+        #expect(screen[2].contains(" BY ") && screen[3].contains("Ana Admin") && screen[3].contains("RBW-001"), "\(screen.prefix(4))")
+        #expect(!render(Fixture.state(pane: .feed)).text.contains(" BY "), "no column while nobody can be named")
         // The monitor's next update replaces drift, not findings.
         _ = reduce(&state, .data(Fixture.data()))
         #expect(state.data.feed.filter(\.isFinding).count == 2)
@@ -99,5 +103,11 @@ struct AuditFeedTests {
             let other = try #require(Details.build(.item(items[1].item.fingerprint), data))
             #expect(other.lines.contains { $0.map(\.text).joined().contains("UNEXPLAINED") })
         }
+        // The rows say it too, in the BY column.
+        let rebuilt = DashboardBuilder.build(
+            snapshot: try #require(data.snapshot), review: data.review, baselineVersion: 3, lineage: RoleLineage(), firstSeen: [:],
+            policy: .standard, status: .ready, collectedAt: Fixture.now, nextRefresh: nil, attribution: data.attribution)
+        #expect(rebuilt.feed.first { $0.fingerprint == explainedItem.fingerprint }?.actor == "Ana Admin")
+        if items.count > 1 { #expect(rebuilt.feed.first { $0.fingerprint == items[1].item.fingerprint }?.actor == "UNEXPLAINED") }
     }
 }
