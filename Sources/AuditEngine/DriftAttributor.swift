@@ -13,9 +13,6 @@ public enum DriftAttributor {
         public var note: String?
     }
 
-    /// The services whose events explain RBAC drift.
-    public static let services = ["PeoplePermissions", "Directory", "Groups"]
-
     /// - Parameters:
     ///   - baselineAt: when the baseline was collected (nil: unknown).
     ///   - currentAt: when the current state was collected.
@@ -33,14 +30,16 @@ public enum DriftAttributor {
         if let source {
             do {
                 let until = min(to, now)
-                for service in services {
+                let reach = now.addingTimeInterval(-realtimeReach)
+                for (service, entityType) in Attribution.auditedTypes {
                     // The realtime query for what it reaches, the async one for anything older.
-                    let reach = now.addingTimeInterval(-realtimeReach)
                     if from < reach {
-                        for event in try await source.events(from: from, to: min(reach, until), service: service, realtime: false) { events[event.id] = event }
+                        for event in try await source.events(from: from, to: min(reach, until), service: service, entityType: entityType, realtime: false) {
+                            events[event.id] = event
+                        }
                     }
                     if until > max(from, reach) {
-                        for event in try await source.events(from: max(from, reach), to: until, service: service, realtime: true) {
+                        for event in try await source.events(from: max(from, reach), to: until, service: service, entityType: entityType, realtime: true) {
                             events[event.id] = event
                         }
                     }
@@ -56,7 +55,7 @@ public enum DriftAttributor {
         do {
             if let checkpoint = try await store.ingestionCheckpoint() {
                 stored = true
-                for event in try await store.auditEvents(from: from, to: to) { events[event.id] = event }
+                for event in try await store.auditEvents(from: from, to: to, entityIds: Attribution.entityIds(items)) { events[event.id] = event }
                 sources.append("the state store")
                 coveredUntil = max(coveredUntil ?? checkpoint.highWater, checkpoint.highWater)
                 if coveredUntil! < currentAt {

@@ -113,6 +113,8 @@ public protocol AuditStore: Sendable {
     func recordAudit(_ batch: AuditBatch) async throws -> Int
     /// Recorded events dated in `[from, to)`, oldest first.
     func auditEvents(from: Date, to: Date) async throws -> [AuditEvent]
+    /// Events about these entities dated in `[from, to)`, oldest first.
+    func auditEvents(from: Date, to: Date, entityIds: Set<String>) async throws -> [AuditEvent]
     func auditEvent(id: String) async throws -> AuditEvent?
     /// Audit findings, newest first.
     func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding]

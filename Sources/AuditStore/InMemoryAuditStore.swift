@@ -129,6 +129,10 @@ public actor InMemoryAuditStore: AuditStore {
         events.values.filter { $0.date >= from && $0.date < to }.sorted { ($0.date, $0.id) < ($1.date, $1.id) }
     }
 
+    public func auditEvents(from: Date, to: Date, entityIds: Set<String>) async throws -> [AuditEvent] {
+        try await auditEvents(from: from, to: to).filter { entityIds.contains($0.entityId) }
+    }
+
     public func auditEvent(id: String) async throws -> AuditEvent? { events[id] }
 
     public func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding] {

@@ -93,6 +93,26 @@ extension SQLiteAuditStore {
         return try rows.map { try Self.event($0) }
     }
 
+    public func auditEvents(from: Date, to: Date, entityIds: Set<String>) async throws -> [AuditEvent] {
+        guard !entityIds.isEmpty else { return [] }
+        let ids = entityIds.sorted()
+        let rows = try await read { db in
+            var rows: [Data] = []
+            // In chunks: SQLite limits the number of bound parameters. The entity index finds them.
+            for start in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = Array(ids[start..<min(ids.count, start + 500)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                var arguments = StatementArguments(chunk)
+                arguments += [Self.milliseconds(from), Self.milliseconds(to)]
+                rows += try Data.fetchAll(
+                    db, sql: "SELECT content FROM audit_event WHERE entity_id IN (\(marks)) AND event_date >= ? AND event_date < ?",
+                    arguments: arguments)
+            }
+            return rows
+        }
+        return try rows.map { try Self.event($0) }.sorted { ($0.date, $0.id) < ($1.date, $1.id) }
+    }
+
     public func auditEvent(id: String) async throws -> AuditEvent? {
         let content = try await read { db in try Data.fetchOne(db, sql: "SELECT content FROM audit_event WHERE id = ?", arguments: [id]) }
         return try content.map { try Self.event($0) }

@@ -34,15 +34,26 @@ public struct GenesysAuditSource: AuditSource {
         }
     }
 
-    public func events(from: Date, to: Date, service: String, realtime: Bool) async throws -> [AuditEvent] {
+    public func events(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> [AuditEvent] {
         try await mapped {
-            realtime ? try await realtimeEvents(from: from, to: to, service: service) : try await asyncEvents(from: from, to: to, service: service)
+            realtime
+                ? try await realtimeEvents(from: from, to: to, service: service, entityType: entityType)
+                : try await asyncEvents(from: from, to: to, service: service, entityType: entityType)
         }
     }
 
-    func body(from: Date, to: Date, service: String, page: Int?) -> [UInt8] {
+    func body(from: Date, to: Date, service: String, entityType: String?, page: Int?) -> [UInt8] {
         var w = CanonicalJSONWriter(reservingCapacity: 256)
         w.beginObject()
+        if let entityType {
+            w.key("filters")
+            w.beginArray()
+            w.beginObject()
+            w.field("property", "EntityType")
+            w.field("value", entityType)
+            w.endObject()
+            w.endArray()
+        }
         w.field("interval", ISOTimestamp.string(from) + "/" + ISOTimestamp.string(to))
         if let page {
             w.field("pageNumber", page)
@@ -60,12 +71,12 @@ public struct GenesysAuditSource: AuditSource {
         return w.bytes
     }
 
-    func realtimeEvents(from: Date, to: Date, service: String) async throws -> [AuditEvent] {
+    func realtimeEvents(from: Date, to: Date, service: String, entityType: String?) async throws -> [AuditEvent] {
         var events: [AuditEvent] = []
         var seen = Set<String>()
         var page = 1
         while true {
-            let reply = try await client.send("POST", "/api/v2/audits/query/realtime?expand=user", body: body(from: from, to: to, service: service, page: page))
+            let reply = try await client.send("POST", "/api/v2/audits/query/realtime?expand=user", body: body(from: from, to: to, service: service, entityType: entityType, page: page))
             let parsed = try parse(reply.body)
             for event in parsed.events where seen.insert(event.id).inserted { events.append(event) }
             // Stop at the last page; also when a page comes back empty (the set shrank under us).
@@ -75,8 +86,9 @@ public struct GenesysAuditSource: AuditSource {
         return events
     }
 
-    func asyncEvents(from: Date, to: Date, service: String) async throws -> [AuditEvent] {
-        let created = try parse(try await client.send("POST", "/api/v2/audits/query", body: body(from: from, to: to, service: service, page: nil)).body)
+    func asyncEvents(from: Date, to: Date, service: String, entityType: String?) async throws -> [AuditEvent] {
+        let created = try parse(
+            try await client.send("POST", "/api/v2/audits/query", body: body(from: from, to: to, service: service, entityType: entityType, page: nil)).body)
         guard let id = created.id else { throw AuditSourceError.failed("the audit API accepted a query but returned no transaction id") }
         var state = created.state ?? "Queued"
         var waited = Duration.zero

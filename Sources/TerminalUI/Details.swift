@@ -18,10 +18,6 @@ enum Details {
     static func finding(_ id: String, _ data: DashboardData) -> DetailView? {
         guard let detail = data.audit.details[id] else { return nil }
         let finding = detail.finding
-        func field(_ label: String, _ value: String?, _ role: ThemeRole = .text) -> Line? {
-            guard let value, !value.isEmpty else { return nil }
-            return [Span(label.padding(toLength: 14, withPad: " ", startingAt: 0), .muted), Span(value, role)]
-        }
         let state: ReviewState = finding.approval.map { .approved($0, inherited: false) } ?? .unapproved
         var lines: [Line] = [[Span(finding.summary)], []]
         lines += [
@@ -40,14 +36,7 @@ enum Details {
             lines.append([Span("Evidence", .title)])
             for line in finding.evidence { lines.append([Span("  " + line)]) }
         }
-        if let approval = finding.approval {
-            lines.append([])
-            lines.append([Span("Approval", .title)])
-            lines += [
-                field("approver", approval.approver), field("ticket", approval.ticket), field("note", approval.note),
-                field("expires", DriftReport.timestamp(approval.expiresAt)),
-            ].compactMap { $0 }
-        }
+        if let approval = finding.approval { lines += approvalLines(approval) }
         lines.append([])
         lines.append([Span("Rule \(finding.ruleId)", .title)])
         if let rule = detail.rule {
@@ -130,6 +119,21 @@ enum Details {
 
     static func divisionName(_ id: String, _ snapshot: Snapshot) -> String {
         id == allDivisionsID ? "* (all divisions)" : snapshot.divisions.first { $0.id == id }?.name ?? id
+    }
+
+    /// `label         value`, or nothing when there is no value.
+    static func field(_ label: String, _ value: String?, _ role: ThemeRole = .text) -> Line? {
+        guard let value, !value.isEmpty else { return nil }
+        return [Span(label.padding(toLength: 14, withPad: " ", startingAt: 0), .muted), Span(value, role)]
+    }
+
+    /// An approval's section on a drift item's or a finding's page.
+    static func approvalLines(_ approval: Approval) -> [Line] {
+        [[], [Span("Approval", .title)]]
+            + [
+                field("approver", approval.approver), field("ticket", approval.ticket), field("note", approval.note),
+                field("expires", DriftReport.timestamp(approval.expiresAt)),
+            ].compactMap { $0 }
     }
 
     static func severityRole(_ severity: Severity?) -> ThemeRole {
@@ -311,10 +315,6 @@ enum Details {
         }
         guard let reviewed = data.review?.items.first(where: { $0.item.fingerprint == fingerprint }) else { return nil }
         let item = reviewed.item
-        func field(_ label: String, _ value: String?, _ role: ThemeRole = .text) -> Line? {
-            guard let value, !value.isEmpty else { return nil }
-            return [Span(label.padding(toLength: 14, withPad: " ", startingAt: 0), .muted), Span(value, role)]
-        }
         func ref(_ ref: EntityRef?) -> String? {
             guard let ref else { return nil }
             return ref.name.isEmpty ? ref.id : "\(ref.name)  (\(ref.id))"
@@ -336,12 +336,7 @@ enum Details {
         ]
         lines += fields.compactMap { $0 }
         if let approval = reviewed.state.approval {
-            lines.append([])
-            lines.append([Span("Approval", .title)])
-            lines += [
-                field("approver", approval.approver), field("ticket", approval.ticket), field("note", approval.note),
-                field("expires", DriftReport.timestamp(approval.expiresAt)),
-            ].compactMap { $0 }
+            lines += approvalLines(approval)
             if case .approved(_, true) = reviewed.state { lines.append([Span("  approved through the change that caused it", .muted)]) }
         }
         if !item.permissionsAdded.isEmpty {

@@ -428,7 +428,7 @@ struct ReplaySource: AuditSource {
 
     func services() async throws -> [String] { corpus.services }
 
-    func events(from: Date, to: Date, service: String, realtime: Bool) async throws -> [AuditEvent] {
+    func events(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> [AuditEvent] {
         guard let items = corpus.byService[service] else { return [] }
         let now = clock.now()
         var low = 0, high = items.count

@@ -128,4 +128,19 @@ struct StoreContractTests {
         #expect(found.first?.summary == "user Nine added")
         #expect(try await store.findings(fingerprintPrefix: "zz").isEmpty)
     }
+
+    @Test("audit events by entity: only those entities, only the window, oldest first", arguments: StoreKind.allCases)
+    func auditEventsByEntity(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let events = (0..<9).map { n in
+            AuditEvent(
+                id: "e\(n)", date: at.addingTimeInterval(Double(8 - n) * 60), serviceName: "PeoplePermissions", entityType: "Role", action: "Update",
+                entityId: "r\(n % 3)")
+        }
+        try await store.recordAudit(AuditBatch(events: events, findings: [], checkpoint: IngestionCheckpoint(highWater: at, updatedAt: at)))
+        let found = try await store.auditEvents(from: at.addingTimeInterval(60), to: at.addingTimeInterval(420), entityIds: ["r0", "r2", "nobody"])
+        // e0…e8 are dated 8…0 minutes after `at`; in [1, 7) minutes: e2…e7; of r0 and r2: e2, e3, e5, e6.
+        #expect(found.map(\.id) == ["e6", "e5", "e3", "e2"])
+        #expect(try await store.auditEvents(from: .distantPast, to: .distantFuture, entityIds: []).isEmpty)
+    }
 }

@@ -111,6 +111,20 @@ public enum Attribution {
         return result
     }
 
+    /// The entities whose events could explain `items` (theirs and their causes'): what to ask
+    /// the store for, instead of every event in the window.
+    public static func entityIds(_ items: [DriftItem]) -> Set<String> {
+        var ids = Set<String>()
+        for item in items { for expectation in expectations(item) { ids.insert(expectation.entityId) } }
+        return ids
+    }
+
+    /// The (service, entity type) pairs whose events explain drift: one audit query each, so a
+    /// live fetch does not read every login in the window.
+    public static let auditedTypes: [(service: String, entityType: String)] = [
+        ("PeoplePermissions", "Role"), ("PeoplePermissions", "OAuthClient"), ("Directory", "User"), ("Groups", "DirectoryGroup"),
+    ]
+
     /// A test on an event: entity types (case-insensitive), actions, and an optional check of
     /// its property changes.
     struct Expectation {

@@ -5,9 +5,17 @@ import Foundation
 public protocol AuditSource: Sendable {
     /// The services the audit API knows (`servicemapping`).
     func services() async throws -> [String]
-    /// Events of `service` dated in `[from, to)`, as many pages as it takes. `realtime`: the
-    /// synchronous query (the last 14 days); otherwise the asynchronous one (full retention).
-    func events(from: Date, to: Date, service: String, realtime: Bool) async throws -> [AuditEvent]
+    /// Events of `service` (`*`: every service), of `entityType` if given, dated in `[from, to)`,
+    /// as many pages as it takes. `realtime`: the synchronous query (the last 14 days); otherwise
+    /// the asynchronous one (full retention).
+    func events(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> [AuditEvent]
+}
+
+extension AuditSource {
+    /// Events of every entity type of `service`.
+    public func events(from: Date, to: Date, service: String, realtime: Bool) async throws -> [AuditEvent] {
+        try await events(from: from, to: to, service: service, entityType: nil, realtime: realtime)
+    }
 }
 
 /// Why a source could not answer, in the terms ingestion acts on.

@@ -37,7 +37,7 @@ extension DriftReport {
         if let coverage {
             let unexplained = self.unexplained.count
             lines.append(
-                "Attribution: \(coverage.events) audit event\(coverage.events == 1 ? "" : "s") \(Self.shortTime(coverage.from)) – \(Self.shortTime(coverage.to)) (\(coverage.source)); "
+                "Attribution: \(coverage.events) audit event\(coverage.events == 1 ? "" : "s") about the changed entities, \(Self.shortTime(coverage.from)) – \(Self.shortTime(coverage.to)) (\(coverage.source)); "
                     + (unexplained == 0 ? "every change is explained" : "\(unexplained) change\(unexplained == 1 ? "" : "s") UNEXPLAINED (no audit event)"))
         }
         if let attributionNote { lines.append("Attribution: \(coverage == nil ? "not available — " : "")\(attributionNote)") }
