@@ -101,10 +101,13 @@ struct RulesCommand: AsyncParsableCommand {
                 } catch let error as RuleError {
                     throw ConfigurationError(error.description)
                 }
-                guard let data = FileManager.default.contents(atPath: events) else {
-                    throw ConfigurationError("cannot read the events file \(events)")
+                let data: [UInt8]
+                do {
+                    data = try FileBytes.read(events, limit: FileBytes.dataLimit)
+                } catch {
+                    throw ConfigurationError("the events file: \(error)")
                 }
-                let list = try Self.readEvents(Array(data), path: events)
+                let list = try Self.readEvents(data, path: events)
                 var engine = RuleEngine(rules: set)
                 var findings: [AuditFinding] = []
                 for event in list.sorted(by: { $0.date != $1.date ? $0.date < $1.date : $0.id < $1.id }) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AuditCore
 import Foundation
 import GenesysClient
 
@@ -30,10 +31,13 @@ struct ConnectionOptions: ParsableArguments {
         }
         let secret: Secret
         if let file = clientSecretFile ?? env["GENESYSCLOUD_OAUTHCLIENT_SECRET_FILE"] {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw ConfigurationError("cannot read the client secret file \(file)")
+            let bytes: [UInt8]
+            do {
+                bytes = try FileBytes.read(file, limit: 64 << 10)
+            } catch {
+                throw ConfigurationError("the client secret file: \(error.description)")
             }
-            secret = Secret(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            secret = Secret(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
         } else if let value = env["GENESYSCLOUD_OAUTHCLIENT_SECRET"] {
             secret = Secret(value)
         } else {

@@ -278,9 +278,15 @@ enum Themes {
         guard let name, !name.isEmpty else { return (.standard, nil) }
         let candidates = name.contains("/") || name.hasSuffix(".json") ? [name] : directories(environment).map { "\($0)/\(name).json" }
         for path in candidates {
-            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            let bytes: [UInt8]
             do {
-                return (try Theme(json: Array(data)), nil)
+                bytes = try FileBytes.read(path, limit: FileBytes.configurationLimit)
+            } catch {
+                return (.standard, error.description)
+            }
+            do {
+                return (try Theme(json: bytes), nil)
             } catch {
                 return (.standard, "\((path as NSString).lastPathComponent): \(error.description)")
             }

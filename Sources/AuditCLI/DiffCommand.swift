@@ -144,8 +144,11 @@ struct ComparisonOptions: ParsableArguments {
         var options = DriftOptions()
         options.recreateSimilarity = similarity
         if let risk {
-            guard let data = FileManager.default.contents(atPath: risk) else {
-                throw OperationError("cannot read the risk policy file \(risk)")
+            let data: Data
+            do {
+                data = Data(try FileBytes.read(risk, limit: FileBytes.configurationLimit))
+            } catch {
+                throw ConfigurationError("the risk policy: \(error.description)")
             }
             do throws(RiskPolicyError) {
                 options.policy = try RiskPolicy(json: data)

@@ -39,9 +39,9 @@ enum SnapshotFiles {
     static func load(_ path: String) throws -> Snapshot {
         let bytes: [UInt8]
         do {
-            bytes = try FileBytes.read(path)
+            bytes = try FileBytes.read(path, limit: FileBytes.dataLimit)
         } catch {
-            throw OperationError(error.message)
+            throw OperationError(error.description)
         }
         do {
             return try Snapshot(canonicalBytes: bytes)

@@ -24,6 +24,19 @@ public struct IngestionSettings: Sendable {
     public var maxBackoff: TimeInterval = 600
     /// What narrowed polling still watches: roles, grants, OAuth clients, authentication.
     public var criticalServices: [String] = ["PeoplePermissions"]
+    /// The longest `Retry-After` honoured; a server asking for more is waited on this long,
+    /// and the health line says so.
+    public var maxRetryAfter: TimeInterval = 300
+    /// An event dated this far past its arrival is future-dated: it is judged once it has been
+    /// held for the lag (waiting for its date would hold it for as long as the server likes),
+    /// and counted in the health.
+    public var maxClockSkew: TimeInterval = 300
+    /// One poll's budget: a long backfill stops here with its progress recorded, and the next
+    /// poll carries on.
+    public var pollBudget: TimeInterval = 900
+    /// Windows one poll may read (a gap is cut into at most 48; a source that stops early
+    /// shortens windows).
+    public var maxWindowsPerPoll = 200
 
     public init() {}
 }
@@ -53,6 +66,15 @@ public struct IngestionHealth: Sendable, Equatable {
     public var findings = 0
     public var gaps: [IngestionGap] = []
     public var services: [String] = []
+    /// Records in quarantine (the store's count): unreadable, or an event id back with
+    /// different content.
+    public var quarantined = 0
+    /// Events dated beyond the clock skew past their arrival (judged after the lag anyway).
+    public var futureDated = 0
+    /// The last `Retry-After` that was over the ceiling: what the server asked, in seconds.
+    public var retryAfterCapped: Double?
+    /// Why the last read of a window stopped early, when one did.
+    public var truncated: String?
 
     public init() {}
 
@@ -60,16 +82,24 @@ public struct IngestionHealth: Sendable, Equatable {
     public var summary: String {
         var parts: [String] = []
         if mode == .criticalOnly { parts.append("CRITICAL-ONLY (throttled)") } else if throttledSince != nil { parts.append("throttled") }
+        if throttledSince != nil, let asked = retryAfterCapped {
+            parts.append("Retry-After \(Self.duration(asked)) capped at \(Self.duration(IngestionSettings().maxRetryAfter))")
+        }
         if let lagSeconds { parts.append("lag \(Self.duration(lagSeconds))") }
+        if quarantined > 0 { parts.append("\(quarantined) quarantined") }
+        if futureDated > 0 { parts.append("\(futureDated) future-dated") }
+        if let truncated { parts.append("stopped early: \(truncated)") }
         if let lastError { parts.append("error: \(lastError)") }
         return "audit " + (parts.isEmpty ? "ok" : parts.joined(separator: " · "))
     }
 
     static func duration(_ seconds: Double) -> String {
-        switch seconds {
-        case ..<120: "\(Int(seconds.rounded()))s"
-        case ..<7200: "\(Int((seconds / 60).rounded()))m"
-        default: "\(Int((seconds / 3600).rounded()))h"
+        let s = Bounded.seconds(seconds, clampedTo: -1e12...1e12)
+        switch s {
+        case ..<120: return "\(Int64(s.rounded()))s"
+        case ..<7200: return "\(Int64((s / 60).rounded()))m"
+        case ..<(3 * 86_400): return "\(Int64((s / 3600).rounded()))h"
+        default: return "\(Int64((s / 86_400).rounded()))d"
         }
     }
 }
@@ -85,6 +115,8 @@ public struct PollOutcome: Sendable, Equatable {
     public var gap: IngestionGap?
     public var rateLimited = false
     public var failed: String?
+    /// Records quarantined by this poll.
+    public var quarantined: [QuarantinedRecord] = []
     /// When to poll next.
     public var nextDelay: TimeInterval = 60
 }
@@ -135,7 +167,7 @@ public actor AuditIngestor {
         while !Task.isCancelled {
             let outcome = await poll()
             do {
-                try await clock.sleep(for: .milliseconds(Int64(outcome.nextDelay * 1000)))
+                try await clock.sleep(for: Bounded.duration(seconds: outcome.nextDelay, clampedTo: 0...settings.maxBackoff))
             } catch {
                 break
             }
@@ -198,25 +230,65 @@ public actor AuditIngestor {
             var start = water.addingTimeInterval(-settings.overlap)
             // At most 48 windows however long the gap: a week's backfill goes by the half-day.
             let chunk = max(settings.chunk, now.timeIntervalSince(start) / 48)
+            var windows = 0
+            health.truncated = nil
             while now.timeIntervalSince(start) >= 0.001 {
-                let end = min(now, start.addingTimeInterval(chunk))
+                windows += 1
+                if windows > settings.maxWindowsPerPoll || clock.now().timeIntervalSince(now) > settings.pollBudget {
+                    // Progress so far is recorded; the next poll carries on from there.
+                    logger.info("audit poll budget spent; continuing at the next poll", metadata: ["windows": "\(windows - 1)"])
+                    outcome.nextDelay = 0
+                    break
+                }
+                var end = min(now, start.addingTimeInterval(chunk))
                 let realtime = start >= now.addingTimeInterval(-settings.realtimeReach)
                 var fetched: [AuditEvent] = []
+                var quarantined: [QuarantinedRecord] = []
                 for service in wanted {
-                    fetched += try await source.events(from: start, to: end, service: service, realtime: realtime)
+                    let read = try await source.fetch(from: start, to: end, service: service, entityType: nil, realtime: realtime)
+                    fetched += read.events
+                    quarantined += read.quarantined
+                    if let truncation = read.truncation {
+                        // The window is complete only up to where the source stopped.
+                        end = min(end, max(truncation.before, start))
+                        health.truncated = "\(service): \(truncation.reason)"
+                        logger.warning("audit query stopped early", metadata: ["service": "\(service)", "reason": "\(truncation.reason)"])
+                    }
                 }
                 outcome.fetched += fetched.count
-                let known = try await store.knownAuditEventIds(fetched.map(\.id))
-                let fresh = fetched.filter { !known.contains($0.id) && !buffer.contains($0.id) }
-                health.duplicatesSkipped += fetched.count - fresh.count
-                outcome.new += buffer.insert(fresh)
+                let recorded = try await store.recordedAuditEvents(ids: fetched.map(\.id))
+                var fresh: [AuditEvent] = []
+                var seen = Set<String>()
+                for event in fetched {
+                    guard seen.insert(event.id).inserted else {
+                        health.duplicatesSkipped += 1
+                        continue
+                    }
+                    if let earlier = recorded[event.id] ?? buffer.event(event.id) {
+                        health.duplicatesSkipped += 1
+                        if !earlier.sameSubstance(as: event) {
+                            // The same id with different content: never judged silently as a
+                            // duplicate, never dropped — set aside with what changed.
+                            quarantined.append(
+                                QuarantinedRecord(
+                                    kind: .rewritten, eventId: event.id,
+                                    reason: "event \(event.id) came back with different content: " + earlier.differences(from: event).joined(separator: ", "),
+                                    raw: event.canonicalJSON(), receivedAt: now))
+                        }
+                        continue
+                    }
+                    if event.date.timeIntervalSince(now) > settings.maxClockSkew { health.futureDated += 1 }
+                    fresh.append(event)
+                }
+                outcome.new += buffer.insert(fresh, arrivedAt: now)
                 let cutoff = min(end, settled)
-                let due = buffer.release(before: cutoff)
+                let due = buffer.release(before: cutoff, futureHeldSince: now.addingTimeInterval(-settings.lag), skew: settings.maxClockSkew)
                 var findings: [AuditFinding] = []
                 for event in due {
                     if let last = health.lastEvent, event.date < last { health.lateEvents += 1 }
                     findings += engine.judge(event)
-                    health.lastEvent = max(health.lastEvent ?? event.date, event.date)
+                    // The newest event judged, but never past now: a future-dated one says nothing of lag.
+                    health.lastEvent = min(max(health.lastEvent ?? event.date, event.date), now)
                 }
                 findings = RuleEngine.applyApprovals(findings, approvals: approvals, now: now)
                 if narrowed {
@@ -226,7 +298,9 @@ public actor AuditIngestor {
                     checkpoint.criticalHighWater = nil
                 }
                 checkpoint.updatedAt = now
-                let recorded = try await store.recordAudit(AuditBatch(events: due, findings: findings, checkpoint: checkpoint, gap: gap))
+                for index in quarantined.indices { quarantined[index].receivedAt = now }
+                let recordedCount = try await store.recordAudit(
+                    AuditBatch(events: due, findings: findings, checkpoint: checkpoint, gap: gap, quarantined: quarantined))
                 if let gapRecorded = gap {
                     health.gaps.append(gapRecorded)
                     outcome.gap = gapRecorded
@@ -234,14 +308,23 @@ public actor AuditIngestor {
                 }
                 outcome.judged += due.count
                 outcome.judgedIds += due.map(\.id)
-                health.eventsJudged += recorded
+                outcome.quarantined += quarantined
+                health.eventsJudged += recordedCount
                 health.findings += findings.count
                 outcome.findings += findings
+                if !quarantined.isEmpty {
+                    logger.warning(
+                        "audit records quarantined", metadata: ["count": "\(quarantined.count)", "first": "\(quarantined[0].reason)"])
+                }
+                // A source that stopped without moving forward has nothing more for this poll.
+                if end.timeIntervalSince(start) < 0.001 { break }
                 start = end
             }
+            health.quarantined = try await store.quarantineCount()
             health.buffered = buffer.count
             health.lastSuccess = now
             health.lastError = nil
+            health.retryAfterCapped = nil
             health.lagSeconds = now.timeIntervalSince(narrowed ? (checkpoint.criticalHighWater ?? checkpoint.highWater) : checkpoint.highWater)
             consecutiveLimits = 0
             if narrowed {
@@ -261,8 +344,9 @@ public actor AuditIngestor {
             health.throttledSince = health.throttledSince ?? now
             health.lastError = "rate limited (429)"
             let backoff = min(settings.maxBackoff, settings.pollInterval * pow(2, Double(min(consecutiveLimits, 6))) / 2)
-            let after = retryAfter.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
-            outcome.nextDelay = max(after, backoff)
+            let asked = retryAfter.map(Bounded.seconds) ?? 0
+            health.retryAfterCapped = asked > settings.maxRetryAfter ? asked : nil
+            outcome.nextDelay = max(min(asked, settings.maxRetryAfter), backoff)
             if health.mode == .normal, let since = health.throttledSince, now.timeIntervalSince(since) >= settings.circuitAfter {
                 health.mode = .criticalOnly
                 logger.warning(

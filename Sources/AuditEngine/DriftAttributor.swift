@@ -33,14 +33,17 @@ public enum DriftAttributor {
                 let reach = now.addingTimeInterval(-realtimeReach)
                 for (service, entityType) in Attribution.auditedTypes {
                     // The realtime query for what it reaches, the async one for anything older.
+                    var fetches: [AuditFetch] = []
                     if from < reach {
-                        for event in try await source.events(from: from, to: min(reach, until), service: service, entityType: entityType, realtime: false) {
-                            events[event.id] = event
-                        }
+                        fetches.append(try await source.fetch(from: from, to: min(reach, until), service: service, entityType: entityType, realtime: false))
                     }
                     if until > max(from, reach) {
-                        for event in try await source.events(from: max(from, reach), to: until, service: service, entityType: entityType, realtime: true) {
-                            events[event.id] = event
+                        fetches.append(try await source.fetch(from: max(from, reach), to: until, service: service, entityType: entityType, realtime: true))
+                    }
+                    for fetch in fetches {
+                        for event in fetch.events { events[event.id] = event }
+                        if let truncation = fetch.truncation {
+                            problems.append("the audit API's \(entityType) events stopped early (\(truncation.reason))")
                         }
                     }
                 }

@@ -37,12 +37,18 @@ public struct AuditBatch: Sendable {
     public var findings: [AuditFinding]
     public var checkpoint: IngestionCheckpoint
     public var gap: IngestionGap?
+    /// Records set aside in this window (kept once each, by digest).
+    public var quarantined: [QuarantinedRecord]
 
-    public init(events: [AuditEvent], findings: [AuditFinding], checkpoint: IngestionCheckpoint, gap: IngestionGap? = nil) {
+    public init(
+        events: [AuditEvent], findings: [AuditFinding], checkpoint: IngestionCheckpoint, gap: IngestionGap? = nil,
+        quarantined: [QuarantinedRecord] = []
+    ) {
         self.events = events
         self.findings = findings
         self.checkpoint = checkpoint
         self.gap = gap
+        self.quarantined = quarantined
     }
 }
 

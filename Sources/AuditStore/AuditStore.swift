@@ -104,8 +104,9 @@ public protocol AuditStore: Sendable {
     // MARK: The audit feed
 
     func ingestionCheckpoint() async throws -> IngestionCheckpoint?
-    /// The ids among `ids` already recorded.
-    func knownAuditEventIds(_ ids: [String]) async throws -> Set<String>
+    /// The events among `ids` already recorded, by id (to tell a duplicate from an event id
+    /// that came back with different content).
+    func recordedAuditEvents(ids: [String]) async throws -> [String: AuditEvent]
     /// Records judged events, their findings, the checkpoint and a backfilled gap in one
     /// transaction. An event already recorded (its id is the key) is skipped with its findings,
     /// so a retry or an overlapping window never duplicates; returns how many events were new.
@@ -120,7 +121,15 @@ public protocol AuditStore: Sendable {
     func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding]
     /// Oldest first.
     func ingestionGaps() async throws -> [IngestionGap]
+    /// Quarantined audit records, newest first, at most `limit`.
+    func quarantinedRecords(limit: Int) async throws -> [QuarantinedRecord]
+    /// How many quarantined records the store keeps (at most `quarantineLimit`, the newest).
+    func quarantineCount() async throws -> Int
 }
+
+/// Quarantined records kept, the newest: a source that sends nothing but garbage fills this
+/// and no more.
+public let quarantineLimit = 10_000
 
 extension AuditStore {
     /// The snapshot of the current baseline.
@@ -160,10 +169,10 @@ public struct StoreError: Error, CustomStringConvertible, Equatable {
 }
 
 extension Date {
-    /// Times are kept to the millisecond by every store, so what is read back equals what was
-    /// written whatever the backend.
+    /// Times are kept to the millisecond by every store (years 0001 to 9999), so what is read
+    /// back equals what was written whatever the backend.
     var storePrecision: Date {
-        Date(timeIntervalSince1970: (timeIntervalSince1970 * 1000).rounded() / 1000)
+        Date(timeIntervalSince1970: Double(Bounded.epochMilliseconds(self)) / 1000)
     }
 }
 

@@ -15,6 +15,7 @@ public actor InMemoryAuditStore: AuditStore {
     private var auditFindingList: [AuditFinding] = []
     private var findingKeys = Set<String>()
     private var gaps: [IngestionGap] = []
+    private var quarantine: [QuarantinedRecord] = []
 
     public init() {}
 
@@ -99,7 +100,11 @@ public actor InMemoryAuditStore: AuditStore {
 
     public func ingestionCheckpoint() async throws -> IngestionCheckpoint? { checkpoint }
 
-    public func knownAuditEventIds(_ ids: [String]) async throws -> Set<String> { Set(ids.filter { events[$0] != nil }) }
+    public func recordedAuditEvents(ids: [String]) async throws -> [String: AuditEvent] {
+        var found: [String: AuditEvent] = [:]
+        for id in ids { if let event = events[id] { found[id] = event } }
+        return found
+    }
 
     @discardableResult
     public func recordAudit(_ batch: AuditBatch) async throws -> Int {
@@ -122,8 +127,20 @@ public actor InMemoryAuditStore: AuditStore {
         point.updatedAt = point.updatedAt.storePrecision
         checkpoint = point
         if let gap = batch.gap { gaps.append(gap) }
+        for record in batch.quarantined where !quarantine.contains(where: { $0.digest == record.digest }) {
+            var stored = record
+            stored.receivedAt = stored.receivedAt.storePrecision
+            quarantine.append(stored)
+        }
+        if quarantine.count > quarantineLimit { quarantine.removeFirst(quarantine.count - quarantineLimit) }
         return fresh.count
     }
+
+    public func quarantinedRecords(limit: Int) async throws -> [QuarantinedRecord] {
+        Array(quarantine.reversed().prefix(max(0, limit)))
+    }
+
+    public func quarantineCount() async throws -> Int { quarantine.count }
 
     public func auditEvents(from: Date, to: Date) async throws -> [AuditEvent] {
         events.values.filter { $0.date >= from && $0.date < to }.sorted { ($0.date, $0.id) < ($1.date, $1.id) }

@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 
 extension SQLiteAuditStore {
-    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    static func milliseconds(_ date: Date) -> Int64 { Bounded.epochMilliseconds(date) }
     static func date(milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 
     public func ingestionCheckpoint() async throws -> IngestionCheckpoint? {
@@ -17,18 +17,24 @@ extension SQLiteAuditStore {
         }
     }
 
-    public func knownAuditEventIds(_ ids: [String]) async throws -> Set<String> {
-        guard !ids.isEmpty else { return [] }
-        return try await read { db in
-            var known = Set<String>()
+    public func recordedAuditEvents(ids: [String]) async throws -> [String: AuditEvent] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await read { db in
+            var rows: [Data] = []
             // In chunks: SQLite limits the number of bound parameters.
             for start in stride(from: 0, to: ids.count, by: 500) {
                 let chunk = Array(ids[start..<min(ids.count, start + 500)])
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                known.formUnion(try String.fetchAll(db, sql: "SELECT id FROM audit_event WHERE id IN (\(marks))", arguments: StatementArguments(chunk)))
+                rows += try Data.fetchAll(db, sql: "SELECT content FROM audit_event WHERE id IN (\(marks))", arguments: StatementArguments(chunk))
             }
-            return known
+            return rows
         }
+        var found: [String: AuditEvent] = [:]
+        for row in rows {
+            let event = try Self.event(row)
+            found[event.id] = event
+        }
+        return found
     }
 
     @discardableResult
@@ -79,6 +85,24 @@ extension SQLiteAuditStore {
                 try db.execute(
                     sql: "INSERT INTO ingestion_gap (start_ms, end_ms, detected_at) VALUES (?, ?, ?)",
                     arguments: [Self.milliseconds(gap.start), Self.milliseconds(gap.end), gap.detectedAt.timeIntervalSince1970])
+            }
+            if !batch.quarantined.isEmpty {
+                let insert = try db.makeStatement(
+                    sql: """
+                        INSERT OR IGNORE INTO audit_quarantine (digest, kind, event_id, reason, raw, raw_truncated, received_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """)
+                for record in batch.quarantined {
+                    try insert.execute(arguments: [
+                        record.digest, record.kind.rawValue, record.eventId, record.reason, Data(record.raw), record.rawTruncated,
+                        record.receivedAt.timeIntervalSince1970,
+                    ])
+                }
+                try db.execute(
+                    sql: """
+                        DELETE FROM audit_quarantine WHERE digest IN
+                            (SELECT digest FROM audit_quarantine ORDER BY received_at DESC, digest LIMIT -1 OFFSET ?)
+                        """, arguments: [quarantineLimit])
             }
             return fresh.count
         }
@@ -162,5 +186,24 @@ extension SQLiteAuditStore {
                     detectedAt: Date(timeIntervalSince1970: row["detected_at"]))
             }
         }
+    }
+
+    public func quarantinedRecords(limit: Int) async throws -> [QuarantinedRecord] {
+        try await read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM audit_quarantine ORDER BY received_at DESC, digest LIMIT ?", arguments: [max(0, limit)]
+            ).map { row in
+                var record = QuarantinedRecord(
+                    kind: QuarantinedRecord.Kind(rawValue: row["kind"]) ?? .unreadable, eventId: row["event_id"], reason: row["reason"],
+                    raw: Array(row["raw"] as Data), receivedAt: Date(timeIntervalSince1970: row["received_at"]))
+                record.digest = row["digest"]
+                record.rawTruncated = row["raw_truncated"]
+                return record
+            }
+        }
+    }
+
+    public func quarantineCount() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_quarantine") ?? 0 }
     }
 }

@@ -239,6 +239,21 @@ public final class SQLiteAuditStore: AuditStore {
                     );
                     """)
         }
+        migrator.registerMigration("v3-quarantine") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE audit_quarantine (
+                        digest TEXT PRIMARY KEY NOT NULL,
+                        kind TEXT NOT NULL,
+                        event_id TEXT,
+                        reason TEXT NOT NULL,
+                        raw BLOB NOT NULL,
+                        raw_truncated INTEGER NOT NULL,
+                        received_at REAL NOT NULL
+                    );
+                    CREATE INDEX audit_quarantine_by_time ON audit_quarantine(received_at);
+                    """)
+        }
         return migrator
     }
 

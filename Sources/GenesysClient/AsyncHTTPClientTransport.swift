@@ -3,20 +3,40 @@ import NIOCore
 import NIOHTTP1
 
 /// `HTTPTransport` over async-http-client, with its own connection pool. Call `shutdown()`.
+///
+/// Every exchange is bounded three ways: the connection must be made within `connectTimeout`,
+/// the reply's headers must arrive before the request's deadline, and so must the last byte of
+/// its body — a server that trickles headers or a body a byte at a time (slow-loris) cannot hold
+/// a request longer than `HTTPRequestData.timeout`. Replies larger than `maxBodyBytes` are refused.
 public final class AsyncHTTPClientTransport: HTTPTransport {
     private let client: HTTPClient
     private let maxBodyBytes: Int
 
+    /// Largest reply body accepted by default: a page of 500 users with their groups is about
+    /// 1.5 MB, a page of 500 audit events about 0.5 MB.
+    public static let defaultMaxBodyBytes = 64 << 20
+
     /// - Parameters:
     ///   - connectTimeout: how long to wait for a TCP (and TLS) connection.
     ///   - maxBodyBytes: replies larger than this fail with `.tooLarge`.
-    public init(connectTimeout: Duration = .seconds(5), maxBodyBytes: Int = 256 * 1024 * 1024) {
+    public init(connectTimeout: Duration = .seconds(10), maxBodyBytes: Int = AsyncHTTPClientTransport.defaultMaxBodyBytes) {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .nanoseconds(Int64(connectTimeout.components.seconds * 1_000_000_000)))
+        configuration.timeout = .init(connect: Self.timeAmount(connectTimeout), read: .seconds(30))
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool = .init(idleTimeout: .seconds(30))
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.maxBodyBytes = maxBodyBytes
+    }
+
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        return .nanoseconds(min(seconds, 1_000_000_000) * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// What a request was waiting for when its deadline passed.
+    private enum Phase: Sendable {
+        case headers
+        case body
     }
 
     public func send(_ request: HTTPRequestData) async throws(TransportError) -> HTTPResponseData {
@@ -24,16 +44,57 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
         outgoing.method = HTTPMethod(rawValue: request.method)
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
         if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
-        let timeout = TimeAmount.nanoseconds(
-            request.timeout.components.seconds * 1_000_000_000 + request.timeout.components.attoseconds / 1_000_000_000)
+        let deadline = NIODeadline.now() + Self.timeAmount(request.timeout)
+        let phase = PhaseBox()
+        let client = self.client
+        let limit = maxBodyBytes
+        let prepared = outgoing
         do {
-            let response = try await client.execute(outgoing, timeout: timeout)
-            let body = try await response.body.collect(upTo: maxBodyBytes)
-            return HTTPResponseData(
-                status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
-                body: Array(buffer: body))
+            // The body is collected under the same deadline as the headers: async-http-client's
+            // own deadline ends when the headers arrive.
+            return try await withThrowingTaskGroup(of: HTTPResponseData?.self) { group in
+                group.addTask {
+                    let response = try await client.execute(prepared, deadline: deadline)
+                    await phase.set(.body)
+                    let body = try await response.body.collect(upTo: limit)
+                    return HTTPResponseData(
+                        status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
+                        body: Array(buffer: body))
+                }
+                group.addTask {
+                    let wait = deadline - NIODeadline.now()
+                    if wait.nanoseconds > 0 { try await Task.sleep(for: .nanoseconds(wait.nanoseconds)) }
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let response = first else {
+                    throw DeadlinePassed()
+                }
+                return response
+            }
+        } catch is DeadlinePassed {
+            throw Self.timedOut(request, waitingFor: await phase.value)
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            throw Self.timedOut(request, waitingFor: await phase.value)
         } catch {
             throw Self.classify(error, url: request.url)
+        }
+    }
+
+    private struct DeadlinePassed: Error {}
+
+    private actor PhaseBox {
+        var value = Phase.headers
+        func set(_ phase: Phase) { value = phase }
+    }
+
+    private static func timedOut(_ request: HTTPRequestData, waitingFor phase: Phase) -> TransportError {
+        let seconds = DurationWords.seconds(request.timeout)
+        switch phase {
+        case .headers:
+            return TransportError(.timeout, "no reply from \(host(of: request.url)) within \(seconds) (waiting for the headers)")
+        case .body:
+            return TransportError(.timeout, "the reply from \(host(of: request.url)) did not finish within \(seconds) (the body was still arriving)")
         }
     }
 
@@ -41,26 +102,38 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
         try? await client.shutdown()
     }
 
+    static func host(of url: String) -> String {
+        url.split(separator: "/").dropFirst(1).first.map(String.init) ?? "the server"
+    }
+
+    /// One line for a failure below HTTP. Never the error's own text: async-http-client's errors
+    /// can quote the request, headers (and so the bearer token) included.
     static func classify(_ error: any Error, url: String) -> TransportError {
-        let host = url.split(separator: "/").dropFirst(1).first.map(String.init) ?? url
+        let host = host(of: url)
         if let error = error as? HTTPClientError {
             switch error {
-            case .connectTimeout, .readTimeout, .deadlineExceeded, .writeTimeout:
-                return TransportError(.timeout, "timed out talking to \(host)")
-            case .remoteConnectionClosed, .cancelled:
-                return TransportError(.reset, "\(host) closed the connection before replying")
-            default:
-                break
+            case .connectTimeout: return TransportError(.timeout, "no connection to \(host) within the connect timeout")
+            case .readTimeout, .deadlineExceeded, .writeTimeout: return TransportError(.timeout, "timed out talking to \(host)")
+            case .remoteConnectionClosed, .cancelled: return TransportError(.reset, "\(host) closed the connection before replying")
+            case .invalidURL, .emptyHost, .emptyScheme:
+                return TransportError(.other, "a request to \(host) could not be sent: the URL is not valid")
+            default: break
+            }
+            if String(describing: error).contains("HeaderField") {
+                return TransportError(.other, "a request to \(host) could not be sent: a header is not valid HTTP (its value is not shown)")
             }
         }
         if error is NIOTooManyBytesError {
             return TransportError(.tooLarge, "the reply from \(host) is larger than the transport accepts")
         }
+        if error is CancellationError { return TransportError(.reset, "the request to \(host) was cancelled") }
+        // Classified by type and well-known words only; the text itself is never quoted.
         let text = String(describing: error)
+        let kind = String(describing: type(of: error))
         if text.contains("connectTimeout") || text.contains("Timeout") {
             return TransportError(.timeout, "timed out talking to \(host)")
         }
-        if text.contains("NIOConnectionError") || text.contains("connectionRefused") || text.contains("Connection refused")
+        if kind.contains("NIOConnectionError") || text.contains("connectionRefused") || text.contains("Connection refused")
             || text.contains("resolution") || text.contains("unreachable")
         {
             return TransportError(.connect, "cannot connect to \(host)")
@@ -70,6 +143,19 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
         {
             return TransportError(.reset, "\(host) closed the connection before replying")
         }
-        return TransportError(.other, "request to \(host) failed: \(text)")
+        if kind.contains("HTTPParser") || text.contains("HTTPParserError") {
+            return TransportError(.reset, "\(host) sent a reply that is not valid HTTP")
+        }
+        return TransportError(.other, "the request to \(host) failed (\(kind))")
+    }
+}
+
+/// Durations in words, for messages: `60 s`, `5 min`.
+enum DurationWords {
+    static func seconds(_ duration: Duration) -> String {
+        let s = duration.components.seconds
+        if s >= 120, s % 60 == 0 { return "\(s / 60) min" }
+        if s == 0, duration > .zero { return "\(duration.components.attoseconds / 1_000_000_000_000_000) ms" }
+        return "\(s) s"
     }
 }

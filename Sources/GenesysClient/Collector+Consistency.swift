@@ -82,7 +82,7 @@ extension Collector {
             for id in missingClients.sorted() {
                 let client: OAuthClientWire?? = try await absentOn404 {
                     try await self.guarded("GET /api/v2/oauth/clients/{id}", nil) { () async throws -> OAuthClientWire? in
-                        try await self.client.get("/api/v2/oauth/clients/\(id)")
+                        try await self.client.get("/api/v2/oauth/clients/\(GenesysAPIClient.segment(id))")
                     }
                 }
                 if let client = client ?? nil {
@@ -274,10 +274,22 @@ extension Collector {
         }
     }
 
-    /// Runs `fetch` over ids in chunks of 100 (the API's id-list limit), one chunk at a time.
+    /// Ids fetched by reference in one pass, at most: a reply that references more entities
+    /// than the lists hold is not worth thousands of requests.
+    static let maxReferenceFetches = 10_000
+
+    /// Runs `fetch` over ids in chunks of 100 (the API's id-list limit), one chunk at a time, for
+    /// at most `maxReferenceFetches` ids (the rest are recorded as a problem).
     func fetchInChunks<T>(_ ids: [String], _ fetch: ([String]) async throws -> [T]) async throws -> [T] {
         var result: [T] = []
-        let sorted = ids.sorted()
+        var sorted = ids.sorted()
+        if sorted.count > Self.maxReferenceFetches {
+            record(
+                CollectionProblem(
+                    code: "too.many.references", endpoint: "references",
+                    message: "\(sorted.count) referenced entities were missing from the lists; only \(Self.maxReferenceFetches) were fetched"))
+            sorted = Array(sorted.prefix(Self.maxReferenceFetches))
+        }
         var index = 0
         while index < sorted.count {
             let chunk = Array(sorted[index..<min(sorted.count, index + 100)])

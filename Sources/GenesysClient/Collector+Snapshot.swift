@@ -35,7 +35,7 @@ extension Collector {
         return try await withThrowingTaskGroup(of: CollectionProblem?.self) { tasks in
             for userId in candidates {
                 tasks.addTask {
-                    let path = "/api/v2/authorization/subjects/\(userId)?includeDuplicates=true"
+                    let path = "/api/v2/authorization/subjects/\(GenesysAPIClient.segment(userId))?includeDuplicates=true"
                     let subject: AuthzSubjectWire?? = try await self.absentOn404 {
                         try await self.guarded("GET /api/v2/authorization/subjects/{id}", nil) { () async throws -> AuthzSubjectWire? in
                             try await self.client.get(path)

@@ -37,6 +37,8 @@ public struct ClientStatistics: Sendable, Equatable {
 public final class GenesysAPIClient: Sendable {
     public let connection: GenesysConnection
     public let retry: RetryPolicy
+    /// Ceilings on walking one list.
+    public let paging: PagingLimits
     let transport: any HTTPTransport
     let tokens: TokenProvider
     let pacer: RateLimitPacer
@@ -50,12 +52,13 @@ public final class GenesysAPIClient: Sendable {
     public init(
         connection: GenesysConnection, transport: any HTTPTransport, clock: any APIClock = SystemAPIClock(),
         retry: RetryPolicy = RetryPolicy(), requestTimeout: Duration = .seconds(60), maxConcurrentRequests: Int = 8,
-        logger: Logger = Logger(label: "rbacwatch.client", factory: { _ in SwiftLogNoOpLogHandler() })
+        paging: PagingLimits = PagingLimits(), logger: Logger = Logger(label: "rbacwatch.client", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.connection = connection
         self.transport = transport
         self.clock = clock
         self.retry = retry
+        self.paging = paging
         self.logger = logger
         self.requestTimeout = requestTimeout
         self.limiter = AsyncLimiter(limit: maxConcurrentRequests)
@@ -154,10 +157,11 @@ public final class GenesysAPIClient: Sendable {
                 continue
             }
             count { $0.bytesReceived += response.body.count }
-            let allowed = response.header("inin-ratelimit-allowed").flatMap(Int.init)
-            let used = response.header("inin-ratelimit-count").flatMap(Int.init)
-            await pacer.complete(
-                allowed: allowed, count: used, resetSeconds: response.header("inin-ratelimit-reset").flatMap(Int.init))
+            // Read into ranges: a window of at most five minutes, budgets of at most ten million.
+            let allowed = response.header("inin-ratelimit-allowed").flatMap { Bounded.int($0, in: 0...10_000_000) }
+            let used = response.header("inin-ratelimit-count").flatMap { Bounded.int($0, in: 0...10_000_000) }
+            let reset = response.header("inin-ratelimit-reset").flatMap(Bounded.number).map { Bounded.seconds($0, clampedTo: 0...300) }
+            await pacer.complete(allowed: allowed, count: used, resetSeconds: reset.map { Int($0.rounded(.up)) })
             if let allowed, let used { budget.withLock { $0 = (max(0, allowed - used), allowed) } }
 
             switch response.status {
@@ -171,7 +175,7 @@ public final class GenesysAPIClient: Sendable {
                         throw GenesysClientError(
                             .malformedReply,
                             "\(endpoint) returned a malformed reply (\(DecodingErrorText.describe(error)))"
-                                + (response.header("inin-correlation-id").map { "; correlation id \($0)" } ?? ""))
+                                + (response.header("inin-correlation-id").map { "; correlation id \($0.prefix(100))" } ?? ""))
                     }
                     count { $0.retries += 1 }
                     try await clock.sleep(for: retry.backoff(attempt: malformed, random: .random(in: 0...1)))
@@ -187,7 +191,7 @@ public final class GenesysAPIClient: Sendable {
                 continue
             case 429:
                 count { $0.rateLimited += 1 }
-                let error = apiError(method, pathAndQuery, response)
+                let error = await apiError(method, pathAndQuery, response)
                 rateLimitRetries += 1
                 guard rateLimitRetries <= retry.maxRateLimitRetries else { throw error }
                 let delay = retry.rateLimitDelay(retryAfter: error.retryAfter, attempt: rateLimitRetries, random: .random(in: 0...1))
@@ -199,7 +203,7 @@ public final class GenesysAPIClient: Sendable {
                 count { $0.serverErrors += 1 }
                 failures += 1
                 guard failures < retry.maxAttempts else {
-                    var error = apiError(method, pathAndQuery, response)
+                    var error = await apiError(method, pathAndQuery, response)
                     error.message = (error.message ?? "") + " (gave up after \(failures) attempts)"
                     throw error
                 }
@@ -207,35 +211,49 @@ public final class GenesysAPIClient: Sendable {
                 try await clock.sleep(for: retry.backoff(attempt: failures, random: .random(in: 0...1)))
                 continue
             default:
-                throw apiError(method, pathAndQuery, response)
+                throw await apiError(method, pathAndQuery, response)
             }
         }
     }
 
-    /// Builds a typed error from an error reply, reading `ErrorBody` when there is one.
-    func apiError(_ method: String, _ path: String, _ response: HTTPResponseData) -> GenesysAPIError {
+    /// Builds a typed error from an error reply, reading `ErrorBody` when there is one. The
+    /// server's words are cut to 500 characters and never carry our credentials back out.
+    func apiError(_ method: String, _ path: String, _ response: HTTPResponseData) async -> GenesysAPIError {
         struct ErrorBody: Decodable {
             var message: String?
             var code: String?
             var contextId: String?
         }
-        let body = try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body))
+        let body = response.body.count <= 1 << 20 ? try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)) : nil
         var retryAfter: Duration?
-        if let header = response.header("Retry-After"), let seconds = Double(header.trimmingCharacters(in: .whitespaces)) {
-            retryAfter = .milliseconds(Int(seconds * 1000))
+        if let header = response.header("Retry-After") {
+            retryAfter = RetryPolicy.retryAfter(header: header)
         } else if response.status == 429, let message = body?.message,
-            let seconds = GenesysAPIError.permissions(inMessage: message).first.flatMap(Double.init)
+            let seconds = GenesysAPIError.permissions(inMessage: message).first.flatMap(Bounded.number)
         {
             // "Retry the request in [12] seconds"
-            retryAfter = .milliseconds(Int(seconds * 1000))
+            retryAfter = RetryPolicy.retryAfter(seconds: seconds)
         }
-        let code = body?.code
+        let code = body?.code.map { String($0.prefix(100)) }
+        let message = await redact(body?.message.map { String($0.prefix(500)) })
         return GenesysAPIError(
-            method: method, path: path, status: response.status, code: code,
-            message: body?.message.map { String($0.prefix(500)) },
-            correlationId: response.header("inin-correlation-id") ?? body?.contextId, retryAfter: retryAfter,
+            method: method, path: path, status: response.status, code: code, message: message,
+            correlationId: (response.header("inin-correlation-id") ?? body?.contextId).map { String($0.prefix(100)) },
+            retryAfter: retryAfter,
             missingPermissions: code == "missing.permissions" || code == "missing.any.permissions"
-                ? GenesysAPIError.permissions(inMessage: body?.message ?? "") : [])
+                ? GenesysAPIError.permissions(inMessage: message ?? "") : [])
+    }
+
+    /// `text` with the client secret and any token this client holds or held replaced: a
+    /// server may echo a credential back in an error message.
+    func redact(_ text: String?) async -> String? {
+        guard var text else { return nil }
+        for token in await tokens.issued where token.count >= 8 {
+            text = text.replacingOccurrences(of: token, with: "<token>")
+        }
+        let secret = connection.clientSecret.reveal()
+        if secret.count >= 4 { text = text.replacingOccurrences(of: secret, with: "<secret>") }
+        return text
     }
 
     /// Closes the transport. Call once, when done.

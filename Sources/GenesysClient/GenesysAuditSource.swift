@@ -12,14 +12,23 @@ public struct GenesysAuditSource: AuditSource {
     public let pageSize: Int
     /// How long to wait between status polls of an async query.
     public let pollInterval: Duration
-    /// Longest an async query may stay Queued/Running.
+    /// Longest an async query may stay Queued/Running before it is given up.
     public let queryTimeout: Duration
+    /// Pages one query may read, and events it may hold: past either, it stops with what it has
+    /// and says so (the ingestor continues from the last event read).
+    public let maxPages: Int
+    public let maxEvents: Int
 
-    public init(client: GenesysAPIClient, pageSize: Int = 500, pollInterval: Duration = .seconds(2), queryTimeout: Duration = .seconds(600)) {
+    public init(
+        client: GenesysAPIClient, pageSize: Int = 500, pollInterval: Duration = .seconds(2), queryTimeout: Duration = .seconds(300),
+        maxPages: Int = 1000, maxEvents: Int = 100_000
+    ) {
         self.client = client
         self.pageSize = min(max(1, pageSize), 500)
-        self.pollInterval = pollInterval
+        self.pollInterval = max(pollInterval, .milliseconds(10))
         self.queryTimeout = queryTimeout
+        self.maxPages = max(1, maxPages)
+        self.maxEvents = max(1, maxEvents)
     }
 
     struct ServiceMapping: Decodable, Sendable {
@@ -30,16 +39,130 @@ public struct GenesysAuditSource: AuditSource {
     public func services() async throws -> [String] {
         try await mapped {
             let mapping = try await client.get("/api/v2/audits/query/servicemapping", as: ServiceMapping.self)
-            return (mapping.services ?? []).compactMap(\.name).sorted()
+            // At most a thousand names of at most a hundred characters: a list, not a payload.
+            let names = Set((mapping.services ?? []).compactMap(\.name).filter { !$0.isEmpty && $0.count <= 100 })
+            return Array(names.sorted().prefix(1000))
         }
     }
 
-    public func events(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> [AuditEvent] {
+    public func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> AuditFetch {
         try await mapped {
             realtime
                 ? try await realtimeEvents(from: from, to: to, service: service, entityType: entityType)
                 : try await asyncEvents(from: from, to: to, service: service, entityType: entityType)
         }
+    }
+
+    /// Collects pages, deduplicated by id, and stops at the ceilings.
+    struct Accumulator {
+        let from: Date
+        let maxEvents: Int
+        var events: [AuditEvent] = []
+        var quarantined: [QuarantinedRecord] = []
+        var seen = Set<String>()
+        var truncation: AuditFetch.Truncation?
+
+        /// Adds a page; returns how many of its events were new.
+        mutating func add(_ page: AuditQueryPage) -> Int {
+            var added = 0
+            for event in page.events where seen.insert(event.id).inserted {
+                events.append(event)
+                added += 1
+            }
+            quarantined += page.unreadable
+            return added
+        }
+
+        /// Stops with `reason`: what was read is complete up to the last event's date.
+        mutating func stop(_ reason: String) {
+            truncation = AuditFetch.Truncation(before: events.last.map { max($0.date, from) } ?? from, reason: reason)
+        }
+
+        var full: Bool { events.count >= maxEvents }
+
+        var result: AuditFetch { AuditFetch(events: events, quarantined: quarantined, truncation: truncation) }
+    }
+
+    func realtimeEvents(from: Date, to: Date, service: String, entityType: String?) async throws -> AuditFetch {
+        var read = Accumulator(from: from, maxEvents: maxEvents)
+        var page = 1
+        while true {
+            let reply = try await client.send(
+                "POST", "/api/v2/audits/query/realtime?expand=user", body: body(from: from, to: to, service: service, entityType: entityType, page: page))
+            let parsed = try parse(reply.body)
+            let added = read.add(parsed)
+            // The last page, or an empty one (the set shrank under us): done. The server's
+            // pageCount only ever ends a walk early; it never sizes one.
+            guard let count = parsed.pageCount, page < count, !parsed.events.isEmpty || !parsed.unreadable.isEmpty else { break }
+            if added == 0 && !parsed.events.isEmpty {
+                read.stop("page \(page) of the realtime query repeats events already read: the server is not paging")
+                break
+            }
+            if read.full {
+                read.stop("\(read.events.count) events in one query, the ceiling")
+                break
+            }
+            if page >= maxPages {
+                read.stop("\(maxPages) pages in one query, the ceiling")
+                break
+            }
+            page += 1
+        }
+        return read.result
+    }
+
+    func asyncEvents(from: Date, to: Date, service: String, entityType: String?) async throws -> AuditFetch {
+        let created = try parse(
+            try await client.send("POST", "/api/v2/audits/query", body: body(from: from, to: to, service: service, entityType: entityType, page: nil)).body)
+        guard let id = created.id, Self.isTransactionId(id) else {
+            throw AuditSourceError.failed("POST /api/v2/audits/query accepted a query but returned no usable transaction id")
+        }
+        var state = created.state ?? "Queued"
+        let started = client.clock.now()
+        while state != "Succeeded" {
+            switch state {
+            case "Failed", "Cancelled": throw AuditSourceError.failed("audit query \(id) ended \(state)")
+            default: break
+            }
+            guard client.clock.now() - started < queryTimeout else {
+                throw AuditSourceError.failed(
+                    "GET /api/v2/audits/query/\(id): the async audit query was still \(state.prefix(40)) after \(DurationWords.seconds(queryTimeout)) (waited for Succeeded)")
+            }
+            try await client.clock.sleep(for: pollInterval)
+            state = try parse(try await client.send("GET", "/api/v2/audits/query/\(id)").body).state ?? "Running"
+        }
+        var read = Accumulator(from: from, maxEvents: maxEvents)
+        var cursor: String?
+        var cursors = Set<String>()
+        var pages = 0
+        repeat {
+            var path = "/api/v2/audits/query/\(id)/results?pageSize=\(pageSize)&expand=user"
+            if let cursor { path += "&cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor) }
+            let page = try parse(try await client.send("GET", path).body)
+            pages += 1
+            let added = read.add(page)
+            cursor = page.events.isEmpty && page.unreadable.isEmpty ? nil : page.cursor
+            guard let next = cursor else { break }
+            if next.utf8.count > 4096 || !cursors.insert(next).inserted || (added == 0 && !page.events.isEmpty) {
+                read.stop("the async results repeat a cursor or events already read: the server is not paging")
+                break
+            }
+            if read.full {
+                read.stop("\(read.events.count) events in one query, the ceiling")
+                break
+            }
+            if pages >= maxPages {
+                read.stop("\(maxPages) pages in one query, the ceiling")
+                break
+            }
+        } while cursor != nil
+        return read.result
+    }
+
+    /// A transaction id goes into a path: letters, digits, `-` and `_`, at most 100 of them.
+    static func isTransactionId(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 100
+            && id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F }
     }
 
     func body(from: Date, to: Date, service: String, entityType: String?, page: Int?) -> [UInt8] {
@@ -69,50 +192,6 @@ public struct GenesysAuditSource: AuditSource {
         w.endArray()
         w.endObject()
         return w.bytes
-    }
-
-    func realtimeEvents(from: Date, to: Date, service: String, entityType: String?) async throws -> [AuditEvent] {
-        var events: [AuditEvent] = []
-        var seen = Set<String>()
-        var page = 1
-        while true {
-            let reply = try await client.send("POST", "/api/v2/audits/query/realtime?expand=user", body: body(from: from, to: to, service: service, entityType: entityType, page: page))
-            let parsed = try parse(reply.body)
-            for event in parsed.events where seen.insert(event.id).inserted { events.append(event) }
-            // Stop at the last page; also when a page comes back empty (the set shrank under us).
-            guard let count = parsed.pageCount, page < count, !parsed.events.isEmpty else { break }
-            page += 1
-        }
-        return events
-    }
-
-    func asyncEvents(from: Date, to: Date, service: String, entityType: String?) async throws -> [AuditEvent] {
-        let created = try parse(
-            try await client.send("POST", "/api/v2/audits/query", body: body(from: from, to: to, service: service, entityType: entityType, page: nil)).body)
-        guard let id = created.id else { throw AuditSourceError.failed("the audit API accepted a query but returned no transaction id") }
-        var state = created.state ?? "Queued"
-        var waited = Duration.zero
-        while state != "Succeeded" {
-            switch state {
-            case "Failed", "Cancelled": throw AuditSourceError.failed("audit query \(id) ended \(state)")
-            default: break
-            }
-            guard waited < queryTimeout else { throw AuditSourceError.failed("audit query \(id) still \(state) after \(queryTimeout.components.seconds) s") }
-            try await client.clock.sleep(for: pollInterval)
-            waited += pollInterval
-            state = try parse(try await client.send("GET", "/api/v2/audits/query/\(id)").body).state ?? "Running"
-        }
-        var events: [AuditEvent] = []
-        var seen = Set<String>()
-        var cursor: String?
-        repeat {
-            var path = "/api/v2/audits/query/\(id)/results?pageSize=\(pageSize)&expand=user"
-            if let cursor { path += "&cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor) }
-            let page = try parse(try await client.send("GET", path).body)
-            for event in page.events where seen.insert(event.id).inserted { events.append(event) }
-            cursor = page.events.isEmpty ? nil : page.cursor
-        } while cursor != nil
-        return events
     }
 
     func parse(_ body: [UInt8]) throws -> AuditQueryPage {

@@ -1,3 +1,5 @@
+import AuditCore
+
 /// When to try again and how long to wait: pure, with the randomness injected.
 public struct RetryPolicy: Sendable, Equatable {
     /// Attempts for one request on 5xx, resets and timeouts (the first try included).
@@ -10,14 +12,21 @@ public struct RetryPolicy: Sendable, Equatable {
     public var maxMalformedAttempts: Int
     public var baseDelay: Duration
     public var maxDelay: Duration
-    /// Longest `Retry-After` honoured; longer values are capped (and logged).
+    /// Attempts when the server does not answer in time (each waits out the request deadline).
+    public var maxTimeoutAttempts: Int
+    /// Longest `Retry-After` honoured; longer values are capped (and the health line says so).
     public var maxRetryAfter: Duration
+
+    /// The ceiling on any `Retry-After`, here and in the audit feed: five minutes.
+    public static let retryAfterCeiling: Duration = .seconds(300)
 
     public init(
         maxAttempts: Int = 6, maxRateLimitRetries: Int = 30, maxConnectAttempts: Int = 2, maxMalformedAttempts: Int = 3,
-        baseDelay: Duration = .milliseconds(250), maxDelay: Duration = .seconds(30), maxRetryAfter: Duration = .seconds(120)
+        maxTimeoutAttempts: Int = 3, baseDelay: Duration = .milliseconds(250), maxDelay: Duration = .seconds(30),
+        maxRetryAfter: Duration = RetryPolicy.retryAfterCeiling
     ) {
         self.maxAttempts = maxAttempts
+        self.maxTimeoutAttempts = maxTimeoutAttempts
         self.maxRateLimitRetries = maxRateLimitRetries
         self.maxConnectAttempts = maxConnectAttempts
         self.maxMalformedAttempts = maxMalformedAttempts
@@ -43,7 +52,22 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// How many attempts a transport failure of this kind deserves.
     public func attempts(for error: TransportError) -> Int {
-        error.kind == .connect ? min(maxConnectAttempts, maxAttempts) : maxAttempts
+        switch error.kind {
+        case .connect: min(maxConnectAttempts, maxAttempts)
+        case .timeout: min(maxTimeoutAttempts, maxAttempts)
+        default: maxAttempts
+        }
+    }
+
+    /// A `Retry-After` header as a duration: delta-seconds read into 0 … 1 day (a server asking
+    /// for more gets a day, which `rateLimitDelay` caps anyway); nil when it is not a number
+    /// (`inf`, `nan`, an HTTP date), so the caller backs off instead.
+    public static func retryAfter(header: String) -> Duration? {
+        Bounded.number(header).map(retryAfter(seconds:))
+    }
+
+    public static func retryAfter(seconds: Double) -> Duration {
+        Bounded.duration(seconds: seconds, clampedTo: 0...86_400)
     }
 
     /// Status codes worth retrying after a backoff.

@@ -154,8 +154,8 @@ struct DiffWorker: ParsableCommand {
         var differences = 0
         switch mode {
         case "hashed":
-            let a = try Snapshot(canonicalBytes: FileBytes.read(baseline))
-            let b = try Snapshot(canonicalBytes: FileBytes.read(current))
+            let a = try Snapshot(canonicalBytes: FileBytes.read(baseline, limit: FileBytes.dataLimit))
+            let b = try Snapshot(canonicalBytes: FileBytes.read(current, limit: FileBytes.dataLimit))
             loaded = ContinuousClock.now
             let digestA = SnapshotDigest(a)
             let digestB = SnapshotDigest(b)

@@ -428,8 +428,8 @@ struct ReplaySource: AuditSource {
 
     func services() async throws -> [String] { corpus.services }
 
-    func events(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> [AuditEvent] {
-        guard let items = corpus.byService[service] else { return [] }
+    func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> AuditFetch {
+        guard let items = corpus.byService[service] else { return AuditFetch() }
         let now = clock.now()
         var low = 0, high = items.count
         while low < high {
@@ -442,12 +442,14 @@ struct ReplaySource: AuditSource {
             if items[index].visibleAt <= now { selected.append(items[index]) }
             index += 1
         }
-        var events: [AuditEvent] = []
+        var fetched = AuditFetch()
         var start = 0
         while start < selected.count {
-            events += try AuditQueryPage.parse(EventCorpus.page(selected[start..<min(selected.count, start + 500)])).events
+            let page = try AuditQueryPage.parse(EventCorpus.page(selected[start..<min(selected.count, start + 500)]))
+            fetched.events += page.events
+            fetched.quarantined += page.unreadable
             start += 500
         }
-        return events
+        return fetched
     }
 }

@@ -175,7 +175,11 @@ struct RuleTests {
             (#"{"id": "x", "title": "t", "severity": "urgent"}"#, "severity"),
             (#"{"id": "x", "title": "t", "severity": "low", "match": {"entity": "Role"}}"#, "unknown match key"),
             (#"{"id": "x", "title": "t", "severity": "low", "throttle": "often"}"#, "throttle"),
-            (#"{"id": "x", "title": "t", "severity": "low", "correlation": {"type": "burst", "count": 1, "window": "1m"}}"#, "at least 2"),
+            (#"{"id": "x", "title": "t", "severity": "low", "correlation": {"type": "burst", "count": 1, "window": "1m"}}"#, "from 2 to"),
+            (#"{"id": "x", "title": "t", "severity": "low", "correlation": {"type": "burst", "count": 100000000, "window": "1m"}}"#, "from 2 to 10000"),
+            (#"{"id": "x", "title": "t", "severity": "low", "throttle": "1e300d"}"#, "between 1s and 30d"),
+            (#"{"id": "x", "title": "t", "severity": "low", "throttle": "inf"}"#, "throttle"),
+            (#"{"id": "x", "title": "t", "severity": "low", "correlation": {"type": "burst", "count": 5, "window": "nanm"}}"#, "between 1s and 1w"),
             (#"{"title": "t"}"#, "\"id\""),
             ("[1,", "not valid JSON"),
         ] {

@@ -6,15 +6,17 @@ public protocol AuditSource: Sendable {
     /// The services the audit API knows (`servicemapping`).
     func services() async throws -> [String]
     /// Events of `service` (`*`: every service), of `entityType` if given, dated in `[from, to)`,
-    /// as many pages as it takes. `realtime`: the synchronous query (the last 14 days); otherwise
-    /// the asynchronous one (full retention).
-    func events(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> [AuditEvent]
+    /// as many pages as it takes up to the source's ceilings; records that do not read as events
+    /// are returned quarantined, and a stop before the end of the interval says why.
+    /// `realtime`: the synchronous query (the last 14 days); otherwise the asynchronous one (full
+    /// retention).
+    func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> AuditFetch
 }
 
 extension AuditSource {
-    /// Events of every entity type of `service`.
-    public func events(from: Date, to: Date, service: String, realtime: Bool) async throws -> [AuditEvent] {
-        try await events(from: from, to: to, service: service, entityType: nil, realtime: realtime)
+    /// The events alone (what attribution and tests want).
+    public func events(from: Date, to: Date, service: String, entityType: String? = nil, realtime: Bool) async throws -> [AuditEvent] {
+        try await fetch(from: from, to: to, service: service, entityType: entityType, realtime: realtime).events
     }
 }
 
@@ -36,6 +38,8 @@ public enum AuditSourceError: Error, Sendable, CustomStringConvertible {
 /// One page of an audit query reply: realtime (`pageCount`) or async results (`cursor`).
 public struct AuditQueryPage: Sendable {
     public var events: [AuditEvent]
+    /// Elements of `entities` that are valid JSON but not audit events: kept raw, with why.
+    public var unreadable: [QuarantinedRecord] = []
     public var pageCount: Int?
     public var total: Int?
     public var cursor: String?
@@ -43,6 +47,9 @@ public struct AuditQueryPage: Sendable {
     public var id: String?
 
     /// Reads `{"entities": [...], "pageCount", "total", "cursor", ...}`; other members are skipped.
+    /// One element that does not read as an event (a bad `eventDate`, no id, a field of the
+    /// wrong type) is set aside in `unreadable` and the rest of the page is read; only a reply
+    /// that is not JSON at all fails as a whole.
     public static func parse(_ bytes: [UInt8]) throws(AuditEventError) -> AuditQueryPage {
         var scanner = JSONScanner(bytes)
         var page = AuditQueryPage(events: [])
@@ -52,12 +59,25 @@ public struct AuditQueryPage: Sendable {
                 case "entities", "results":
                     if s.takeNull() { break }
                     try s.array { a throws(JSONScanner.ScanError) in
+                        a.skipSpace()
+                        let start = a.index
                         do {
                             page.events.append(try AuditEvent.read(&a))
-                        } catch let error as JSONScanner.ScanError {
-                            throw error
                         } catch {
-                            throw a.fail("\(error)")
+                            let reason: String
+                            if let error = error as? JSONScanner.ScanError {
+                                reason = "\(error.reason) at byte \(error.offset - start) of the record"
+                            } else {
+                                reason = "\(error)"
+                            }
+                            // Valid JSON that is not an event is quarantined; invalid JSON ends the page.
+                            a.index = start
+                            try a.skipValue()
+                            let raw = Array(bytes[start..<a.index])
+                            page.unreadable.append(
+                                QuarantinedRecord(
+                                    kind: .unreadable, eventId: AuditEvent.readableId(raw), reason: reason, raw: raw,
+                                    receivedAt: .distantPast))
                         }
                     }
                 case "pageCount": page.pageCount = s.takeNull() ? nil : try s.int()
@@ -75,6 +95,18 @@ public struct AuditQueryPage: Sendable {
     }
 }
 
+extension AuditEvent {
+    /// The `id` of a record that is an object with a string id, whatever else is wrong with it.
+    static func readableId(_ raw: [UInt8]) -> String? {
+        var scanner = JSONScanner(raw)
+        var id: String?
+        try? scanner.object { s, key throws(JSONScanner.ScanError) in
+            if key == "id", s.peekString { id = try s.string() } else { try s.skipValue() }
+        }
+        return id.flatMap { $0.isEmpty ? nil : $0 }
+    }
+}
+
 /// Wall-clock time for long-running services: the real one, or a test's, moved by hand.
 public protocol WallClock: Sendable {
     func now() -> Date
@@ -89,29 +121,37 @@ public struct SystemWallClock: WallClock {
 
 /// Events held back until they are older than the safety lag, then let out in `eventDate`
 /// order (ties by id), so rules judge late and out-of-order arrivals in the order they happened.
+/// An event dated beyond the clock skew past its arrival (the future) is let out once it has
+/// been held for the lag: waiting for its date would hold it as long as the server likes.
 public struct ReorderBuffer: Sendable {
-    private var pending: [String: AuditEvent] = [:]
+    private var pending: [String: (event: AuditEvent, arrivedAt: Date)] = [:]
 
     public init() {}
 
     public var count: Int { pending.count }
     public func contains(_ id: String) -> Bool { pending[id] != nil }
-    public var oldest: Date? { pending.values.map(\.date).min() }
+    public func event(_ id: String) -> AuditEvent? { pending[id]?.event }
+    public var oldest: Date? { pending.values.map(\.event.date).min() }
 
     /// Adds events not already held; returns how many were added.
     @discardableResult
-    public mutating func insert(_ events: [AuditEvent]) -> Int {
+    public mutating func insert(_ events: [AuditEvent], arrivedAt: Date = .distantPast) -> Int {
         var added = 0
         for event in events where pending[event.id] == nil {
-            pending[event.id] = event
+            pending[event.id] = (event, arrivedAt)
             added += 1
         }
         return added
     }
 
-    /// Removes and returns the events dated before `cutoff`, oldest first.
-    public mutating func release(before cutoff: Date) -> [AuditEvent] {
-        let due = pending.values.filter { $0.date < cutoff }
+    /// Removes and returns the events dated before `cutoff`, and the future-dated ones (dated
+    /// more than `skew` seconds after they arrived) that arrived before `futureHeldSince`;
+    /// oldest first.
+    public mutating func release(before cutoff: Date, futureHeldSince: Date = .distantPast, skew: TimeInterval = .infinity) -> [AuditEvent] {
+        let due = pending.values.filter { entry in
+            entry.event.date < cutoff
+                || (entry.arrivedAt < futureHeldSince && entry.event.date.timeIntervalSince(entry.arrivedAt) > skew)
+        }.map(\.event)
         for event in due { pending[event.id] = nil }
         return due.sorted { $0.date != $1.date ? $0.date < $1.date : $0.id < $1.id }
     }

@@ -99,6 +99,14 @@ public struct AuditRule: Sendable, Hashable, Identifiable {
     }
 }
 
+extension AuditRule {
+    /// What a rule file may say: throttles up to 30 days, correlation windows up to 7 days, a
+    /// burst or flapping count up to 10,000 (the engine keeps that many events per actor).
+    public static let throttleRange: ClosedRange<Double> = 1...(30 * 86_400)
+    public static let windowRange: ClosedRange<Double> = 1...(7 * 86_400)
+    public static let correlationCountRange: ClosedRange<Int> = 2...10_000
+}
+
 public struct RuleError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
@@ -383,23 +391,27 @@ extension AuditRule {
         }
         var throttle: Double?
         if let t = json["throttle"] {
-            guard let text = t as? String, let seconds = Approval.lifetime(parsing: text) else {
-                throw fail("\"throttle\" must be a duration such as 90s, 10m, 1h")
+            guard let text = t as? String, let seconds = DurationText.seconds(text, range: AuditRule.throttleRange) else {
+                throw fail("\"throttle\" must be a duration such as 90s, 10m, 1h, \(DurationText.describe(AuditRule.throttleRange))")
             }
             throttle = seconds
         }
         var correlation: Correlation?
         if let c = json["correlation"] {
             guard let c = c as? [String: Any], let type = c["type"] as? String else { throw fail("\"correlation\" needs a \"type\" (burst or flapping)") }
-            guard let windowText = c["window"] as? String, let window = Approval.lifetime(parsing: windowText) else {
-                throw fail("correlation needs a \"window\" such as 5m")
+            guard let windowText = c["window"] as? String, let window = DurationText.seconds(windowText, range: AuditRule.windowRange) else {
+                throw fail("correlation needs a \"window\" such as 5m, \(DurationText.describe(AuditRule.windowRange))")
             }
             switch type {
             case "burst":
-                guard let count = c["count"] as? Int, count >= 2 else { throw fail("a burst needs \"count\" of at least 2") }
+                guard let count = c["count"] as? Int, AuditRule.correlationCountRange.contains(count) else {
+                    throw fail("a burst needs a \"count\" from 2 to \(AuditRule.correlationCountRange.upperBound)")
+                }
                 correlation = .burst(count: count, windowSeconds: window)
             case "flapping":
-                guard let flips = c["flips"] as? Int, flips >= 2 else { throw fail("flapping needs \"flips\" of at least 2") }
+                guard let flips = c["flips"] as? Int, AuditRule.correlationCountRange.contains(flips) else {
+                    throw fail("flapping needs \"flips\" from 2 to \(AuditRule.correlationCountRange.upperBound)")
+                }
                 correlation = .flapping(flips: flips, windowSeconds: window)
             default: throw fail("correlation type \"\(type)\" is not burst or flapping")
             }
@@ -432,17 +444,25 @@ public struct RuleSet: Sendable {
         for directory in directories {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
-                set.merge(try AuditRule.parseFile(try Data(contentsOf: URL(fileURLWithPath: directory)), source: directory))
+                set.merge(try AuditRule.parseFile(try readRuleFile(directory), source: directory))
                 continue
             }
             guard isDirectory.boolValue else { throw RuleError("rule directory \(directory) does not exist") }
             let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
             for file in files {
                 let path = (directory as NSString).appendingPathComponent(file)
-                set.merge(try AuditRule.parseFile(try Data(contentsOf: URL(fileURLWithPath: path)), source: path))
+                set.merge(try AuditRule.parseFile(try readRuleFile(path), source: path))
             }
         }
         return set
+    }
+
+    static func readRuleFile(_ path: String) throws -> Data {
+        do {
+            return Data(try FileBytes.read(path, limit: FileBytes.configurationLimit))
+        } catch {
+            throw RuleError(error.description)
+        }
     }
 
     public mutating func merge(_ more: [AuditRule]) {

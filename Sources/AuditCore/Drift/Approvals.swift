@@ -35,16 +35,12 @@ public struct Approval: Sendable, Hashable {
     /// Default lifetime of an approval: 72 hours.
     public static let defaultLifetime: TimeInterval = 72 * 3600
 
-    /// Reads `90s`, `45m`, `72h`, `3d`, `2w` (or a bare number of hours).
+    /// How long an approval may last: a minute to a year and a day.
+    public static let lifetimeRange: ClosedRange<TimeInterval> = 60...(366 * 86_400)
+
+    /// Reads `90s`, `45m`, `72h`, `3d`, `2w` (or a bare number of hours) within `lifetimeRange`.
     public static func lifetime(parsing text: String) -> TimeInterval? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
-        guard let unit = trimmed.last else { return nil }
-        let factors: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
-        if let factor = factors[unit], let value = Double(trimmed.dropLast()), value > 0, value.isFinite {
-            return value * factor
-        }
-        if let hours = Double(trimmed), hours > 0, hours.isFinite { return hours * 3600 }
-        return nil
+        DurationText.seconds(text, bareUnit: 3600, range: lifetimeRange)
     }
 }
 

@@ -1,0 +1,49 @@
+import Foundation
+
+/// Reads a whole file straight into a byte array — no intermediate `Data` copy, which matters
+/// for snapshot files of a hundred megabytes — and never more than `limit` bytes of it: a file
+/// named on the command line may be a device (`/dev/zero`) or a pipe that never ends.
+public enum FileBytes {
+    /// Rule files, risk policies, themes, secrets: small by nature.
+    public static let configurationLimit = 16 << 20
+    /// Snapshot and event files: a 100,000-user snapshot is about 130 MB.
+    public static let dataLimit = 2 << 30
+
+    public static func read(_ path: String, limit: Int) throws(FileReadError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileReadError(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw FileReadError(path: path, reason: String(cString: strerror(errno))) }
+        if (info.st_mode & S_IFMT) == S_IFDIR { throw FileReadError(path: path, reason: "it is a directory") }
+        let regular = (info.st_mode & S_IFMT) == S_IFREG
+        if regular, Int(info.st_size) > limit { throw FileReadError(path: path, reason: tooLarge(limit)) }
+        // A regular file is read in one allocation of its size; anything else (a pipe, a device)
+        // in chunks, up to the limit.
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(regular ? Int(info.st_size) : 64 << 10)
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw FileReadError(path: path, reason: String(cString: strerror(errno)))
+            }
+            if got == 0 { break }
+            guard bytes.count + got <= limit else { throw FileReadError(path: path, reason: tooLarge(limit)) }
+            bytes.append(contentsOf: chunk[0..<got])
+        }
+        return bytes
+    }
+
+    static func tooLarge(_ limit: Int) -> String {
+        limit >= 1 << 30 ? "larger than \(limit >> 30) GiB" : "larger than \(limit >> 20) MiB"
+    }
+}
+
+/// A file that could not be read, in one line.
+public struct FileReadError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var reason: String
+    public var description: String { "cannot read \(path): \(reason)" }
+}
