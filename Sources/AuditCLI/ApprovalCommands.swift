@@ -33,7 +33,7 @@ struct ApproveCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard Approval.lifetime(parsing: expires) != nil else {
-            throw ValidationError("--expires takes a duration such as 90m, 72h, 3d or 2w.")
+            throw ValidationError("--expires takes a duration such as 90m, 72h, 3d or 2w, \(DurationText.describe(Approval.lifetimeRange)).")
         }
         guard fingerprint.count >= 6, fingerprint.allSatisfy(\.isHexDigit) else {
             throw ValidationError("a fingerprint is hexadecimal, at least 6 characters.")

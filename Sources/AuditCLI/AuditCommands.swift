@@ -114,7 +114,7 @@ struct RulesCommand: AsyncParsableCommand {
                     findings += engine.judge(event)
                 }
                 if format == "json" {
-                    for finding in findings { Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self)) }
+                    for finding in findings { Console.jsonLine(FindingJSON.encode(finding)) }
                 } else {
                     FindingTable.print(findings)
                     let stats = engine.statistics
@@ -173,12 +173,16 @@ struct FindingsCommand: AsyncParsableCommand {
             guard Severity(name: severity) != nil else { throw ValidationError("--severity is low, medium, high or critical.") }
             guard ["table", "json"].contains(format) else { throw ValidationError("--format is table or json.") }
             if let since, Self.date(since, now: Date()) == nil {
-                throw ValidationError("--since takes a duration back (24h, 7d) or an ISO-8601 time.")
+                throw ValidationError("--since takes a duration back (24h, 7d; at most \(DurationText.format(Self.sinceRange.upperBound))) or an ISO-8601 time.")
             }
+            try FlagCheck.range(limit, 1...1_000_000, "--limit")
         }
 
+        /// How far back `--since` reaches: ten years, longer than any audit retention.
+        static let sinceRange: ClosedRange<Double> = 1...(3650 * 86_400)
+
         static func date(_ text: String, now: Date) -> Date? {
-            if let back = Approval.lifetime(parsing: text), text.last?.isLetter == true { return now.addingTimeInterval(-back) }
+            if text.last?.isLetter == true, let back = DurationText.seconds(text, range: sinceRange) { return now.addingTimeInterval(-back) }
             return ISOTimestamp.date(text)
         }
 
@@ -188,7 +192,7 @@ struct FindingsCommand: AsyncParsableCommand {
                 let query = FindingQuery(since: since.flatMap { Self.date($0, now: Date()) }, minimumSeverity: Severity(name: severity)!, limit: limit)
                 let findings = try await store.auditFindings(query)
                 if format == "json" {
-                    for finding in findings { Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self)) }
+                    for finding in findings { Console.jsonLine(FindingJSON.encode(finding)) }
                 } else if findings.isEmpty {
                     Console.out("No findings.")
                 } else {
@@ -261,31 +265,11 @@ enum FindingJSON {
 enum WatchLogging {
     static func logger(file: String?, level: String) throws -> Logger {
         guard let file else { return CLILogging.logger(label: "rbacwatch.watch", level: level) }
-        let fd = open(file, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        let fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ConfigurationError("cannot open the log file \(file): \(String(cString: strerror(errno)))") }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        var logger = Logger(label: "rbacwatch.watch") { label in FileLogHandler(label: label, handle: handle) }
+        let sink = LogSink(fd: fd, owned: true)
+        var logger = Logger(label: "rbacwatch.watch") { label in SafeLogHandler(label: label, sink: sink) }
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
         return logger
-    }
-}
-
-/// One line per message: time, level, message, metadata.
-struct FileLogHandler: LogHandler {
-    let label: String
-    let handle: FileHandle
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .info
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let all = metadata.merging(event.metadata ?? [:]) { $1 }
-        let extra = all.isEmpty ? "" : " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let line = "\(ISOTimestamp.string(Date())) \(event.level) \(label): \(TerminalSafe.sanitize(event.message.description))\(extra)\n"
-        handle.write(Data(line.utf8))
     }
 }

@@ -23,6 +23,17 @@ struct ConnectionOptions: ParsableArguments {
         help: "File holding the OAuth client secret (env: GENESYSCLOUD_OAUTHCLIENT_SECRET, or _SECRET_FILE).")
     var clientSecretFile: String?
 
+    @Option(name: .customLong("request-timeout"), help: "How long one request may take, its whole reply included.")
+    var requestTimeout = Interval(argument: "60s")!
+
+    @Option(name: .customLong("timeout"), help: "How long a whole collection of the organisation may take.")
+    var collectionTimeout = Interval(argument: "1h")!
+
+    func validate() throws {
+        try requestTimeout.check("--request-timeout", 1...600)
+        try collectionTimeout.check("--timeout", 10...(24 * 3600))
+    }
+
     /// Resolves the connection, or explains in one line what is missing.
     func resolve(environment: [String: String]) throws(ConfigurationError) -> GenesysConnection {
         let env = environment.filter { !$0.value.isEmpty }
@@ -69,7 +80,10 @@ struct ConnectionOptions: ParsableArguments {
         // The login host is the API host with `login.` for `api.`; a host without `api.` (a local
         // simulator) serves both.
         let derivedLogin = api.replacingOccurrences(of: "//api.", with: "//login.")
-        return GenesysConnection(apiBaseURL: api, loginBaseURL: login ?? derivedLogin, clientId: clientId, clientSecret: secret)
+        var limits = GenesysConnection.Limits()
+        limits.request = requestTimeout.duration
+        limits.collection = collectionTimeout.duration
+        return GenesysConnection(apiBaseURL: api, loginBaseURL: login ?? derivedLogin, clientId: clientId, clientSecret: secret, limits: limits)
     }
 }
 

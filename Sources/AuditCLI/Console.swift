@@ -2,14 +2,29 @@ import AuditCore
 import Foundation
 import Synchronization
 
-/// Writing to the terminal. Everything that came from the API goes through `TerminalSafe`.
+/// Writing to the terminal. Every line goes through `TerminalSafe` on its way out — text from
+/// the API, from error messages, from flags — so no path can carry an escape sequence to stdout
+/// or stderr (the only raw writes are the progress line's own cursor controls).
 enum Console {
     static func out(_ line: String) {
-        write(Array((line + "\n").utf8), to: STDOUT_FILENO)
+        write(Array((TerminalSafe.sanitizeLines(line) + "\n").utf8), to: STDOUT_FILENO)
     }
 
     static func err(_ line: String) {
-        write(Array((line + "\n").utf8), to: STDERR_FILENO)
+        write(Array((TerminalSafe.sanitizeLines(line) + "\n").utf8), to: STDERR_FILENO)
+    }
+
+    /// One JSON record on stdout (a finding, a drift item), its unsafe characters escaped the
+    /// JSON way: the same value to a reader, inert on a terminal.
+    static func jsonLine(_ bytes: [UInt8]) {
+        write(TerminalSafe.sanitizeJSON(bytes) + [0x0A], to: STDOUT_FILENO)
+    }
+
+    /// A report or a file's bytes on stdout: as they are into a pipe or a file, and made inert
+    /// when stdout is a terminal (`json`: escaped the JSON way, so it stays valid).
+    static func output(_ bytes: [UInt8], json: Bool) {
+        guard stdoutIsTerminal else { return write(bytes, to: STDOUT_FILENO) }
+        write(json ? TerminalSafe.sanitizeJSON(bytes) : Array(TerminalSafe.sanitizeLines(String(decoding: bytes, as: UTF8.self)).utf8), to: STDOUT_FILENO)
     }
 
     /// Writes all of `bytes`. When the reader has gone (`| head`), ends the process the way Unix

@@ -98,17 +98,28 @@ struct DashboardApp {
             },
         ]
         var auditTasks: [Task<Void, Never>] = []
-        if let audit {
+        if let audit, let ingestor = audit.ingestor {
             auditTasks = [
-                Task { await audit.ingestor.run() },
+                Task { await ingestor.run() },
                 Task {
                     queue.push(.audit(await audit.load(health: nil)))
-                    for await update in audit.ingestor.updates {
+                    for await update in ingestor.updates {
                         queue.push(.audit(await audit.load(health: update.health)))
                         // New events may explain drift items that were pending.
                         if update.judged > 0 { await monitor.reattribute() }
                     }
                 },
+            ]
+        } else if let audit {
+            // Another process follows the feed: show what it records.
+            auditTasks = [
+                Task {
+                    while !Task.isCancelled {
+                        queue.push(.audit(await audit.load()))
+                        await monitor.reattribute()
+                        try? await Task.sleep(for: .seconds(5))
+                    }
+                }
             ]
         }
         defer { for task in tasks + auditTasks { task.cancel() } }
@@ -178,7 +189,10 @@ struct DashboardApp {
 /// The dashboard's view of the audit feed: the latest findings from the store with today's
 /// approvals applied, the events and rules behind them, and ingestion health for the header.
 actor AuditFeedLoader {
-    let ingestor: AuditIngestor
+    /// The dashboard's own ingestor; nil when another process (`keptBy`) follows the feed into
+    /// the same state file, whose findings are then read from the store every few seconds.
+    let ingestor: AuditIngestor?
+    let keptBy: StateLock.Holder?
     let store: any AuditStore
     let rules: [String: AuditRule]
     /// Findings shown at most.
@@ -188,8 +202,9 @@ actor AuditFeedLoader {
     private var appeared: [String: Date] = [:]
     private var events: [String: AuditEvent] = [:]
 
-    init(ingestor: AuditIngestor, store: any AuditStore, rules: RuleSet, limit: Int = 500) {
+    init(ingestor: AuditIngestor?, keptBy: StateLock.Holder? = nil, store: any AuditStore, rules: RuleSet, limit: Int = 500) {
         self.ingestor = ingestor
+        self.keptBy = keptBy
         self.store = store
         self.rules = Dictionary(rules.rules.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
         self.limit = limit
@@ -221,7 +236,23 @@ actor AuditFeedLoader {
         }
         let wanted = Set(findings.compactMap(\.eventIds.last))
         events = events.filter { wanted.contains($0.key) }
-        return AuditFeed(rows: AuditFeed.rows(findings, appeared: appeared), details: details, health: Self.view(health, problem: problem, now: now))
+        var view = Self.view(health, problem: problem, now: now)
+        if ingestor == nil, let keptBy {
+            view = await followed(by: keptBy, problem: problem, now: now)
+        }
+        return AuditFeed(rows: AuditFeed.rows(findings, appeared: appeared), details: details, health: view)
+    }
+
+    /// The feed another process keeps: its lag from the store's checkpoint, and who keeps it.
+    func followed(by holder: StateLock.Holder, problem: String?, now: Date) async -> IngestionView {
+        let kept = "the audit feed is kept by \(holder)"
+        guard let checkpoint = try? await store.ingestionCheckpoint() else {
+            return IngestionView(mode: .starting, lagSeconds: nil, lastEvent: nil, message: problem ?? kept)
+        }
+        let stale = now.timeIntervalSince(checkpoint.updatedAt) > 600
+        return IngestionView(
+            mode: stale ? .failing : .normal, lagSeconds: now.timeIntervalSince(checkpoint.highWater), lastEvent: nil,
+            message: problem ?? (stale ? "\(kept), which has recorded nothing for \(Int(now.timeIntervalSince(checkpoint.updatedAt) / 60)) min" : kept))
     }
 
     static func view(_ health: IngestionHealth?, problem: String?, now: Date) -> IngestionView {

@@ -50,8 +50,11 @@ struct DemoCommand: AsyncParsableCommand {
     var verify = 25
 
     func validate() throws {
-        guard users >= 1 else { throw ValidationError("--users must be at least 1.") }
-        guard activity >= 0 else { throw ValidationError("--activity cannot be negative.") }
+        try FlagCheck.range(users, FlagCheck.users, "--users")
+        try interval.check("--interval", 1...86_400)
+        try FlagCheck.activity(activity)
+        try FlagCheck.range(verify, FlagCheck.verify, "--verify")
+        if let out { try OutputFile.check(out) }
     }
 
     func run() async throws {
@@ -119,7 +122,7 @@ struct DemoCommand: AsyncParsableCommand {
             let changes = Task {
                 guard activity > 0 else { return }
                 var activity = DemoActivity(
-                    simulator: simulator, admin: admin, pause: .milliseconds(Int(60_000 / activity)), rng: SplitMix64(seed: seed &+ 7))
+                    simulator: simulator, admin: admin, pause: Bounded.duration(seconds: 60 / activity, clampedTo: 0.01...6000), rng: SplitMix64(seed: seed &+ 7))
                 await activity.run()
             }
             defer { changes.cancel() }
@@ -130,23 +133,26 @@ struct DemoCommand: AsyncParsableCommand {
             settings.lag = 3
             settings.overlap = 10
             settings.initialLookback = 600
-            let (ingestor, auditor) = AuditFeedSetup.ingestor(connection, store: store, rules: .defaults(), settings: settings)
+            // A --state another rbacwatch follows the feed into is shown, not ingested twice.
+            let (feedLock, holder) = try FeedLock.attempt(statePath: path, role: "the rbacwatch demo")
+            defer { withExtendedLifetime(feedLock) {} }
+            let feed = feedLock.map { _ in AuditFeedSetup.ingestor(connection, store: store, rules: .defaults(), settings: settings) }
             do {
                 try await DashboardApp(
                     monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
                     approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy,
-                    audit: AuditFeedLoader(ingestor: ingestor, store: store, rules: .defaults())
+                    audit: AuditFeedLoader(ingestor: feed?.0, keptBy: holder, store: store, rules: .defaults())
                 ).run()
             } catch {
                 changes.cancel()
                 await admin.shutdown()
-                await auditor.shutdown()
+                await feed?.1.shutdown()
                 throw error
             }
             changes.cancel()
             _ = await changes.value
             await admin.shutdown()
-            await auditor.shutdown()
+            await feed?.1.shutdown()
         }
     }
 

@@ -55,6 +55,11 @@ struct DiffCommand: AsyncParsableCommand {
     @Option(name: .customLong("keep-snapshots"), help: "Snapshots kept in the store besides the baselines' (older ones are pruned).")
     var keepSnapshots = 10
 
+    func validate() throws {
+        try FlagCheck.range(keepSnapshots, FlagCheck.keepSnapshots, "--keep-snapshots")
+        if let out { try OutputFile.check(out) }
+    }
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         try await CommandErrors.handle {
@@ -121,7 +126,7 @@ struct DiffCommand: AsyncParsableCommand {
             if let out {
                 try AtomicFile.write(bytes, to: out)
             } else {
-                Console.write(bytes, to: STDOUT_FILENO)
+                Console.output(bytes, json: format == .json || format == .ocsf)
             }
             if !report.failing.isEmpty { throw ExitCode(RBACWatchExit.driftFound) }
         }

@@ -29,8 +29,15 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Changes per minute a simulated administrator makes in the background, each audited (0: none).")
     var activity = 0.0
 
+    @Option(
+        name: .customLong("env-file"),
+        help: "Once listening, write the auditor's credentials here as shell exports (mode 0600), to source before snapshot, diff or watch.")
+    var envFile: String?
+
     func validate() throws {
-        guard activity >= 0, activity.isFinite else { throw ValidationError("--activity cannot be negative.") }
+        try FlagCheck.activity(activity)
+        try FlagCheck.range(port, 0...65_535, "--port")
+        if let envFile { try OutputFile.check(envFile) }
     }
 
     func run() async throws {
@@ -40,7 +47,15 @@ struct SimulateCommand: AsyncParsableCommand {
         let sim = GenesysSimulator(configuration: configuration)
         let (activity, seed) = (self.activity, configuration.seed)
         let background = Mutex<Task<Void, Never>?>(nil)
+        let envFile = self.envFile
         let app = sim.application(onReady: { endpoint in
+            if let envFile {
+                do {
+                    try AtomicFile.write(Array(Self.exports(endpoint).utf8), to: envFile)
+                } catch {
+                    Console.fail("\(error)")
+                }
+            }
             Console.out(endpoint.readyLine)
             guard activity > 0 else { return }
             background.withLock { task in
@@ -50,7 +65,7 @@ struct SimulateCommand: AsyncParsableCommand {
                             apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.adminClientId,
                             clientSecret: Secret(endpoint.adminClientSecret)),
                         transport: AsyncHTTPClientTransport())
-                    var changes = DemoActivity(simulator: sim, admin: admin, pause: .milliseconds(Int(60_000 / activity)), rng: SplitMix64(seed: seed &+ 7))
+                    var changes = DemoActivity(simulator: sim, admin: admin, pause: Bounded.duration(seconds: 60 / activity, clampedTo: 0.01...6000), rng: SplitMix64(seed: seed &+ 7))
                     await changes.run()
                     await admin.shutdown()
                 }
@@ -64,5 +79,15 @@ struct SimulateCommand: AsyncParsableCommand {
         let task = background.withLock { $0 }
         task?.cancel()
         await task?.value
+    }
+
+    /// The ready line's fields as the environment `snapshot`, `diff` and `watch` read.
+    static func exports(_ endpoint: SimulatorEndpoint) -> String {
+        """
+        export RBACWATCH_API_URL='\(endpoint.apiBaseURL)'
+        export GENESYSCLOUD_OAUTHCLIENT_ID='\(endpoint.clientId)'
+        export GENESYSCLOUD_OAUTHCLIENT_SECRET='\(endpoint.clientSecret)'
+
+        """
     }
 }

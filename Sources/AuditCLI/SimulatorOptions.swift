@@ -47,17 +47,16 @@ struct SimulatorOptions: ParsableArguments {
     var auditRateLimit = 0
 
     func validate() throws {
-        guard users >= 1 else { throw ValidationError("--users must be at least 1.") }
-        guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 (unlimited) or more.") }
-        guard tokenTTL >= 1 else { throw ValidationError("--token-ttl must be at least 1 second.") }
-        guard maxPageSize >= 1 else { throw ValidationError("--max-page-size must be at least 1.") }
-        guard (0...1).contains(errorRate), (0...1).contains(dropRate) else {
-            throw ValidationError("--error-rate and --drop-rate are probabilities between 0 and 1.")
-        }
-        guard latencyMs >= 0, latencyJitterMs >= 0 else { throw ValidationError("Latencies cannot be negative.") }
-        guard auditDelay >= 0, auditDelay.isFinite, auditRateLimit >= 0 else {
-            throw ValidationError("--audit-delay and --audit-rate-limit cannot be negative.")
-        }
+        try FlagCheck.range(users, FlagCheck.users, "--users")
+        try FlagCheck.range(rateLimit, 0...1_000_000, "--rate-limit")
+        try FlagCheck.range(tokenTTL, 1...172_800, "--token-ttl")
+        try FlagCheck.range(maxPageSize, 1...10_000, "--max-page-size")
+        try FlagCheck.range(errorRate, 0...1, "--error-rate")
+        try FlagCheck.range(dropRate, 0...1, "--drop-rate")
+        try FlagCheck.range(latencyMs, 0...60_000, "--latency-ms")
+        try FlagCheck.range(latencyJitterMs, 0...60_000, "--latency-jitter-ms")
+        try FlagCheck.range(auditDelay, 0...3600, "--audit-delay")
+        try FlagCheck.range(auditRateLimit, 0...1_000_000, "--audit-rate-limit")
     }
 
     func configuration() throws -> SimulatorConfiguration {

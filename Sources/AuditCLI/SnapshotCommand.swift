@@ -44,7 +44,9 @@ struct SnapshotCommand: AsyncParsableCommand {
     var logLevel = "warning"
 
     func validate() throws {
-        guard verify >= 0 else { throw ValidationError("--verify cannot be negative.") }
+        try FlagCheck.range(verify, FlagCheck.verify, "--verify")
+        try FlagCheck.range(keepSnapshots, FlagCheck.keepSnapshots, "--keep-snapshots")
+        if let out { try OutputFile.check(out) }
         guard (1...500).contains(pageSize), (1...500).contains(userPageSize) else {
             throw ValidationError("page sizes must be between 1 and 500.")
         }
@@ -79,7 +81,7 @@ struct SnapshotCommand: AsyncParsableCommand {
         let bytes = snapshot.canonicalJSON()
         if let out {
             if out == "-" {
-                Console.write(bytes, to: STDOUT_FILENO)
+                Console.output(bytes, json: true)
             } else {
                 try AtomicFile.write(bytes, to: out)
                 written = (out, bytes.count, ContentHash.sha256Hex(bytes))

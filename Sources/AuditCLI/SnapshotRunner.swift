@@ -19,7 +19,9 @@ enum SnapshotRunner {
         let client = GenesysAPIClient(
             connection: connection, transport: transport, retry: settings.retry,
             maxConcurrentRequests: settings.concurrency, logger: logger)
-        let collector = Collector(client: client, options: settings.collector, logger: logger)
+        var options = settings.collector
+        options.deadline = connection.limits.collection
+        let collector = Collector(client: client, options: options, logger: logger)
         // Redraw on a timer, so a wait for the rate-limit window shows as one.
         let ticker = Task {
             while !Task.isCancelled {

@@ -26,11 +26,60 @@ struct StateOptions: ParsableArguments {
     }
 }
 
-/// Who is acting: `--by`/`--approver`, else the login name.
+extension StateOptions {
+    /// Takes the audit feed's lock on this state file: one process ingests into a file at a
+    /// time. Otherwise one line names who holds it.
+    func lockFeed(environment: [String: String], role: String) throws -> StateLock {
+        try FeedLock.take(statePath: resolvedPath(environment: environment), role: role)
+    }
+
+    /// The feed's lock if it is free; otherwise who holds it.
+    func tryLockFeed(environment: [String: String], role: String) throws -> (lock: StateLock?, holder: StateLock.Holder?) {
+        try FeedLock.attempt(statePath: resolvedPath(environment: environment), role: role)
+    }
+}
+
+/// The lock of whoever follows the audit feed into a state file (`watch`, the dashboard).
+enum FeedLock {
+    static func take(statePath: String, role: String) throws -> StateLock {
+        switch try StateLock.attempt(StateLock.watchPath(statePath), role: role) {
+        case .acquired(let lock): return lock
+        case .held(let holder):
+            throw OperationError(
+                "another rbacwatch\(holder.map { " (\($0))" } ?? "") is watching this state file (\(statePath)); "
+                    + "stop it first, or give this one another --state")
+        }
+    }
+
+    /// The lock if it is free; otherwise who holds it (the dashboard then shows the feed that
+    /// process keeps, instead of ingesting a second time).
+    static func attempt(statePath: String, role: String) throws -> (lock: StateLock?, holder: StateLock.Holder?) {
+        switch try StateLock.attempt(StateLock.watchPath(statePath), role: role) {
+        case .acquired(let lock): return (lock, nil)
+        case .held(let holder): return (nil, holder ?? StateLock.Holder(pid: 0, role: "another rbacwatch"))
+        }
+    }
+}
+
+/// Who is acting: `--by`/`--approver`, else the login name: `$USER`, `$LOGNAME`, then the
+/// account the process runs as (a service or a container may set neither variable).
 enum Actor {
     static func name(_ explicit: String?, environment: [String: String]) -> String {
         if let explicit, !explicit.isEmpty { return explicit }
-        return environment["USER"] ?? environment["LOGNAME"] ?? "unknown"
+        for key in ["USER", "LOGNAME"] {
+            if let value = environment[key], !value.isEmpty { return value }
+        }
+        return accountName() ?? "uid \(geteuid())"
+    }
+
+    /// The name of the account the process runs as, from the password database.
+    static func accountName() -> String? {
+        var record = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(geteuid(), &record, &buffer, buffer.count, &result) == 0, result != nil, let name = record.pw_name else { return nil }
+        let text = String(cString: name)
+        return text.isEmpty ? nil : text
     }
 }
 

@@ -18,33 +18,6 @@ struct DashboardOptions: ParsableArguments {
     var approver: String?
 }
 
-/// Parses `30s`, `5m`, `1h` (or bare seconds) into a duration of at least one second.
-struct Interval: ExpressibleByArgument {
-    var duration: Duration
-    var seconds: Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
-
-    init?(argument: String) {
-        let text = argument.lowercased()
-        let factors: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
-        var seconds: Double?
-        if let unit = text.last, let factor = factors[unit], let value = Double(text.dropLast()) {
-            seconds = value * factor
-        } else if let value = Double(text) {
-            seconds = value
-        }
-        guard let seconds, seconds >= 1, seconds.isFinite else { return nil }
-        duration = .milliseconds(Int(seconds * 1000))
-    }
-
-    /// As it would be typed: `10s`, `5m`, `1h`.
-    var defaultValueDescription: String {
-        let seconds = Int(duration.components.seconds)
-        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
-        if seconds % 60 == 0 { return "\(seconds / 60)m" }
-        return "\(seconds)s"
-    }
-}
-
 /// `rbacwatch` / `rbacwatch tui`: the dashboard against the configured organisation.
 struct TUICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -69,6 +42,11 @@ struct TUICommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-audit"), help: "Do not follow the audit feed (drift only).")
     var noAudit = false
 
+    func validate() throws {
+        try interval.check("--interval", 1...86_400)
+        try FlagCheck.range(keepSnapshots, FlagCheck.keepSnapshots, "--keep-snapshots")
+    }
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         try await CommandErrors.handle {
@@ -79,12 +57,22 @@ struct TUICommand: AsyncParsableCommand {
             let monitor = DriftMonitor(store: store, interval: interval.duration, options: options, keepSnapshots: keepSnapshots) {
                 try await SnapshotRunner.collect(connection, settings: .init(), logger: CLILogging.silent, progress: ProgressLine(enabled: false)).0
             }
-            var audit: (AuditFeedLoader, GenesysAPIClient)?
+            var audit: (AuditFeedLoader, GenesysAPIClient?)?
+            var feedLock: StateLock?
             if !noAudit {
                 let ruleSet = try rules.load(environment: environment)
-                let (ingestor, client) = AuditFeedSetup.ingestor(connection, store: store, rules: ruleSet)
-                audit = (AuditFeedLoader(ingestor: ingestor, store: store, rules: ruleSet), client)
+                // One process follows the feed into a state file: if `watch` already does, the
+                // dashboard shows what it records instead of ingesting a second time.
+                let (lock, holder) = try state.tryLockFeed(environment: environment, role: "the rbacwatch dashboard")
+                if let lock {
+                    feedLock = lock
+                    let (ingestor, client) = AuditFeedSetup.ingestor(connection, store: store, rules: ruleSet)
+                    audit = (AuditFeedLoader(ingestor: ingestor, store: store, rules: ruleSet), client)
+                } else {
+                    audit = (AuditFeedLoader(ingestor: nil, keptBy: holder, store: store, rules: ruleSet), nil)
+                }
             }
+            defer { withExtendedLifetime(feedLock) {} }
             do {
                 try await DashboardApp(
                     monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
@@ -92,10 +80,10 @@ struct TUICommand: AsyncParsableCommand {
                     audit: audit?.0
                 ).run()
             } catch {
-                await audit?.1.shutdown()
+                await audit?.1?.shutdown()
                 throw error
             }
-            await audit?.1.shutdown()
+            await audit?.1?.shutdown()
         }
     }
 }

@@ -63,6 +63,13 @@ struct WatchCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let failOn, Severity(name: failOn) == nil { throw ValidationError("--fail-on is low, medium, high or critical.") }
+        try FlagCheck.logLevel(logLevel)
+        try pollInterval.check("--poll-interval", 1...3600)
+        try overlap.check("--overlap", 1...86_400)
+        try lag.check("--lag", 1...3600)
+        try lookback.check("--lookback", 1...(366 * 86_400))
+        try driftInterval.check("--drift-interval", 1...(7 * 86_400))
+        try FlagCheck.range(keepSnapshots, FlagCheck.keepSnapshots, "--keep-snapshots")
     }
 
     func run() async throws {
@@ -72,6 +79,9 @@ struct WatchCommand: AsyncParsableCommand {
             let ruleSet = try rules.load(environment: environment)
             let options = try comparison.driftOptions()
             let store = try state.open(environment: environment)
+            // One process follows the feed into a state file; a second is told who does.
+            let feedLock = try state.lockFeed(environment: environment, role: "rbacwatch watch")
+            defer { withExtendedLifetime(feedLock) {} }
             let logger = try WatchLogging.logger(file: logFile, level: logLevel)
             var settings = IngestionSettings()
             settings.pollInterval = pollInterval.seconds
@@ -95,7 +105,7 @@ struct WatchCommand: AsyncParsableCommand {
                 if once {
                     let outcome = await ingestor.poll()
                     for finding in outcome.findings {
-                        Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self))
+                        Console.jsonLine(FindingJSON.encode(finding))
                         if finding.status == .open { worst = max(worst ?? finding.severity, finding.severity) }
                     }
                     let health = await ingestor.health
@@ -113,7 +123,7 @@ struct WatchCommand: AsyncParsableCommand {
                             partial = true
                         case .items(let items):
                             for (reviewed, attribution) in items {
-                                Console.out(String(decoding: DriftReport.itemLine(reviewed, attribution: attribution), as: UTF8.self))
+                                Console.jsonLine(DriftReport.itemLine(reviewed, attribution: attribution))
                                 worst = max(worst ?? reviewed.item.severity, reviewed.item.severity)
                             }
                             logger.info("drift check done", metadata: ["unapproved": "\(items.count)"])
@@ -140,7 +150,7 @@ struct WatchCommand: AsyncParsableCommand {
         defer { signals.cancel() }
         let printer = Task {
             for await update in ingestor.updates {
-                for finding in update.findings { Console.out(String(decoding: FindingJSON.encode(finding), as: UTF8.self)) }
+                for finding in update.findings { Console.jsonLine(FindingJSON.encode(finding)) }
                 // New events may explain drift items still waiting for them.
                 if update.judged > 0, let drift { await drift.monitor.reattribute() }
             }
@@ -226,7 +236,7 @@ struct DriftWatch {
                     waitingSince[fingerprint] = since
                     if now.timeIntervalSince(since) < Self.attributionWait { continue }
                 }
-                Console.out(String(decoding: DriftReport.itemLine(reviewed, attribution: attribution), as: UTF8.self))
+                Console.jsonLine(DriftReport.itemLine(reviewed, attribution: attribution))
                 printed.insert(fingerprint)
             }
         }

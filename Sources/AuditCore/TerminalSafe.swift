@@ -21,6 +21,32 @@ public enum TerminalSafe {
         return String(out)
     }
 
+    /// Text of several lines, for a terminal: as `sanitize`, but line breaks and tabs stay.
+    public static func sanitizeLines(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { line in line.split(separator: "\t", omittingEmptySubsequences: false).map { sanitize(String($0)) }.joined(separator: "\t") }
+            .joined(separator: "\n")
+    }
+
+    /// JSON text made safe for a terminal without changing what it means: every unsafe character
+    /// (they can only stand inside strings) becomes a `\uXXXX` escape, which any JSON reader turns
+    /// back into the same character. Line breaks between records stay.
+    public static func sanitizeJSON(_ bytes: [UInt8]) -> [UInt8] {
+        // Fast path: ASCII without DEL or C0 other than newline, and no multi-byte sequences to check.
+        if !bytes.contains(where: { $0 >= 0x7F || ($0 < 0x20 && $0 != 0x0A) }) { return bytes }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 64)
+        for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
+            if scalar != "\n", isUnsafe(scalar) {
+                let digits = Array(String(scalar.value, radix: 16, uppercase: true).utf8)
+                out.append(contentsOf: Array("\\u".utf8) + Array(repeating: UInt8(ascii: "0"), count: max(0, 4 - digits.count)) + digits)
+            } else {
+                out.append(contentsOf: Array(String(scalar).utf8))
+            }
+        }
+        return out
+    }
+
     static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 0x00...0x1F, 0x7F...0x9F: true

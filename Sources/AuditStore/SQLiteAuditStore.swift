@@ -29,8 +29,15 @@ public final class SQLiteAuditStore: AuditStore {
     public init(path: String, writePause: WritePause? = nil) throws(StoreError) {
         self.path = path
         self.writePause = writePause
-        try Self.prepareFile(at: path)
+        let created = try Self.prepareFile(at: path)
+        // One process migrates at a time: two opening a new file at once would otherwise both
+        // create its tables. A directory where no lock file can be made (read-only) has no
+        // second writer to fear.
+        let migrationLock = try? StateLock.acquire(StateLock.migrationPath(path), role: "rbacwatch (opening the state file)", timeout: .seconds(30))
+        defer { withExtendedLifetime(migrationLock) {} }
         try Self.inspect(path)
+        // Only now, with the file known to be ours (or new, or empty), is it made private.
+        if !created { Self.makePrivate(path) }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "rbacwatch.state"
@@ -45,16 +52,37 @@ public final class SQLiteAuditStore: AuditStore {
             throw Self.map(error, path: path)
         }
         try Self.migrate(pool, path: path)
-        for suffix in ["-wal", "-shm"] { chmod(path + suffix, 0o600) }
+        for suffix in ["-wal", "-shm"] { Self.makePrivate(path + suffix) }
     }
 
     // MARK: Opening
 
-    /// Creates the file (and its directory, private) if absent. Existing files are made private
-    /// if they were not.
-    static func prepareFile(at path: String) throws(StoreError) {
+    /// Makes a regular file private (0600); anything else (a link planted in its place) is left alone.
+    static func makePrivate(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return }
+        chmod(path, 0o600)
+    }
+
+    /// Creates the file (and its directory, private) if absent; returns whether it did. An
+    /// existing path must be a regular file: a symbolic link, a directory or a device is refused
+    /// before anything touches it (its mode included).
+    static func prepareFile(at path: String) throws(StoreError) -> Bool {
         let manager = FileManager.default
-        if manager.fileExists(atPath: path) {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: break
+            case S_IFLNK:
+                let target = (try? manager.destinationOfSymbolicLink(atPath: path)).map { " (to \($0))" } ?? ""
+                throw StoreError(
+                    .unavailable,
+                    "the state file \(path) is a symbolic link\(target); rbacwatch does not follow links to its state file — pass the real path with --state. It was left untouched")
+            case S_IFDIR:
+                throw StoreError(.unavailable, "the state file \(path) is a directory; it was left untouched — choose another --state path")
+            default:
+                throw StoreError(.unavailable, "the state file \(path) is not a regular file; it was left untouched — choose another --state path")
+            }
             // Not opened here: closing any descriptor of a database file drops every POSIX lock
             // this process holds on it, including those of its open SQLite connections (another
             // process could then checkpoint under them and corrupt the file). `inspect` lets
@@ -62,8 +90,7 @@ public final class SQLiteAuditStore: AuditStore {
             guard manager.isReadableFile(atPath: path) else {
                 throw StoreError(.unavailable, "cannot read the state file \(path): check its permissions")
             }
-            chmod(path, 0o600)
-            return
+            return false
         }
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty && !manager.fileExists(atPath: directory) {
@@ -73,11 +100,12 @@ public final class SQLiteAuditStore: AuditStore {
                 throw StoreError(.unavailable, "cannot create the state directory \(directory): \(error.localizedDescription)")
             }
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw StoreError(.unavailable, "cannot create the state file \(path): \(String(cString: strerror(errno)))")
         }
         close(fd)
+        return true
     }
 
     /// Looks at an existing database read-only, before anything may write to it (opening in WAL

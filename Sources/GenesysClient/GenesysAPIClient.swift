@@ -3,18 +3,28 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Where and as whom to talk to Genesys Cloud.
+/// Where and as whom to talk to Genesys Cloud, and how long to wait for it.
 public struct GenesysConnection: Sendable {
     public var apiBaseURL: String
     public var loginBaseURL: String
     public var clientId: String
     public var clientSecret: Secret
+    public var limits: Limits
 
-    public init(apiBaseURL: String, loginBaseURL: String, clientId: String, clientSecret: Secret) {
+    /// How long one request may take (connection, headers and the whole body), and one whole
+    /// collection of the organisation.
+    public struct Limits: Sendable, Equatable {
+        public var request: Duration = .seconds(60)
+        public var collection: Duration = .seconds(3600)
+        public init() {}
+    }
+
+    public init(apiBaseURL: String, loginBaseURL: String, clientId: String, clientSecret: Secret, limits: Limits = Limits()) {
         self.apiBaseURL = apiBaseURL.hasSuffix("/") ? String(apiBaseURL.dropLast()) : apiBaseURL
         self.loginBaseURL = loginBaseURL
         self.clientId = clientId
         self.clientSecret = clientSecret
+        self.limits = limits
     }
 }
 
@@ -51,7 +61,7 @@ public final class GenesysAPIClient: Sendable {
 
     public init(
         connection: GenesysConnection, transport: any HTTPTransport, clock: any APIClock = SystemAPIClock(),
-        retry: RetryPolicy = RetryPolicy(), requestTimeout: Duration = .seconds(60), maxConcurrentRequests: Int = 8,
+        retry: RetryPolicy = RetryPolicy(), requestTimeout: Duration? = nil, maxConcurrentRequests: Int = 8,
         paging: PagingLimits = PagingLimits(), logger: Logger = Logger(label: "rbacwatch.client", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.connection = connection
@@ -60,7 +70,7 @@ public final class GenesysAPIClient: Sendable {
         self.retry = retry
         self.paging = paging
         self.logger = logger
-        self.requestTimeout = requestTimeout
+        self.requestTimeout = requestTimeout ?? connection.limits.request
         self.limiter = AsyncLimiter(limit: maxConcurrentRequests)
         self.pacer = RateLimitPacer(clock: clock)
         self.tokens = TokenProvider(

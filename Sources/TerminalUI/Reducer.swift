@@ -455,7 +455,7 @@ func editApproval(_ state: inout AppState, _ draft: ApprovalDraft, _ key: Key) -
             draft.field += 1
         } else {
             guard let lifetime = Approval.lifetime(parsing: draft.expires) else {
-                draft.error = "expiry is a duration such as 90m, 72h, 3d or 2w"
+                draft.error = "expiry is a duration such as 90m, 72h, 3d or 2w, \(DurationText.describe(Approval.lifetimeRange))"
                 state.mode = .approve(draft)
                 return []
             }

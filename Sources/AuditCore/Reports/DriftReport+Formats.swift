@@ -160,7 +160,8 @@ extension DriftReport {
     // MARK: CSV
 
     /// RFC 4180 CSV for audit trails. Cells that a spreadsheet would run as a formula (starting
-    /// with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'`.
+    /// with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'`; control characters
+    /// are shown as escapes (`\x1B`).
     public func csv() -> String {
         var out = [
             "fingerprint", "severity", "escalation", "kind", "status", "ticket", "approved_by", "expires_at", "subject_type",
@@ -187,7 +188,9 @@ extension DriftReport {
     }
 
     public static func csvCell(_ value: String) -> String {
-        var text = value
+        // Control characters and bidi overrides have no place in a cell and would reach the
+        // terminal of whoever runs `cat` on the file: shown as escapes, like everywhere else.
+        var text = TerminalSafe.sanitize(value)
         if let first = text.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(Character(first)) {
             text = "'" + text
         }

@@ -56,9 +56,9 @@ public struct DriftReport: Sendable {
     public func render(_ format: Format, expand: Bool = false) -> [UInt8] {
         switch format {
         case .table: Array(tableText(expand: expand).utf8)
-        case .json: json()
+        case .json: TerminalSafe.sanitizeJSON(json())
         case .csv: Array(csv().utf8)
-        case .ocsf: ocsf()
+        case .ocsf: TerminalSafe.sanitizeJSON(ocsf())
         }
     }
 
