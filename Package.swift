@@ -115,6 +115,8 @@ let package = Package(
             name: "AuditTestSupport",
             dependencies: [
                 "AuditCore", "AuditStore", "GenesysClient", "GenesysSimulator", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -184,7 +184,7 @@ func putColumns(_ frame: inout Frame, row: Int, _ columns: [Column], _ cells: [(
 }
 
 func age(_ seconds: TimeInterval) -> String {
-    let s = max(0, Int(seconds))
+    let s = Int(Bounded.seconds(seconds, clampedTo: 0...1e12))
     if s < 60 { return "\(s)s" }
     if s < 3600 { return "\(s / 60)m" }
     if s < 86_400 { return "\(s / 3600)h" }

@@ -123,3 +123,105 @@ func blockAllSignals() {
     sigfillset(&all)
     pthread_sigmask(SIG_BLOCK, &all, nil)
 }
+
+/// A run of the binary with what it cost: wall time and peak memory (`ru_maxrss` from
+/// `wait4`, this child's own), for tests that bound both.
+struct MeasuredRun {
+    var status: Int32
+    /// Set when the process ended by a signal (a trap is SIGILL or SIGTRAP).
+    var signal: Int32?
+    var stdout: String
+    var stderr: String
+    var wall: Duration
+    /// Peak resident memory, in bytes.
+    var peakBytes: Int
+    /// Whether it had to be killed at the deadline.
+    var timedOut: Bool
+
+    var output: String { stdout + stderr }
+    var stderrLines: [Substring] { stderr.split(separator: "\n") }
+}
+
+extension CommandRunner {
+    /// Runs `rbacwatch arguments…` with exactly `environment` (plus PATH and HOME), killing it at
+    /// `timeout`, and measures it.
+    static func measure(
+        _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)
+    ) async throws -> MeasuredRun {
+        var env = environment
+        env["PATH"] = env["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        env["HOME"] = env["HOME"] ?? NSTemporaryDirectory()
+        let executable = binary
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            Issue.record("executable not found at \(executable): build the package first (swift build)")
+            return MeasuredRun(status: -1, stdout: "", stderr: "", wall: .zero, peakBytes: 0, timedOut: false)
+        }
+        var outPipe: [Int32] = [0, 0]
+        var errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw POSIXError(.EMFILE) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        for fd in outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var pid: pid_t = 0
+        let started = ContinuousClock.now
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        close(outPipe[1])
+        close(errPipe[1])
+        guard spawned == 0 else {
+            close(outPipe[0])
+            close(errPipe[0])
+            throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EINVAL)
+        }
+        let (outFD, errFD, child) = (outPipe[0], errPipe[0], pid)
+        async let stdout = onOwnThread { Self.drain(outFD) }
+        async let stderr = onOwnThread { Self.drain(errFD) }
+        let deadline = started + timeout
+        let waited = try await onOwnThread { () -> (Int32, rusage, Bool) in
+            var status: Int32 = 0
+            var usage = rusage()
+            var killed = false
+            while true {
+                let result = wait4(child, &status, WNOHANG, &usage)
+                if result == child { return (status, usage, killed) }
+                if result < 0 && errno != EINTR { return (status, usage, killed) }
+                if !killed, ContinuousClock.now > deadline {
+                    kill(child, SIGKILL)
+                    killed = true
+                }
+                usleep(5_000)
+            }
+        }
+        let wall = ContinuousClock.now - started
+        let (status, usage, killed) = waited
+        let signalled = (status & 0x7F) != 0 && (status & 0x7F) != 0x7F
+        if killed { Issue.record("rbacwatch \(arguments.joined(separator: " ")) did not finish within \(timeout)") }
+        return MeasuredRun(
+            status: signalled ? -1 : (status >> 8) & 0xFF, signal: signalled ? status & 0x7F : nil,
+            stdout: String(decoding: try await stdout, as: UTF8.self), stderr: String(decoding: try await stderr, as: UTF8.self),
+            wall: wall, peakBytes: Int(usage.ru_maxrss) * 1024, timedOut: killed)
+    }
+
+    /// Reads a descriptor to its end, then closes it.
+    static func drain(_ fd: Int32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if got < 0 && errno == EINTR { continue }
+            if got <= 0 { break }
+            bytes += chunk[0..<got]
+        }
+        close(fd)
+        return bytes
+    }
+}

@@ -86,6 +86,13 @@ public struct RuleEngine: Sendable {
     /// Per (rule, entity, value): recent signed changes.
     private var flaps: [String: [(date: Date, sign: Int, id: String)]] = [:]
     public private(set) var statistics = Statistics()
+    /// How far back the state must reach (the longest throttle or window), the newest event
+    /// date seen, and events since the state was last pruned: state older than the memory is
+    /// dropped every few thousand events, so a feed of ever-new entities and actors cannot grow
+    /// it without end.
+    private let memory: TimeInterval
+    private var previous = Date.distantPast
+    private var sincePrune = 0
 
     public struct Statistics: Sendable, Equatable {
         public var events = 0
@@ -96,16 +103,33 @@ public struct RuleEngine: Sendable {
     }
 
     public init(rules: RuleSet) {
-        self.rules = rules.enabled
+        self.init(rules: rules.rules)
     }
 
     public init(rules: [AuditRule]) {
         self.rules = rules.filter(\.enabled)
+        self.memory = RuleSet(rules: rules).memorySeconds
+    }
+
+    /// Entries of the engine's memory, for tests of its bound.
+    public var stateSize: Int { fired.count + bursts.count + flaps.count }
+
+    /// Drops throttles and correlation state older than the rules' memory, as seen from `newest`.
+    mutating func prune(from newest: Date) {
+        sincePrune = 0
+        fired = fired.filter { newest.timeIntervalSince($0.value) < memory }
+        bursts = bursts.filter { entry in entry.value.last.map { newest.timeIntervalSince($0.date) < memory } ?? false }
+        flaps = flaps.filter { entry in entry.value.last.map { newest.timeIntervalSince($0.date) < memory } ?? false }
     }
 
     /// The findings `event` gives rise to (approvals not yet applied: status `.open`).
     public mutating func judge(_ event: AuditEvent) -> [AuditFinding] {
         statistics.events += 1
+        sincePrune += 1
+        // Pruned from an ordinary event's date, never from one that jumps ahead (a future-dated
+        // event would make everything look old).
+        if sincePrune >= 4096, event.date.timeIntervalSince(previous) < 3600 { prune(from: event.date) }
+        previous = event.date
         var findings: [AuditFinding] = []
         for rule in rules where rule.match.matches(event) {
             var evidence: [String] = []
@@ -131,7 +155,7 @@ public struct RuleEngine: Sendable {
             case nil: break
             case .burst(let count, let window)?:
                 let key = rule.id + "\u{1}" + event.actorKey
-                var recent = bursts[key, default: []].filter { event.date.timeIntervalSince($0.date) < window }
+                var recent = bursts[key, default: []].filter { abs(event.date.timeIntervalSince($0.date)) < window }
                 recent.append((event.date, event.id))
                 guard recent.count >= count else {
                     bursts[key] = recent
@@ -148,7 +172,7 @@ public struct RuleEngine: Sendable {
                     for (values, sign) in [(change.added, 1), (change.removed, -1)] {
                         for value in values {
                             let key = rule.id + "\u{1}" + event.entityId + "\u{1}" + change.property + "\u{1}" + value
-                            var recent = flaps[key, default: []].filter { event.date.timeIntervalSince($0.date) < window }
+                            var recent = flaps[key, default: []].filter { abs(event.date.timeIntervalSince($0.date)) < window }
                             recent.append((event.date, sign, event.id))
                             let changes = zip(recent, recent.dropFirst()).filter { $0.sign != $1.sign }.count
                             if changes >= flips {

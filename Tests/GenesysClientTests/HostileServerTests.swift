@@ -1,0 +1,337 @@
+import AuditCore
+import AuditTestSupport
+import Foundation
+@testable import GenesysClient
+import GenesysSimulator
+import Synchronization
+import Testing
+
+/// The client against a misbehaving server over loopback: the simulator behind `HostileServer`,
+/// one reply corrupted at a time. Every case must end — with a result or one clear error — in
+/// bounded time and requests.
+@Suite("Client against a hostile server")
+struct HostileServerTests {
+    static func simulator(users: Int = 120) -> GenesysSimulator { TestSupport.simulator(users: users, seed: 21) }
+
+    /// A client with short waits and a short request deadline.
+    static func withClient<T: Sendable>(
+        _ endpoint: SimulatorEndpoint, requestTimeout: Duration = .seconds(1), _ body: (GenesysAPIClient) async throws -> T
+    ) async throws -> T {
+        let client = GenesysAPIClient(
+            connection: TestSupport.connection(endpoint), transport: AsyncHTTPClientTransport(connectTimeout: .seconds(1)),
+            retry: TestSupport.fastRetry, requestTimeout: requestTimeout)
+        do {
+            let result = try await body(client)
+            await client.shutdown()
+            return result
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+    }
+
+    // MARK: Numbers
+
+    @Test("Retry-After headers that are not numbers, or absurd ones, never trap and never mean a long wait")
+    func retryAfterParsing() {
+        for text in ["inf", "-inf", "nan", "NaN", "infinity", "0x1p3", "", " ", "1e300", "-5", "12abc"] {
+            let parsed = RetryPolicy.retryAfter(header: text)
+            let delay = RetryPolicy().rateLimitDelay(retryAfter: parsed, attempt: 1, random: 0.5)
+            #expect(delay >= .zero && delay <= RetryPolicy.retryAfterCeiling, "\(text) → \(delay)")
+        }
+        #expect(RetryPolicy.retryAfter(header: "12") == .seconds(12))
+        #expect(RetryPolicy.retryAfter(header: "1.5") == .milliseconds(1500))
+        #expect(RetryPolicy.retryAfter(header: "inf") == nil)
+        #expect(RetryPolicy.retryAfter(header: "1e300") == .seconds(86_400))
+        #expect(RetryPolicy().rateLimitDelay(retryAfter: RetryPolicy.retryAfter(header: "999999"), attempt: 1, random: 0) == .seconds(300))
+    }
+
+    @Test(
+        "a 429 whose Retry-After is inf, nan or 1e300 is waited out as a backoff; the walk completes",
+        arguments: ["inf", "nan", "1e300", "-1"])
+    func absurdRetryAfter(_ value: String) async throws {
+        let sim = Self.simulator()
+        let rule = HostileServer.Rule.path("/api/v2/users", times: 2) { _, reply in
+            reply = .init(status: 429, json: #"{"message":"Rate limit exceeded","code":"too.many.requests.retry.after","status":429}"#)
+            reply.set("Retry-After", value)
+        }
+        let started = ContinuousClock.now
+        let (snapshot, _) = try await sim.withHostile([rule]) { endpoint, _ in
+            try await Self.withClient(endpoint) { try await Collector(client: $0).collect() }
+        }
+        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(TestSupport.differences(snapshot, sim.groundTruth()) == [])
+    }
+
+    @Test("rate-limit headers with absurd numbers leave the pacer's waits bounded")
+    func absurdRateLimitHeaders() async throws {
+        let sim = Self.simulator()
+        let rule = HostileServer.Rule.path("/api/v2/", times: 3) { _, reply in
+            reply.set("inin-ratelimit-allowed", "99999999999999999999999")
+            reply.set("inin-ratelimit-count", "-4")
+            reply.set("inin-ratelimit-reset", "1e300")
+        }
+        let started = ContinuousClock.now
+        let (snapshot, _) = try await sim.withHostile([rule]) { endpoint, _ in
+            try await Self.withClient(endpoint) { try await Collector(client: $0).collect() }
+        }
+        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(!snapshot.isPartial)
+    }
+
+    @Test("a login reply with expires_in 1e300, -1 or 0 is believed within 60 s to 48 h")
+    func absurdTokenLifetime() async throws {
+        for value in ["1e300", "-1", "0"] {
+            let sim = Self.simulator(users: 20)
+            let rule = HostileServer.Rule.path("/oauth/token") { _, reply in
+                HostileServer.rewriteJSON(&reply) { $0["expires_in"] = Double(value)! }
+            }
+            let logins = try await sim.withHostile([rule]) { endpoint, _ in
+                try await Self.withClient(endpoint) { client in
+                    _ = try await Collector(client: client).collect()
+                    return await client.logins()
+                }
+            }
+            #expect(logins == 1, "expires_in \(value): one login for the whole collection, not one per request")
+        }
+    }
+
+    // MARK: Waits
+
+    @Test("a reply trickled a byte at a time is cut at the request deadline, the endpoint named")
+    func slowLoris() async throws {
+        for delivery in [HostileServer.Delivery.trickle(.milliseconds(50)), .trickleBody(.milliseconds(50)), .stall] {
+            let sim = Self.simulator(users: 20)
+            let rule = HostileServer.Rule.path("/api/v2/authorization/roles", delivery: delivery)
+            let started = ContinuousClock.now
+            let error = await #expect(throws: GenesysClientError.self) {
+                try await sim.withHostile([rule]) { endpoint, _ in
+                    try await Self.withClient(endpoint) { try await Collector(client: $0).collect() }
+                }
+            }
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed < .seconds(10), "\(delivery): \(elapsed)")
+            #expect(error?.kind == .timeout)
+            let text = error?.description ?? ""
+            #expect(text.contains("GET /api/v2/authorization/roles"), "\(text)")
+            #expect(text.contains("within 1 s"), "\(text)")
+            if case .trickleBody = delivery {
+                #expect(text.contains("the body was still arriving"), "\(text)")
+            } else {
+                #expect(text.contains("waiting for the headers"), "\(text)")
+            }
+        }
+    }
+
+    @Test("one slow reply is retried and the collection completes")
+    func slowOnce() async throws {
+        let sim = Self.simulator()
+        let rule = HostileServer.Rule.path("/api/v2/users", times: 1, delivery: .trickleBody(.milliseconds(200)))
+        let (snapshot, report) = try await sim.withHostile([rule]) { endpoint, _ in
+            try await Self.withClient(endpoint) { try await Collector(client: $0).collect() }
+        }
+        #expect(TestSupport.differences(snapshot, sim.groundTruth()) == [])
+        #expect(report.statistics.transportErrors == 1)
+    }
+
+    @Test("a collection past its deadline fails with one line naming the phase")
+    func collectionDeadline() async throws {
+        let sim = Self.simulator(users: 20)
+        // Every reply says the rate-limit budget is spent for five minutes.
+        let rule = HostileServer.Rule.path("/api/v2/") { _, reply in
+            reply.set("inin-ratelimit-allowed", "10")
+            reply.set("inin-ratelimit-count", "10")
+            reply.set("inin-ratelimit-reset", "999999")
+        }
+        let started = ContinuousClock.now
+        let error = await #expect(throws: GenesysClientError.self) {
+            try await sim.withHostile([rule]) { endpoint, _ in
+                try await Self.withClient(endpoint) { client in
+                    var options = CollectorOptions()
+                    options.deadline = .seconds(2)
+                    return try await Collector(client: client, options: options).collect()
+                }
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(error?.description.contains("did not finish within 2 s (--timeout): still at grants after") == true, "\(error?.description ?? "")")
+    }
+
+    @Test("an async audit query that stays Queued is given up after its timeout, the endpoint named")
+    func asyncQueryStaysQueued() async throws {
+        let sim = Self.simulator(users: 20)
+        let rule = HostileServer.Rule(matches: { $0.method == "GET" && $0.path.hasPrefix("/api/v2/audits/query/") && !$0.path.hasSuffix("/results") }) {
+            _, reply in
+            HostileServer.rewriteJSON(&reply) { $0["state"] = "Queued" }
+            reply.status = 202
+        }
+        let started = ContinuousClock.now
+        let error = await #expect(throws: AuditSourceError.self) {
+            try await sim.withHostile([rule]) { endpoint, server in
+                try await Self.withClient(endpoint) { client in
+                    let source = GenesysAuditSource(client: client, pollInterval: .milliseconds(50), queryTimeout: .seconds(1))
+                    _ = try await source.fetch(from: Date().addingTimeInterval(-86_400 * 20), to: Date(), service: "PeoplePermissions", entityType: nil, realtime: false)
+                }
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect("\(error!)".contains("was still Queued after 1 s (waited for Succeeded)"), "\(error!)")
+        #expect("\(error!)".hasPrefix("GET /api/v2/audits/query/"))
+    }
+
+    // MARK: Loops
+
+    @Test("a nextUri that points back at the same page ends the walk, with the reason, in a few requests")
+    func nextUriLoop() async throws {
+        let sim = Self.simulator()
+        let rule = HostileServer.Rule.path("/api/v2/groups", method: "GET") { request, reply in
+            HostileServer.rewriteJSON(&reply) { page in
+                page["pageCount"] = 1
+                page["nextUri"] = request.uri
+            }
+        }
+        let (walk, requests) = try await sim.withHostile([rule]) { endpoint, server in
+            let walk = try await Self.withClient(endpoint) { client in
+                try await client.walkPages("/api/v2/groups", pageSize: 100, id: { (g: GroupWire) in g.id })
+            }
+            return (walk, server.requests("/api/v2/groups"))
+        }
+        #expect(walk.truncation?.contains("nextUri") == true, "\(walk.truncation ?? "none")")
+        #expect(requests <= 4, "\(requests) requests")
+        #expect(!walk.items.isEmpty)
+    }
+
+    @Test("a pageCount of a billion over the same rows stops after a window, never sized from the count")
+    func billionPages() async throws {
+        let sim = Self.simulator()
+        let first = Mutex<Data?>(nil)
+        let rule = HostileServer.Rule.path("/api/v2/users", method: "GET") { request, reply in
+            HostileServer.rewriteJSON(&reply) { page in
+                page["pageCount"] = 1_000_000_000
+                page["total"] = 1_000_000_000
+                // Every page the same rows as the first.
+                if let seen = first.withLock({ $0 }) {
+                    page["entities"] = try? JSONSerialization.jsonObject(with: seen)
+                } else if let rows = page["entities"] {
+                    let data = try? JSONSerialization.data(withJSONObject: rows)
+                    first.withLock { $0 = data }
+                }
+            }
+        }
+        let (walk, requests) = try await sim.withHostile([rule]) { endpoint, server in
+            let walk = try await Self.withClient(endpoint) { client in
+                try await client.walkPages("/api/v2/users", query: [("state", "any")], pageSize: 25, id: { (u: UserWire) in u.id })
+            }
+            return (walk, server.requests("/api/v2/users"))
+        }
+        #expect(walk.truncation?.contains("repeats rows already read") == true, "\(walk.truncation ?? "none")")
+        #expect(requests <= 20, "\(requests) requests")
+        #expect(walk.items.count == 25)
+    }
+
+    @Test("a page ceiling stops an endless list of new rows with the reason")
+    func pageCeiling() async throws {
+        let sim = Self.simulator(users: 300)
+        let (walk, requests) = try await sim.withHostile([]) { endpoint, server in
+            let client = GenesysAPIClient(
+                connection: TestSupport.connection(endpoint), transport: AsyncHTTPClientTransport(), retry: TestSupport.fastRetry,
+                paging: { var limits = PagingLimits(); limits.maxPages = 5; return limits }())
+            let walk = try await client.walkPages("/api/v2/users", query: [("state", "any")], pageSize: 25, id: { (u: UserWire) in u.id })
+            await client.shutdown()
+            return (walk, server.requests("/api/v2/users"))
+        }
+        #expect(walk.truncation?.contains("stopped at 5 pages") == true, "\(walk.truncation ?? "none")")
+        #expect(walk.items.count == 125)
+        #expect(requests <= 5 + PagingLimits().window)
+    }
+
+    @Test("a cursor that repeats ends a cursor walk")
+    func cursorLoop() async throws {
+        let sim = Self.simulator()
+        // Every page's nextUri is the first page's: a cursor that never moves on.
+        let firstNext = Mutex<String?>(nil)
+        let rule = HostileServer.Rule.path("/api/v2/teams", method: "GET") { _, reply in
+            HostileServer.rewriteJSON(&reply) { page in
+                if let next = firstNext.withLock({ $0 }) {
+                    page["nextUri"] = next
+                } else {
+                    let next = page["nextUri"] as? String
+                    firstNext.withLock { $0 = next }
+                }
+            }
+        }
+        let (walk, requests) = try await sim.withHostile([rule]) { endpoint, server in
+            let walk = try await Self.withClient(endpoint) { client in
+                try await client.walkCursor("/api/v2/teams", pageSize: 1, id: { (t: TeamWire) in t.id })
+            }
+            return (walk, server.requests("/api/v2/teams"))
+        }
+        #expect(walk.truncation != nil)
+        #expect(requests <= 3, "\(requests) requests")
+    }
+
+    @Test("a list that loops makes the snapshot partial with the reason, not a request storm")
+    func collectorTruncation() async throws {
+        let sim = Self.simulator()
+        let rule = HostileServer.Rule.path("/api/v2/oauth/clients", method: "GET") { request, reply in
+            HostileServer.rewriteJSON(&reply) { page in
+                page["pageCount"] = 1
+                page["nextUri"] = request.uri
+            }
+        }
+        let (snapshot, requests) = try await sim.withHostile([rule]) { endpoint, server in
+            let (snapshot, _) = try await Self.withClient(endpoint) { try await Collector(client: $0).collect() }
+            return (snapshot, server.requests("/api/v2/oauth/clients"))
+        }
+        #expect(snapshot.isPartial)
+        #expect(snapshot.problems.contains { $0.code == "truncated.list" && $0.message.contains("nextUri") }, "\(snapshot.problems)")
+        #expect(requests <= 10, "\(requests) requests")
+    }
+
+    // MARK: Secrets
+
+    @Test("a login reply whose token is not a bearer token is refused without quoting it")
+    func hostileToken() async throws {
+        let sim = Self.simulator(users: 20)
+        let planted = "tok\r\nX-Leak: PLANTED-SECRET-7f3a"
+        let rule = HostileServer.Rule.path("/oauth/token") { _, reply in
+            HostileServer.rewriteJSON(&reply) { $0["access_token"] = planted }
+        }
+        let error = await #expect(throws: GenesysClientError.self) {
+            try await sim.withHostile([rule]) { endpoint, _ in
+                try await Self.withClient(endpoint) { try await Collector(client: $0).collect() }
+            }
+        }
+        let text = error?.description ?? ""
+        #expect(text.contains("not a valid bearer token (not shown)"), "\(text)")
+        #expect(!text.contains("PLANTED-SECRET"))
+    }
+
+    @Test("an error message that echoes our token or secret is scrubbed of both")
+    func echoedCredentials() async throws {
+        let sim = Self.simulator(users: 20)
+        let secret = try await sim.withRunning { $0.clientSecret }
+        let rule = HostileServer.Rule.path("/api/v2/oauth/clients", method: "GET") { request, reply in
+            reply = .init(
+                status: 403,
+                json: #"{"message":"token \#(request.token ?? "") of client with secret \#(secret) may not read [oauth:client:view]","code":"missing.permissions","status":403}"#)
+        }
+        let (snapshot, tokens) = try await sim.withHostile([rule]) { endpoint, server in
+            let (snapshot, _) = try await Self.withClient(endpoint) { try await Collector(client: $0).collect() }
+            return (snapshot, server.tokens)
+        }
+        let problems = snapshot.problems.map { "\($0.message) \($0.permissions)" }.joined(separator: "\n")
+        #expect(snapshot.isPartial)
+        #expect(!tokens.isEmpty)
+        for token in tokens { #expect(!problems.contains(token)) }
+        #expect(!problems.contains(secret))
+    }
+
+    @Test("ids from a reply go into paths percent-encoded: an id cannot choose the endpoint")
+    func pathSegments() {
+        #expect(GenesysAPIClient.segment("5f1c-ab_9") == "5f1c-ab_9")
+        #expect(GenesysAPIClient.segment("../../users?x=1") == "%2E%2E%2F%2E%2E%2Fusers%3Fx%3D1")
+        #expect(GenesysAPIClient.segment("a\r\nb") == "a%0D%0Ab")
+        #expect(GenesysAPIClient.segment("") == "%2E")
+    }
+}
