@@ -249,8 +249,11 @@ public actor AuditIngestor {
                     fetched += read.events
                     quarantined += read.quarantined
                     if let truncation = read.truncation {
-                        // The window is complete only up to where the source stopped.
-                        end = min(end, max(truncation.before, start))
+                        // The window is complete only up to where the source stopped; the next
+                        // window starts there. A stop that made no progress at all (every event
+                        // read dated at the window's start) moves on a millisecond, so a server
+                        // that repeats itself cannot hold the feed in place.
+                        end = min(end, max(truncation.before, start.addingTimeInterval(0.001)))
                         health.truncated = "\(service): \(truncation.reason)"
                         logger.warning("audit query stopped early", metadata: ["service": "\(service)", "reason": "\(truncation.reason)"])
                     }
@@ -316,8 +319,6 @@ public actor AuditIngestor {
                     logger.warning(
                         "audit records quarantined", metadata: ["count": "\(quarantined.count)", "first": "\(quarantined[0].reason)"])
                 }
-                // A source that stopped without moving forward has nothing more for this poll.
-                if end.timeIntervalSince(start) < 0.001 { break }
                 start = end
             }
             health.quarantined = try await store.quarantineCount()

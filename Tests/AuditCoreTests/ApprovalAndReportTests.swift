@@ -86,7 +86,10 @@ struct ApprovalAndReportTests {
         #expect(DriftReport.csvCell("+1") == "'+1")
         #expect(DriftReport.csvCell("-2") == "'-2")
         #expect(DriftReport.csvCell("@SUM(A1)") == "'@SUM(A1)")
-        #expect(DriftReport.csvCell("\tx") == "'\tx")
+        // Control characters are shown as escapes (so a leading tab no longer reaches a spreadsheet).
+        #expect(DriftReport.csvCell("\tx") == "\\x09x")
+        #expect(DriftReport.csvCell("\u{1B}]52;c;ZXZpbA==\u{07}") == "\\x1B]52;c;ZXZpbA==\\x07")
+        #expect(DriftReport.csvCell("name\u{202E}gnp.exe") == "name\\u{202E}gnp.exe")
         #expect(DriftReport.csvCell("a,b") == "\"a,b\"")
         #expect(DriftReport.csvCell("plain") == "plain")
         var org = Org()

@@ -30,7 +30,14 @@ public struct QuarantinedRecord: Sendable, Equatable {
         self.kind = kind
         self.eventId = eventId.map { String($0.prefix(200)) }
         self.reason = String(reason.prefix(500))
-        self.digest = ContentHash.sha256Hex(kind == .rewritten ? Array(kind.rawValue.utf8) + raw : raw)
+        // The key that keeps a record once: an unreadable one by its event id when it has one
+        // (the API may send the same record with its keys in another order), else its bytes; a
+        // rewritten one by its canonical content.
+        switch (kind, eventId) {
+        case (.unreadable, let id?): self.digest = ContentHash.sha256Hex(Array("unreadable\u{1}\(id)".utf8))
+        case (.unreadable, nil): self.digest = ContentHash.sha256Hex(raw)
+        case (.rewritten, _): self.digest = ContentHash.sha256Hex(Array("rewritten\u{1}".utf8) + raw)
+        }
         self.rawTruncated = raw.count > Self.rawLimit
         self.raw = Array(raw.prefix(Self.rawLimit))
         self.receivedAt = receivedAt
