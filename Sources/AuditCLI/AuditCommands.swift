@@ -150,7 +150,8 @@ struct RulesCommand: AsyncParsableCommand {
 /// `rbacwatch findings list`.
 struct FindingsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "findings", abstract: "Audit findings recorded by rbacwatch watch.", subcommands: [List.self], defaultSubcommand: List.self)
+        commandName: "findings", abstract: "Audit findings recorded by rbacwatch watch.", subcommands: [List.self, Quarantine.self],
+        defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List findings, newest first.")
@@ -197,6 +198,49 @@ struct FindingsCommand: AsyncParsableCommand {
                     Console.out("No findings.")
                 } else {
                     FindingTable.print(findings)
+                }
+                // Records the feed could not take at face value are never silently dropped: say so.
+                let quarantined = try await store.quarantineCount()
+                if quarantined > 0 {
+                    let line = "\(quarantined) audit record\(quarantined == 1 ? "" : "s") quarantined (unreadable, or an event id back with different content): rbacwatch findings quarantine lists them"
+                    if format == "json" { Console.err("rbacwatch: " + line) } else { Console.out(line) }
+                }
+            }
+        }
+    }
+
+    struct Quarantine: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Audit records set aside by the feed: unreadable ones, and event ids that came back with different content.")
+
+        @OptionGroup var state: StateOptions
+
+        @Option(help: "At most this many, newest first.")
+        var limit = 100
+
+        @Flag(help: "Print each record in full (JSON, escaped for the terminal).")
+        var raw = false
+
+        func validate() throws {
+            try FlagCheck.range(limit, 1...quarantineLimit, "--limit")
+        }
+
+        func run() async throws {
+            try await CommandErrors.handle {
+                let store = try state.open(environment: ProcessInfo.processInfo.environment)
+                let records = try await store.quarantinedRecords(limit: limit)
+                guard !records.isEmpty else { return Console.out("No quarantined records.") }
+                Console.out("RECEIVED (UTC)       KIND        EVENT ID                              REASON")
+                for record in records {
+                    let when = String(ISOTimestamp.string(record.receivedAt).prefix(19)).replacingOccurrences(of: "T", with: " ")
+                    Console.out(
+                        "\(when)  \(record.kind.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0))  "
+                            + "\((record.eventId ?? "-").padding(toLength: 36, withPad: " ", startingAt: 0))  \(record.reason)")
+                    if raw {
+                        Console.out(String(decoding: TerminalSafe.sanitizeJSON(record.raw), as: UTF8.self) + (record.rawTruncated ? " …(cut)" : ""))
+                    } else {
+                        Console.out("    " + record.preview(160))
+                    }
                 }
             }
         }

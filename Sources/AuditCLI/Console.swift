@@ -52,6 +52,14 @@ enum Console {
         err("rbacwatch: \(TerminalSafe.sanitize(message))")
     }
 
+    /// Whether `path` is where stdout goes (`/dev/stdout`, `/proc/self/fd/1`, the file it was
+    /// redirected to).
+    static func isStdout(_ path: String) -> Bool {
+        var file = stat()
+        var out = stat()
+        return stat(path, &file) == 0 && fstat(STDOUT_FILENO, &out) == 0 && file.st_dev == out.st_dev && file.st_ino == out.st_ino
+    }
+
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
     static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
 }

@@ -6,14 +6,13 @@ import Logging
 /// A duration flag: `30s`, `5m`, `1h`, `3d` (or bare seconds), between a second and a year and a
 /// day; each flag checks its own narrower range in `validate()` with `check`.
 struct Interval: ExpressibleByArgument {
-    var duration: Duration
-    var seconds: Double { Bounded.seconds(duration) }
-
-    static let widest: ClosedRange<Double> = 1...(366 * 86_400)
+    /// As typed (any finite duration); `check` holds it to the flag's range.
+    var seconds: Double
+    var duration: Duration { Bounded.duration(seconds: seconds, clampedTo: 0...(366 * 86_400)) }
 
     init?(argument: String) {
-        guard let seconds = DurationText.seconds(argument, range: Self.widest) else { return nil }
-        duration = Bounded.duration(seconds: seconds, clampedTo: Self.widest)
+        guard let seconds = DurationText.seconds(argument, range: 0...Double.greatestFiniteMagnitude) else { return nil }
+        self.seconds = seconds
     }
 
     /// As it would be typed: `10s`, `5m`, `1h`.

@@ -19,6 +19,12 @@ public struct RBACWatchCommand: AsyncParsableCommand {
 /// Parse errors exit 2 (ArgumentParser's default is 64), so every command shares the codes
 /// in `RBACWatchExit`.
 public enum RBACWatchMain {
+    /// The subcommand named on the command line, for pointing at its help.
+    static var subcommand: String {
+        let names = Set(RBACWatchCommand.configuration.subcommands.map { $0.configuration.commandName ?? "" })
+        return CommandLine.arguments.dropFirst().first { names.contains($0) } ?? "tui"
+    }
+
     public static func run() async -> Never {
         do {
             var command = try RBACWatchCommand.parseAsRoot()
@@ -30,13 +36,21 @@ public enum RBACWatchMain {
             exit(RBACWatchExit.success)
         } catch {
             let code = RBACWatchCommand.exitCode(for: error)
-            let message = RBACWatchCommand.fullMessage(for: error)
             if code == .success {
+                // --help, --version: the whole text.
+                let message = RBACWatchCommand.fullMessage(for: error)
                 if !message.isEmpty { Console.out(message) }
                 exit(RBACWatchExit.success)
             }
+            if code == .validationFailure {
+                // A usage error is one line: what is wrong, and where the help is.
+                let message = RBACWatchCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+                Console.err("rbacwatch: \(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message) (rbacwatch \(Self.subcommand) --help)")
+                exit(RBACWatchExit.usage)
+            }
+            let message = RBACWatchCommand.fullMessage(for: error)
             if !message.isEmpty { Console.err(message) }
-            exit(code == .validationFailure ? RBACWatchExit.usage : code.rawValue)
+            exit(code.rawValue)
         }
     }
 }

@@ -89,8 +89,10 @@ struct SnapshotCommand: AsyncParsableCommand {
         }
         var lines = SnapshotSummaryText.lines(snapshot, report, written: written)
         if let stored { lines.append(TerminalSafe.sanitize("Stored as \(stored.root.prefix(12)) in \(stored.path)")) }
+        // When the snapshot itself goes to stdout, the summary goes to stderr.
+        let toStdout = out == "-" || out.map(Console.isStdout) == true
         for line in lines {
-            if out == "-" { Console.err(line) } else { Console.out(line) }
+            if toStdout { Console.err(line) } else { Console.out(line) }
         }
         if snapshot.isPartial { throw ReportedFailure(code: RBACWatchExit.partial) }
     }

@@ -12,20 +12,22 @@ enum AtomicFile {
     static func write(_ bytes: [UInt8], to path: String) throws {
         var target = path
         var info = stat()
-        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
-            // Replace what the link points at, not the link.
-            guard let resolved = realpath(path, nil) else {
-                throw ConfigurationError("cannot write \(path): it is a symbolic link to nowhere (\(String(cString: strerror(errno))))")
-            }
-            target = String(cString: resolved)
-            free(resolved)
-        }
-        if stat(target, &info) == 0 {
+        // What the path leads to, links followed.
+        if stat(path, &info) == 0 {
             switch info.st_mode & S_IFMT {
-            case S_IFREG: break
+            case S_IFREG:
+                var link = stat()
+                if lstat(path, &link) == 0, (link.st_mode & S_IFMT) == S_IFLNK {
+                    // Replace what the link points at, not the link.
+                    guard let resolved = realpath(path, nil) else {
+                        throw ConfigurationError("cannot write \(path): \(String(cString: strerror(errno)))")
+                    }
+                    target = String(cString: resolved)
+                    free(resolved)
+                }
             case S_IFDIR: throw ConfigurationError("cannot write \(path): it is a directory")
             case S_IFSOCK: throw ConfigurationError("cannot write \(path): it is a socket")
-            default: return try writeInPlace(bytes, to: target, shownAs: path)
+            default: return try writeInPlace(bytes, to: path, shownAs: path)
             }
         }
         let url = URL(fileURLWithPath: target)
@@ -51,9 +53,14 @@ enum AtomicFile {
 
     /// A device, FIFO or terminal: opened as it is and written, never truncated into a file.
     private static func writeInPlace(_ bytes: [UInt8], to target: String, shownAs path: String) throws {
-        let fd = open(target, O_WRONLY | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { throw ConfigurationError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        // Non-blocking open: a FIFO nobody reads fails at once (ENXIO) instead of waiting forever.
+        let fd = open(target, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else {
+            let reason = errno == ENXIO ? "it is a FIFO that nobody is reading" : String(cString: strerror(errno))
+            throw ConfigurationError("cannot write \(path): \(reason)")
+        }
         defer { close(fd) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var bytes = bytes
         if isatty(fd) == 1 {
             // A terminal gets what stdout would: nothing from the API that it could run.
