@@ -6,9 +6,9 @@ enum BuiltInThemes {
   "name": "default",
   "description": "Dark: light text on a deep blue-grey background.",
   "palette": {
-    "bg": "#1b1e27", "panel": "#232735", "fg": "#d8dee9", "muted": "#7b8496", "border": "#3b4252",
+    "bg": "#1b1e27", "panel": "#232735", "fg": "#d8dee9", "muted": "#8f98aa", "border": "#3b4252",
     "blue": "#81a1c1", "cyan": "#88c0d0", "green": "#a3be8c", "yellow": "#ebcb8b", "orange": "#d08770",
-    "red": "#bf616a", "magenta": "#b48ead", "select": "#3b4a6b"
+    "red": "#d0707a", "magenta": "#b48ead", "select": "#3b4a6b"
   },
   "roles": {
     "background": {"fg": "fg", "bg": "bg"},
@@ -45,7 +45,7 @@ enum BuiltInThemes {
   "description": "Maximum contrast: pure black and white with saturated severity colours.",
   "palette": {
     "bg": "#000000", "fg": "#ffffff", "yellow": "#ffff00", "cyan": "#00ffff", "green": "#00ff00",
-    "orange": "#ff8700", "red": "#ff0000", "blue": "#5f87ff", "grey": "#c0c0c0"
+    "orange": "#ff8700", "red": "#d70000", "blue": "#5f87ff", "grey": "#c0c0c0"
   },
   "roles": {
     "background": {"fg": "fg", "bg": "bg"},
@@ -81,7 +81,7 @@ enum BuiltInThemes {
   "name": "light",
   "description": "Dark text on a warm white background.",
   "palette": {
-    "bg": "#fafaf7", "panel": "#ecebe6", "fg": "#2b2f36", "muted": "#6b717c", "border": "#c9c7bf",
+    "bg": "#fafaf7", "panel": "#ecebe6", "fg": "#2b2f36", "muted": "#5f656f", "border": "#c9c7bf",
     "blue": "#2f5f9e", "cyan": "#0f6f7f", "green": "#3d7a2a", "yellow": "#8a6200", "orange": "#b5531a",
     "red": "#b3261e", "select": "#cfe0f7"
   },

@@ -107,11 +107,11 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     }
 }
 
-/// A severity colour on the header's background, bold (plain header text without colour).
+/// A severity badge in the header: the role's own colours (as readable as in the lists, which
+/// the contrast test holds to 4.5:1), bold; plain header text without colour.
 func headerBadge(_ theme: Theme, _ role: ThemeRole, on header: Style) -> Style {
     guard theme.depth != .none else { return header }
     var badge = theme.style(role)
-    badge.background = header.background
     badge.bold = true
     return badge
 }

@@ -44,14 +44,15 @@ struct BoundedInputTests {
         #expect(DurationText.seconds(text, range: 1...(366 * 86_400)) == nil)
     }
 
-    @Test("approval lifetimes: a minute to a year and a day")
+    @Test("approval lifetimes: a second to a year and a day")
     func approvalLifetimes() {
         #expect(Approval.lifetime(parsing: "72h") == 259_200)
         #expect(Approval.lifetime(parsing: "24") == 86_400, "bare numbers are hours")
         #expect(Approval.lifetime(parsing: "1e300w") == nil)
-        #expect(Approval.lifetime(parsing: "30s") == nil)
+        #expect(Approval.lifetime(parsing: "0s") == nil)
+        #expect(Approval.lifetime(parsing: "30s") == 30)
         #expect(Approval.lifetime(parsing: "367d") == nil)
-        #expect(DurationText.describe(Approval.lifetimeRange) == "between 1m and 366d")
+        #expect(DurationText.describe(Approval.lifetimeRange) == "between 1s and 366d")
     }
 
     @Test("JSON made terminal-safe stays the same JSON")

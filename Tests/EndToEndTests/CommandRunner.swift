@@ -186,14 +186,18 @@ extension CommandRunner {
         async let stdout = onOwnThread { Self.drain(outFD) }
         async let stderr = onOwnThread { Self.drain(errFD) }
         let deadline = started + timeout
-        let waited = try await onOwnThread { () -> (Int32, rusage, Bool) in
+        let waited = try await onOwnThread { () -> (Int32, Int, Bool) in
             var status: Int32 = 0
             var usage = rusage()
             var killed = false
+            // The peak is the child's own VmHWM, sampled until it exits: its `ru_maxrss` would
+            // include this (large) test process, whose memory the child shares until it execs.
+            var peak = 0
             while true {
+                peak = max(peak, Self.highWaterMark(child))
                 let result = wait4(child, &status, WNOHANG, &usage)
-                if result == child { return (status, usage, killed) }
-                if result < 0 && errno != EINTR { return (status, usage, killed) }
+                if result == child { return (status, peak > 0 ? peak : Int(usage.ru_maxrss) * 1024, killed) }
+                if result < 0 && errno != EINTR { return (status, peak, killed) }
                 if !killed, ContinuousClock.now > deadline {
                     kill(child, SIGKILL)
                     killed = true
@@ -202,13 +206,21 @@ extension CommandRunner {
             }
         }
         let wall = ContinuousClock.now - started
-        let (status, usage, killed) = waited
+        let (status, peak, killed) = waited
         let signalled = (status & 0x7F) != 0 && (status & 0x7F) != 0x7F
         if killed { Issue.record("rbacwatch \(arguments.joined(separator: " ")) did not finish within \(timeout)") }
         return MeasuredRun(
             status: signalled ? -1 : (status >> 8) & 0xFF, signal: signalled ? status & 0x7F : nil,
             stdout: String(decoding: try await stdout, as: UTF8.self), stderr: String(decoding: try await stderr, as: UTF8.self),
-            wall: wall, peakBytes: Int(usage.ru_maxrss) * 1024, timedOut: killed)
+            wall: wall, peakBytes: peak, timedOut: killed)
+    }
+
+    /// `VmHWM` of a running process, in bytes (0 when it cannot be read).
+    static func highWaterMark(_ pid: pid_t) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return 0 }
+        return (Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0) * 1024
     }
 
     /// Reads a descriptor to its end, then closes it.

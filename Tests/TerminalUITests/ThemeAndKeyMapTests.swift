@@ -36,6 +36,43 @@ struct ThemeAndKeyMapTests {
         #expect(Set(Theme.builtIn.keys) == names)
     }
 
+    /// WCAG relative luminance and contrast ratio.
+    static func contrast(_ a: RGB, _ b: RGB) -> Double {
+        func luminance(_ c: RGB) -> Double {
+            func channel(_ v: UInt8) -> Double {
+                let x = Double(v) / 255
+                return x <= 0.03928 ? x / 12.92 : pow((x + 0.055) / 1.055, 2.4)
+            }
+            return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b)
+        }
+        let (x, y) = (luminance(a), luminance(b))
+        return (max(x, y) + 0.05) / (min(x, y) + 0.05)
+    }
+
+    @Test("every theme's text meets WCAG 4.5:1 against its background, header badges included")
+    func contrast() throws {
+        var themes = Theme.builtIn
+        for file in Self.themeFiles { themes[file.lastPathComponent] = try Theme(json: Array(try Data(contentsOf: file))) }
+        for (name, theme) in themes {
+            let base = theme.style(.background).background
+            for role in ThemeRole.allCases where role != .border {  // border: box lines, not text
+                let style = theme.style(role)
+                guard let foreground = style.foreground, let background = style.background ?? base else { continue }
+                let ratio = Self.contrast(foreground, background)
+                #expect(ratio >= 4.5, "\(name): \(role) is \(String(format: "%.2f", ratio)):1")
+            }
+            // What the header draws: its own text, and each severity count as a badge on it.
+            for role in [ThemeRole.critical, .high, .medium, .low] {
+                let badge = headerBadge(theme, role, on: theme.style(.header))
+                guard let foreground = badge.foreground, let background = badge.background ?? base else { continue }
+                let ratio = Self.contrast(foreground, background)
+                #expect(ratio >= 4.5, "\(name): the header's \(role) count is \(String(format: "%.2f", ratio)):1")
+            }
+        }
+        // The check itself can fail: the old default header's low count, green on cyan.
+        #expect(Self.contrast(RGB(0xa3, 0xbe, 0x8c), RGB(0x88, 0xc0, 0xd0)) < 1.1)
+    }
+
     @Test("a broken theme says what is wrong in one line")
     func brokenTheme() {
         let cases: [(String, String)] = [

@@ -35,8 +35,8 @@ public struct Approval: Sendable, Hashable {
     /// Default lifetime of an approval: 72 hours.
     public static let defaultLifetime: TimeInterval = 72 * 3600
 
-    /// How long an approval may last: a minute to a year and a day.
-    public static let lifetimeRange: ClosedRange<TimeInterval> = 60...(366 * 86_400)
+    /// How long an approval may last: a second (tests, demonstrations) to a year and a day.
+    public static let lifetimeRange: ClosedRange<TimeInterval> = 1...(366 * 86_400)
 
     /// Reads `90s`, `45m`, `72h`, `3d`, `2w` (or a bare number of hours) within `lifetimeRange`.
     public static func lifetime(parsing text: String) -> TimeInterval? {
