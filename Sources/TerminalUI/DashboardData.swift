@@ -79,7 +79,8 @@ public struct InheritanceRow: Sendable, Equatable, Identifiable {
     public var kind: Kind
     public var id: String
     public var name: String
-    public var members: Int
+    /// Members, when read: the collector reads the members of groups that pass roles on.
+    public var members: Int?
     public var rolesEnabled: Bool
     /// `Role @ Division` for each grant the group holds.
     public var grants: [String]
@@ -222,6 +223,14 @@ public struct DashboardData: Sendable {
     public static let empty = DashboardData(
         organization: "", collectedAt: nil, nextRefresh: nil, status: .starting, baselineVersion: nil, unapproved: [:], users: [],
         roles: [], inheritance: [], feed: [], snapshot: nil, review: nil, lineage: RoleLineage(), policy: .standard)
+
+    /// What the header counts: unapproved drift items and open (unapproved) audit findings, by
+    /// severity.
+    public var openBySeverity: [Severity: Int] {
+        var counts = unapproved
+        for row in audit.rows where !row.state.isApproved { counts[row.severity, default: 0] += 1 }
+        return counts
+    }
 }
 
 /// Turns a snapshot and its review into rows: names resolved, counts and risks computed, sorted.
@@ -294,8 +303,7 @@ public enum DashboardBuilder {
         let users = snapshot.users.map { user -> (key: String, row: UserRow) in
             var risk: Severity?
             for access in user.access {
-                var severity = roleRisk[access.roleId] ?? .low
-                if access.divisionId == allDivisionsID, policy.raiseAllDivisions { severity = severity.raised }
+                let severity = policy.held(roleRisk[access.roleId] ?? .low, inDivision: access.divisionId).severity
                 risk = max(risk ?? severity, severity)
             }
             let division = divisionName(user.divisionId)
@@ -338,7 +346,9 @@ public enum DashboardBuilder {
         var inheritance = snapshot.groups.map { group -> InheritanceRow in
             let grants = (grantsBySubject[group.id] ?? []).sorted()
             return InheritanceRow(
-                kind: .group, id: group.id, name: group.name, members: group.memberIds.count, rolesEnabled: group.rolesEnabled,
+                kind: .group, id: group.id, name: group.name,
+                members: group.rolesEnabled || !grants.isEmpty || !group.memberIds.isEmpty ? group.memberIds.count : nil,
+                rolesEnabled: group.rolesEnabled,
                 grants: grants, division: nil, search: "\(group.name) \(grants.joined(separator: " "))".lowercased())
         }
         // Groups that pass roles on first, then by name.

@@ -151,21 +151,59 @@ enum Details {
             Span(user.divisionId.map { divisionName($0, snapshot) } ?? "—"), Span("   id ", .muted), Span(user.id, .muted),
         ])
         if let email = user.email { lines.append([Span("email ", .muted), Span(email)]) }
+
+        // Each role held weighs what its permissions weigh, one level more in every division;
+        // the user's risk is the heaviest, and the page says which roles make it so.
+        struct Held {
+            var access: Access
+            var role: Role?
+            var assessment: RiskPolicy.Assessment?
+            var severity: Severity
+            var raisedBecause: String?
+        }
+        let held = user.access.map { access -> Held in
+            let role = roles[access.roleId]
+            let assessment = role.map { data.policy.assess($0.permissions) }
+            let weight = data.policy.held(assessment?.severity ?? .low, inDivision: access.divisionId)
+            return Held(access: access, role: role, assessment: assessment, severity: weight.severity, raisedBecause: weight.raisedBecause)
+        }
+        func via(_ access: Access) -> String {
+            switch access.via {
+            case .direct: "direct"
+            case .group(let group): "via group \(groups[group] ?? group)"
+            }
+        }
+        lines.append([])
+        if let top = held.map(\.severity).max() {
+            lines.append([Span("Risk ", .title), Span(top.name, severityRole(top)), Span("  the heaviest of the roles held:", .muted)])
+            var seen = Set<String>()
+            for entry in held where entry.severity == top && seen.insert(entry.access.roleId + "\u{1}" + entry.access.divisionId).inserted {
+                guard seen.count <= 3 else { break }
+                let own = entry.assessment?.severity ?? .low
+                var line: Line = [
+                    Span("  "), Span(entry.role?.name ?? entry.access.roleId), Span(" in ", .muted),
+                    Span(divisionName(entry.access.divisionId, snapshot)), Span(" (\(via(entry.access))): ", .muted),
+                    Span(own.name, severityRole(own)),
+                ]
+                if entry.raisedBecause != nil { line += [Span(", raised to ", .muted), Span(top.name, severityRole(top)), Span(": held in every division", .muted)] }
+                lines.append(line)
+                for reason in (entry.assessment?.reasons ?? []).prefix(2) { lines.append([Span("      " + reason, .muted)]) }
+            }
+        } else {
+            lines.append([Span("Risk ", .title), Span("none: no roles held", .muted)])
+        }
         lines.append([])
         lines.append([Span("Roles held", .title)])
-        for access in user.access {
-            let role = roles[access.roleId]
-            let via: String
-            switch access.via {
-            case .direct: via = "direct"
-            case .group(let group): via = "via group \(groups[group] ?? group)"
+        for entry in held {
+            var line: Line = [
+                Span("  "), Span(entry.severity.name.padding(toLength: 9, withPad: " ", startingAt: 0), severityRole(entry.severity)),
+                Span(entry.role?.name ?? entry.access.roleId), Span("  in ", .muted), Span(divisionName(entry.access.divisionId, snapshot)),
+                Span("  \(via(entry.access))", .muted),
+            ]
+            if entry.raisedBecause != nil, let own = entry.assessment?.severity {
+                line.append(Span("  (\(own.name) in one division)", .muted))
             }
-            let risk = role.map { data.policy.assess($0.permissions).severity }
-            lines.append([
-                Span("  "), Span((risk?.name ?? "").padding(toLength: 9, withPad: " ", startingAt: 0), severityRole(risk)),
-                Span(role?.name ?? access.roleId), Span("  in ", .muted), Span(divisionName(access.divisionId, snapshot)),
-                Span("  \(via)", .muted),
-            ])
+            lines.append(line)
         }
         lines.append([])
         lines.append([Span("Effective permissions by division", .title)])
@@ -213,7 +251,7 @@ enum Details {
     static func status(_ state: ReviewState) -> String {
         switch state {
         case .unapproved: "unapproved"
-        case .approved(let approval, _): approval.ticket ?? "approved"
+        case .approved(let approval, _): approval.ticket.map { "approved (\($0))" } ?? "approved"
         case .lapsed: "LAPSED"
         }
     }

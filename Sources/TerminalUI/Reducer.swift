@@ -377,6 +377,10 @@ func runCommand(_ state: inout AppState, _ text: String) -> [Effect] {
         let (query, unknown) = RowQuery.parse(arguments)
         state.details = []
         state.view.query = query
+        // A command asks a new question of the pane: its answer starts at the top.
+        state.view.selected = 0
+        state.view.selectedId = nil
+        state.view.offset = 0
         refilter(&state, pane)
         if !unknown.isEmpty { notice(&state, "not understood: \(unknown.joined(separator: " ")) (try risk>=high, state=active, drift, unapproved)", error: true) }
         return []

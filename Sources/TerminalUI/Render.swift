@@ -68,8 +68,10 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
         }
     }
     if case .failed = data.status {} else {
+        // What needs a look: unapproved drift items and open audit findings, by severity.
+        let open = data.openBySeverity
         for severity in Severity.allCases.reversed() {
-            let count = data.unapproved[severity] ?? 0
+            let count = open[severity] ?? 0
             right.append(("\(count) \(severity.name) ", count > 0 ? headerBadge(theme, Theme.role(for: severity), on: style) : style))
         }
     }
@@ -270,8 +272,10 @@ func rowCells(_ state: AppState, _ pane: Pane, _ index: Int, selected: Bool) -> 
         let row = state.data.inheritance[index]
         let grants =
             row.kind == .team
-                ? "team in \(row.division ?? "—") · no roles" : row.grants.isEmpty ? (row.rolesEnabled ? "role-enabled, none granted" : "—") : row.grants.joined(separator: ", ")
-        return [(row.kind.rawValue, muted), (row.name, base), (String(row.members), base), (grants, row.grants.isEmpty ? muted : base)]
+                ? "team in \(row.division ?? "—") · no roles" : row.grants.isEmpty ? (row.rolesEnabled ? "role-enabled, none granted" : "not role-enabled: passes on no roles") : row.grants.joined(separator: ", ")
+        // Members are read for groups that pass roles on; for the others the count is not known.
+        let members = row.members.map(String.init) ?? "not read"
+        return [(row.kind.rawValue, muted), (row.name, base), (members, row.members == nil ? muted : base), (grants, row.grants.isEmpty ? muted : base)]
     case .feed:
         let row = state.data.feed[index]
         if row.failure {
@@ -298,8 +302,19 @@ func statusText(_ state: ReviewState, now: Date) -> String {
     case .unapproved: return "unapproved"
     case .lapsed: return "LAPSED"
     case .approved(let approval, _):
-        return "\(approval.ticket ?? "ok") \(age(approval.expiresAt.timeIntervalSince(now)))"
+        // "approved" and how long it has left; the ticket is on the item's page.
+        return "approved \(remaining(approval.expiresAt.timeIntervalSince(now)))"
     }
+}
+
+/// Time left, to the nearest unit (an approval of 72 h reads `3d` a moment after it is made,
+/// not `2d`): seconds below a minute, minutes below an hour, hours below two days, then days.
+func remaining(_ seconds: TimeInterval) -> String {
+    let s = Bounded.seconds(seconds, clampedTo: 0...1e12)
+    if s < 60 { return "\(Int(s.rounded(.up)))s" }
+    if s < 3600 { return "\(Int((s / 60).rounded()))m" }
+    if s < 2 * 86_400 { return "\(Int((s / 3600).rounded()))h" }
+    return "\(Int((s / 86_400).rounded()))d"
 }
 
 func renderFeedStrip(_ frame: inout Frame, _ state: AppState, top: Int, rows: Int) {
@@ -369,19 +384,32 @@ func renderFooter(_ frame: inout Frame, _ state: AppState, _ layout: Layout) {
             && state.selectedRow(.feed).map { !state.data.feed[$0].failure } == true
     }
     let room = state.readOnly ? frame.width - 12 : frame.width
-    for action in KeyMap.footerOrder {
-        guard let binding = KeyMap.bindings.first(where: { $0.action == action }), let text = binding.footer else { continue }
+    // The way out and the way to every other key are always shown: the others fill the room
+    // left before them, most useful first.
+    let always: [Action] = [.help, .quit]
+    func entry(_ action: Action) -> (key: String, text: String, width: Int)? {
+        guard let binding = KeyMap.bindings.first(where: { $0.action == action }), let text = binding.footer else { return nil }
+        let key = binding.label.split(separator: " ").first.map(String.init) ?? binding.label
+        return (key, text, CellWidth.of(key) + CellWidth.of(text) + 3)
+    }
+    let reserved = always.compactMap(entry).reduce(0) { $0 + $1.width }
+    var shown: [(key: String, text: String, width: Int)] = []
+    var used = 0
+    for action in KeyMap.footerOrder where !always.contains(action) {
+        guard let item = entry(action) else { continue }
         switch action {
         case .approve where !canApprove: continue
         case .back where !inDetail && !filtered: continue
         case .open, .nextPane, .filter: if inDetail { continue }
         default: break
         }
-        let key = binding.label.split(separator: " ").first.map(String.init) ?? binding.label
-        let width = CellWidth.of(key) + CellWidth.of(text) + 3
-        guard column + width <= room else { break }
-        column += frame.put(key, row: row, column: column, style: theme.style(.key))
-        column += frame.put(" \(text)  ", row: row, column: column, style: theme.style(.footer))
+        guard column + used + item.width + reserved <= room else { break }
+        shown.append(item)
+        used += item.width
+    }
+    for item in shown + always.compactMap(entry) where column < room {
+        column += frame.put(item.key, row: row, column: column, style: theme.style(.key))
+        column += frame.put(" \(item.text)  ", row: row, column: column, limit: max(0, room - column), style: theme.style(.footer))
     }
     if state.readOnly {
         frame.put(" read-only ", row: row, column: max(0, frame.width - 11), style: theme.style(.muted))

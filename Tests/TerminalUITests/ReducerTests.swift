@@ -199,7 +199,7 @@ struct ReducerTests {
         _ = reduce(&state, .data(Fixture.data(review: Fixture.review(approving: fingerprint))))
         #expect(state.details.count == 1)
         let after = render(state).text
-        #expect(after.contains("status        CHG-1042"))
+        #expect(after.contains("status        approved (CHG-1042)"))
         press(&state, .character("j"), .character("j"))
         #expect(state.details.last?.offset == 2)
         press(&state, .escape)

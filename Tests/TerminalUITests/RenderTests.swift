@@ -12,6 +12,59 @@ struct RenderTests {
         try Golden.check(render(Fixture.state(width: 80, height: 24, pane: pane)), "pane-\(pane.title.lowercased())-80x24")
     }
 
+    @Test("a user's page says why their risk is what it is: a medium role held in every division makes a high user")
+    func userRiskExplained() throws {
+        // Zoë holds Reporting (recording:recording:view after the edit: medium) in every division.
+        var snapshot = Fixture.snapshot(drifted: true)
+        snapshot = Snapshot.resolving(
+            organization: snapshot.organization, divisions: snapshot.divisions, roles: snapshot.roles,
+            users: snapshot.users, groups: snapshot.groups + [Group(id: "g-social", name: "Social Club", rolesEnabled: false, memberIds: [])],
+            teams: snapshot.teams, oauthClients: snapshot.oauthClients,
+            grants: snapshot.grants.filter { $0.subjectId != "u06" } + [Grant(subjectId: "u06", subjectKind: .user, roleId: "r-report", divisionId: "*")],
+            problems: [])
+        let data = DashboardBuilder.build(
+            snapshot: snapshot, review: nil, baselineVersion: 3, lineage: RoleLineage(), firstSeen: [:], policy: .standard, status: .ready,
+            collectedAt: Fixture.collectedAt, nextRefresh: nil)
+        #expect(data.users.first { $0.id == "u06" }?.risk == .high, "the users pane says high")
+        var state = AppState(theme: .standard, readOnly: false, now: Fixture.now, width: 110, height: 30)
+        _ = reduce(&state, .data(data))
+        while state.data.users[state.selectedRow(.users)!].id != "u06" { press(&state, .character("j")) }
+        press(&state, .enter)
+        let text = render(state).text
+        #expect(text.contains("Risk high  the heaviest of the roles held:"))
+        #expect(text.contains("Reporting in * (all divisions) (direct): medium, raised to high: held in every division"))
+        #expect(text.contains("high     Reporting  in * (all divisions)  direct  (medium in one division)"))
+        try Golden.check(render(state), "detail-user-raised")
+
+        // A group that holds no roles: its members were not read, and the pane says so.
+        #expect(data.inheritance.first { $0.id == "g-social" }?.members == nil)
+        press(&state, .escape, .character("3"))
+        let groups = render(state).text
+        #expect(groups.contains("Social Club") && groups.contains("not read"), "\(groups)")
+    }
+
+    @Test("the header counts unapproved drift and open audit findings; the footer keeps ? help and q quit at any width")
+    func headerAndFooter() throws {
+        var state = Fixture.state(width: 80, height: 24, pane: .feed)
+        let before = render(state).text.split(separator: "\n").first.map(String.init) ?? ""
+        let finding = AuditFinding(
+            fingerprint: "f1", ruleId: "RBW-002", title: "Administrator role granted", severity: .critical, controls: [], eventIds: ["e1"],
+            date: Fixture.now.addingTimeInterval(-10), serviceName: "PeoplePermissions", entityType: "Role", entityId: "r-admin",
+            entityName: "Master Admin", action: "MemberAdd", actor: "Ana", actorId: "u01", clientId: nil, remoteIp: [], evidence: [],
+            status: .open, approval: nil)
+        _ = reduce(&state, .audit(AuditFeed(rows: AuditFeed.rows([finding]))))
+        let after = render(state).text.split(separator: "\n").first.map(String.init) ?? ""
+        let count = { (line: String) in Int(line.components(separatedBy: " critical").first?.split(separator: " ").last ?? "") ?? -1 }
+        #expect(count(after) == count(before) + 1, "\(before)\n\(after)")
+        for width in [60, 70, 80, 110] {
+            for pane in Pane.allCases {
+                let frame = render(Fixture.state(width: width, height: 24, pane: pane))
+                let footer = frame.text.split(separator: "\n", omittingEmptySubsequences: false)[23]
+                #expect(footer.contains("? help") && footer.contains("q quit"), "\(width) columns, \(pane): \(footer)")
+            }
+        }
+    }
+
     @Test("drill-downs match their golden frames: user, role, group, team, drift item, collection failure")
     func drillDowns() throws {
         var state = Fixture.state(width: 110, height: 40)

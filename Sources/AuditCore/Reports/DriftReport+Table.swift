@@ -76,10 +76,23 @@ extension DriftReport {
                 lines.append(Self.continuation(attributed.status == .unexplained ? "UNEXPLAINED: no audit event shows this change" : attributed.summary))
             }
             if let folded = effects[item.fingerprint] {
-                let principals = Set(folded.map(\.item.subject.id)).count
-                let names = folded.prefix(5).map { $0.item.subject.name.isEmpty ? $0.item.subject.id : $0.item.subject.name }
-                var text = "\(principals) principal\(principals == 1 ? "" : "s") \(folded.first?.item.kind == .permissionsLost ? "lose" : "gain") permissions through this change"
-                text += ": " + names.joined(separator: ", ") + (folded.count > 5 ? ", …" : "")
+                // Each principal once (one who gains in two divisions is one principal), in order.
+                var order: [String] = []
+                var places: [String: (name: String, count: Int)] = [:]
+                for effect in folded {
+                    let subject = effect.item.subject
+                    if places[subject.id] == nil { order.append(subject.id) }
+                    places[subject.id, default: (subject.name.isEmpty ? subject.id : subject.name, 0)].count += 1
+                }
+                let principals = order.count
+                let names = order.prefix(5).map { id -> String in
+                    let entry = places[id]!
+                    return entry.count > 1 ? "\(entry.name) (in \(entry.count) divisions)" : entry.name
+                }
+                let losing = folded.first?.item.kind == .permissionsLost
+                let verb = principals == 1 ? (losing ? "loses" : "gains") : (losing ? "lose" : "gain")
+                var text = "\(principals) principal\(principals == 1 ? "" : "s") \(verb) permissions through this change"
+                text += ": " + names.joined(separator: ", ") + (principals > 5 ? ", …" : "")
                 let highest = folded.map(\.item.severity).max() ?? .low
                 text += " (highest \(highest.name); rbacwatch diff --expand lists each)"
                 lines.append(Self.continuation(text))

@@ -46,8 +46,8 @@ final class RiskAssessor {
             reasons.append(reason)
         }
         func widen(division: EntityRef?, subject: EntityRef) {
-            if policy.raiseAllDivisions, division?.id == allDivisionsID, severity < .critical {
-                raise("in every division, present and future (*)")
+            if let division, let reason = policy.held(severity, inDivision: division.id).raisedBecause {
+                raise(reason)
             }
             if policy.raiseOAuthClients, subject.kind == .oauthClient, severity < .critical {
                 raise("held by an OAuth client: non-human credentials")

@@ -83,6 +83,18 @@ public struct RiskPolicy: Sendable, Equatable {
         return PermissionRisk(severity: best, escalates: escalates, reason: why)
     }
 
+    /// Why holding a role in every division weighs more.
+    public static let allDivisionsReason = "in every division, present and future (*)"
+
+    /// The severity of holding a role of `roleSeverity` in `divisionId`: one level higher in
+    /// every division (`*`) when the policy says so, with that reason. A principal's risk is the
+    /// most severe of these over the roles it holds — the same rule for the users pane, the user's
+    /// page and drift.
+    public func held(_ roleSeverity: Severity, inDivision divisionId: String) -> (severity: Severity, raisedBecause: String?) {
+        guard raiseAllDivisions, divisionId == allDivisionsID, roleSeverity < .critical else { return (roleSeverity, nil) }
+        return (roleSeverity.raised, Self.allDivisionsReason)
+    }
+
     /// The severity of holding `permissions`: the most severe permission wins.
     public func assess(_ permissions: [String]) -> Assessment {
         assess(permissions, using: risk(of:))
