@@ -370,7 +370,18 @@ func renderFooter(_ frame: inout Frame, _ state: AppState, _ layout: Layout) {
         break
     }
     if let message = state.message {
-        frame.put(" " + message.text + " ", row: row, column: 0, style: message.isError ? theme.style(.error) : theme.style(.dialog))
+        // A message takes the footer, but not the way out: `? help  q quit` stay on the right.
+        let keys: [(String, String)] = [("?", "help"), ("q", "quit")]
+        let keysWidth = keys.reduce(0) { $0 + CellWidth.of($1.0) + CellWidth.of($1.1) + 3 }
+        let room = frame.width - keysWidth - 1
+        frame.put(" " + message.text + " ", row: row, column: 0, limit: max(0, room), style: message.isError ? theme.style(.error) : theme.style(.dialog))
+        if room > 10 {
+            var column = frame.width - keysWidth
+            for (key, text) in keys {
+                column += frame.put(key, row: row, column: column, style: theme.style(.key))
+                column += frame.put(" \(text)  ", row: row, column: column, style: theme.style(.footer))
+            }
+        }
         return
     }
     var column = 1

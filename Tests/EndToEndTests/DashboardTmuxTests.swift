@@ -80,6 +80,8 @@ struct DashboardTmuxTests {
         // j moves the cursor: Enter on the second row opens the second user.
         try await tmux.keys("g", "j", "Enter")
         screen = try await tmux.waitFor("a user's page") { $0.contains("Roles held") }
+        // The page says why the user's risk is what it is.
+        #expect(screen.contains("Risk ") && (screen.contains("the heaviest of the roles held") || screen.contains("no roles held")), "\(screen)")
         let title = try #require(screen.split(separator: "\n").dropFirst(2).first).trimmingCharacters(in: .whitespaces)
         try await tmux.keys("Escape")
         screen = try await tmux.waitFor("the list") { $0.contains("DIVISION") }
@@ -118,8 +120,8 @@ struct DashboardTmuxTests {
         try await tmux.keys("/")
         try await tmux.type(approvedFingerprint)
         try await tmux.keys("Enter")
-        screen = try await tmux.waitFor("the approved row") { screen in
-            Self.row(screen, containing: "CHG-77 ").map { !$0.contains("approved ") } ?? false
+        screen = try await tmux.waitFor("the approved row, saying approved and its time left") { screen in
+            Tmux.rows(screen).dropFirst(3).dropLast().contains { $0.contains(" approved 3d ") }
         }
 
         // Audit findings stream in beside the drift, with the rule and the actor; Enter shows
@@ -142,6 +144,9 @@ struct DashboardTmuxTests {
             let lines = Tmux.rows(screen)
             return lines.count == 24 && lines.allSatisfy { displayWidth($0[...]) <= 80 } && lines[1].contains("4 Feed") && lines[2].contains("SEVERITY")
         }
+        // The way out stays on screen at 80 columns.
+        let footer = Tmux.rows(screen).last ?? ""
+        #expect(footer.contains("? help") && footer.contains("q quit"), "\(footer)")
         try await tmux.resize(width: 120, height: 40)
         _ = try await tmux.waitFor("the 120×40 layout") { Tmux.rows($0).count == 40 && $0.contains("SEVERITY") }
 

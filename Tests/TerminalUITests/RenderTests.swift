@@ -63,6 +63,11 @@ struct RenderTests {
                 #expect(footer.contains("? help") && footer.contains("q quit"), "\(width) columns, \(pane): \(footer)")
             }
         }
+        // A message on the footer leaves the way out beside it.
+        var noticed = Fixture.state(width: 80, height: 24)
+        _ = reduce(&noticed, .notice("approval not saved: the state file is busy: another rbacwatch is writing it; try again", isError: true))
+        let footer = render(noticed).text.split(separator: "\n", omittingEmptySubsequences: false)[23]
+        #expect(footer.contains("approval not saved") && footer.contains("? help") && footer.contains("q quit"), "\(footer)")
     }
 
     @Test("drill-downs match their golden frames: user, role, group, team, drift item, collection failure")
