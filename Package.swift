@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "rbacwatch", targets: ["rbacwatch"]),
         .executable(name: "rbacwatch-bench", targets: ["rbacwatch-bench"]),
+        .executable(name: "rbacwatch-fuzz", targets: ["rbacwatch-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -110,6 +111,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The hand-written readers under a mutation fuzzer (or libFuzzer: README "Fuzzing").
+        .executableTarget(name: "rbacwatch-fuzz", dependencies: ["AuditCore", "TerminalUI"], swiftSettings: swiftSettings),
         // Shared by the test targets: simulator + client wiring, ground-truth comparison, a manual clock.
         .target(
             name: "AuditTestSupport",

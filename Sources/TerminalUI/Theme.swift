@@ -214,3 +214,8 @@ public enum ColorMapping {
         return 2 * dr * dr + 4 * dg * dg + 3 * db * db
     }
 }
+
+extension Theme {
+    /// The built-in themes' JSON, as shipped (seeds for the fuzzer, copies for users).
+    public static var builtInSources: [String] { BuiltInThemes.sources }
+}
