@@ -82,9 +82,6 @@ public struct IngestionHealth: Sendable, Equatable {
     public var summary: String {
         var parts: [String] = []
         if mode == .criticalOnly { parts.append("CRITICAL-ONLY (throttled)") } else if throttledSince != nil { parts.append("throttled") }
-        if throttledSince != nil, let asked = retryAfterCapped {
-            parts.append("Retry-After \(Self.duration(asked)) capped at \(Self.duration(IngestionSettings().maxRetryAfter))")
-        }
         if let lagSeconds { parts.append("lag \(Self.duration(lagSeconds))") }
         if quarantined > 0 { parts.append("\(quarantined) quarantined") }
         if futureDated > 0 { parts.append("\(futureDated) future-dated") }
@@ -347,6 +344,10 @@ public actor AuditIngestor {
             let backoff = min(settings.maxBackoff, settings.pollInterval * pow(2, Double(min(consecutiveLimits, 6))) / 2)
             let asked = retryAfter.map(Bounded.seconds) ?? 0
             health.retryAfterCapped = asked > settings.maxRetryAfter ? asked : nil
+            if asked > settings.maxRetryAfter {
+                health.lastError =
+                    "rate limited (429): the server asked for \(IngestionHealth.duration(asked)), waiting \(IngestionHealth.duration(settings.maxRetryAfter)) (the ceiling)"
+            }
             outcome.nextDelay = max(min(asked, settings.maxRetryAfter), backoff)
             if health.mode == .normal, let since = health.throttledSince, now.timeIntervalSince(since) >= settings.circuitAfter {
                 health.mode = .criticalOnly

@@ -15,10 +15,25 @@ import TerminalUI
         return reader
     }()
 
-    @_cdecl("LLVMFuzzerTestOneInput")
-    public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-        fuzzReader.read(Array(UnsafeBufferPointer(start: data, count: size)))
-        return 0
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
+
+    /// SwiftPM names the executable's entry point itself, so libFuzzer is driven from here
+    /// (`LLVMFuzzerRunDriver`) rather than from its own `main`.
+    @main
+    struct LibFuzzerMain {
+        static func main() {
+            _ = fuzzReader
+            var argc = CommandLine.argc
+            var argv = CommandLine.unsafeArgv
+            exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+                fuzzReader.read(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+                return 0
+            })
+        }
     }
 #else
     /// `rbacwatch-fuzz`: a seeded mutation fuzzer over the hand-written readers, for a bounded

@@ -80,6 +80,26 @@ struct ApprovalAndReportTests {
         #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("{\n\"schema\":\"rbacwatch.drift/1\""))
     }
 
+    @Test("the table names each principal once, says in how many divisions, and agrees in number")
+    func foldedPrincipals() {
+        var base = Org()
+        base.grants.append(Grant(subjectId: "u1", subjectKind: .user, roleId: "r-agent", divisionId: "home"))
+        var edited = base
+        edited.replaceRole(
+            "r-agent",
+            with: Role(id: "r-agent", name: "Agent", policies: [PermissionPolicy(domain: "routing", entityName: "queue", actions: ["join", "view", "edit"])]))
+        let table = report(DriftEngine.diff(baseline: base.snapshot, current: edited.snapshot)).tableText(expand: false)
+        #expect(table.contains("2 principals gain permissions through this change: Ana (in 2 divisions), Ben"), "\(table)")
+        #expect(!table.contains("Ana, Ana"))
+
+        var one = base
+        one.grants.removeAll { $0.subjectId == "u2" }
+        var oneEdited = edited
+        oneEdited.grants.removeAll { $0.subjectId == "u2" }
+        let single = report(DriftEngine.diff(baseline: one.snapshot, current: oneEdited.snapshot)).tableText(expand: false)
+        #expect(single.contains("1 principal gains permissions through this change: Ana (in 2 divisions)"), "\(single)")
+    }
+
     @Test("CSV cells that a spreadsheet would evaluate are neutralised")
     func csvInjection() {
         #expect(DriftReport.csvCell("=HYPERLINK(\"http://x\")") == "\"'=HYPERLINK(\"\"http://x\"\")\"")

@@ -194,7 +194,7 @@ struct HostileFeedTests {
                 let health = await ingestor.health
                 if let expected {
                     #expect(outcome.nextDelay == expected, "\(value): \(outcome.nextDelay)")
-                    #expect(health.summary.contains("capped at 5m"), "\(value): \(health.summary)")
+                    #expect(health.summary.contains("waiting 5m (the ceiling)"), "\(value): \(health.summary)")
                 } else {
                     #expect(health.retryAfterCapped == nil)
                 }

@@ -47,6 +47,20 @@ struct SnapshotCommandTests {
         }
     }
 
+    @Test("with neither USER nor LOGNAME set, a baseline is accepted by the account the process runs as, not by unknown")
+    func accountNameFallback() async throws {
+        let dir = try CommandRunner.temporaryDirectory()
+        let expected = try #require(getpwuid(geteuid())?.pointee.pw_name.map { String(cString: $0) })
+        let result = try await Self.simulator().withRunning { endpoint in
+            var env = Self.environment(endpoint)
+            env["RBACWATCH_STATE"] = dir.appendingPathComponent("state.sqlite").path
+            return try await CommandRunner.run(["baseline", "accept"], environment: env)
+        }
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasSuffix(") by \(expected)\n"), "\(result.stdout)")
+        #expect(!result.stdout.contains("by unknown"))
+    }
+
     @Test("a missing permission gives a partial snapshot and exit code 4")
     func partial() async throws {
         let sim = Self.simulator { config in

@@ -97,6 +97,12 @@ struct ReducerTests {
         #expect(state.view.query.minimumRisk == .high)
         let risks = state.view.visible.map { state.data.users[$0].risk }
         #expect(!risks.isEmpty && risks.allSatisfy { ($0 ?? .low) >= .high })
+        // A new question starts at the top of its answer, whatever row the cursor was on.
+        #expect(state.view.selected == 0 && state.view.offset == 0)
+        press(&state, .character("G"), .character(":"))
+        type(&state, "users risk>=critical")
+        press(&state, .enter)
+        #expect(state.view.selected == 0, "the cursor is on the first row of the new answer")
 
         press(&state, .character(":"))
         type(&state, "feed unapproved risk>=medium")
