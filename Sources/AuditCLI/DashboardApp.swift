@@ -260,7 +260,11 @@ actor AuditFeedLoader {
         let failing = health.lastError != nil && (health.lastSuccess.map { now.timeIntervalSince($0) > 300 } ?? true)
         let mode: IngestionView.Mode =
             health.mode == .criticalOnly ? .criticalOnly : health.throttledSince != nil ? .throttled : failing ? .failing : .normal
-        return IngestionView(mode: mode, lagSeconds: health.lagSeconds, lastEvent: health.lastEvent, message: problem ?? health.lastError)
+        let quarantined =
+            health.quarantined > 0
+            ? "\(health.quarantined) audit record\(health.quarantined == 1 ? "" : "s") quarantined (rbacwatch findings quarantine)" : nil
+        return IngestionView(
+            mode: mode, lagSeconds: health.lagSeconds, lastEvent: health.lastEvent, message: problem ?? health.lastError ?? quarantined)
     }
 }
 

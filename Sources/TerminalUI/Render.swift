@@ -90,7 +90,11 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     let auditLag = quietAudit ? health.map { h in h.mode == .starting ? "audit starting" : "audit lag " + (h.lagSeconds.map { age(max(0, $0)) } ?? "—") } : nil
     let lastEvent = health?.lastEvent.map { "last event \(Details.clock($0))" }
     let auditShort = quietAudit ? health.map { h in h.mode == .starting ? "audit …" : "audit " + (h.lagSeconds.map { age(max(0, $0)) } ?? "—") } : nil
+    // What the feed has to say (who keeps it, what was quarantined, why it fails), when there is room.
+    let auditNote = health?.message.map { TerminalSafe.sanitize($0) }
     let candidates: [[String?]] = [
+        ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next, auditLag.map { $0 + (lastEvent.map { ", \($0)" } ?? "") }, auditNote],
+        ["rbacwatch", organization, baseline, collected.map { "collected \($0.ago) ago" }, next, auditLag ?? auditShort, auditNote],
         ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next, auditLag.map { $0 + (lastEvent.map { ", \($0)" } ?? "") }],
         ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next, auditLag],
         ["rbacwatch", organization, baseline, collected.map { "collected \($0.ago) ago" }, next, auditLag],

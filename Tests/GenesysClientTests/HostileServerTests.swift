@@ -47,8 +47,8 @@ struct HostileServerTests {
     }
 
     @Test(
-        "a 429 whose Retry-After is inf, nan or 1e300 is waited out as a backoff; the walk completes",
-        arguments: ["inf", "nan", "1e300", "-1"])
+        "a 429 whose Retry-After is inf, nan, negative or not a number is waited out as a backoff; the walk completes",
+        arguments: ["inf", "nan", "-1", "soon"])
     func absurdRetryAfter(_ value: String) async throws {
         let sim = Self.simulator()
         let rule = HostileServer.Rule.path("/api/v2/users", times: 2) { _, reply in
@@ -59,7 +59,7 @@ struct HostileServerTests {
         let (snapshot, _) = try await sim.withHostile([rule]) { endpoint, _ in
             try await Self.withClient(endpoint) { try await Collector(client: $0).collect() }
         }
-        #expect(ContinuousClock.now - started < .seconds(40))
+        #expect(ContinuousClock.now - started < .seconds(60))
         #expect(TestSupport.differences(snapshot, sim.groundTruth()) == [])
     }
 

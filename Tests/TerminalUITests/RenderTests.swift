@@ -63,6 +63,14 @@ struct RenderTests {
                 #expect(footer.contains("? help") && footer.contains("q quit"), "\(width) columns, \(pane): \(footer)")
             }
         }
+        // What the feed has to say shows in the header when there is room.
+        var wide = Fixture.state(width: 200, height: 30)
+        _ = reduce(
+            &wide,
+            .audit(AuditFeed(health: IngestionView(mode: .normal, lagSeconds: 30, lastEvent: nil, message: "the audit feed is kept by rbacwatch watch (pid 42)"))))
+        let header = render(wide).text.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(header.contains("audit lag 30s") && header.contains("the audit feed is kept by rbacwatch watch (pid 42)"), "\(header)")
+
         // A message on the footer leaves the way out beside it.
         var noticed = Fixture.state(width: 80, height: 24)
         _ = reduce(&noticed, .notice("approval not saved: the state file is busy: another rbacwatch is writing it; try again", isError: true))
