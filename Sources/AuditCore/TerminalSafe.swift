@@ -29,8 +29,8 @@ public enum TerminalSafe {
     }
 
     /// JSON text made safe for a terminal without changing what it means: every unsafe character
-    /// (they can only stand inside strings) becomes a `\uXXXX` escape, which any JSON reader turns
-    /// back into the same character. Line breaks between records stay.
+    /// (they can only stand inside strings) becomes a `\u` escape of four hex digits, which any
+    /// JSON reader turns back into the same character. Line breaks between records stay.
     public static func sanitizeJSON(_ bytes: [UInt8]) -> [UInt8] {
         // Fast path: ASCII without DEL or C0 other than newline, and no multi-byte sequences to check.
         if !bytes.contains(where: { $0 >= 0x7F || ($0 < 0x20 && $0 != 0x0A) }) { return bytes }

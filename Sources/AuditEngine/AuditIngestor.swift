@@ -232,15 +232,18 @@ public actor AuditIngestor {
             while now.timeIntervalSince(start) >= 0.001 {
                 windows += 1
                 if windows > settings.maxWindowsPerPoll || clock.now().timeIntervalSince(now) > settings.pollBudget {
-                    // Progress so far is recorded; the next poll carries on from there.
+                    // Progress so far is recorded; the next poll carries on from there — at once
+                    // after a long stretch of real work, after the usual interval when windows
+                    // kept stopping early (a source that repeats itself is not asked faster).
                     logger.info("audit poll budget spent; continuing at the next poll", metadata: ["windows": "\(windows - 1)"])
-                    outcome.nextDelay = 0
+                    if windows <= settings.maxWindowsPerPoll { outcome.nextDelay = 0 }
                     break
                 }
                 var end = min(now, start.addingTimeInterval(chunk))
                 let realtime = start >= now.addingTimeInterval(-settings.realtimeReach)
                 var fetched: [AuditEvent] = []
                 var quarantined: [QuarantinedRecord] = []
+                var stalled = false
                 for service in wanted {
                     let read = try await source.fetch(from: start, to: end, service: service, entityType: nil, realtime: realtime)
                     fetched += read.events
@@ -250,6 +253,7 @@ public actor AuditIngestor {
                         // window starts there. A stop that made no progress at all (every event
                         // read dated at the window's start) moves on a millisecond, so a server
                         // that repeats itself cannot hold the feed in place.
+                        stalled = stalled || truncation.before <= start
                         end = min(end, max(truncation.before, start.addingTimeInterval(0.001)))
                         health.truncated = "\(service): \(truncation.reason)"
                         logger.warning("audit query stopped early", metadata: ["service": "\(service)", "reason": "\(truncation.reason)"])
@@ -317,6 +321,9 @@ public actor AuditIngestor {
                         "audit records quarantined", metadata: ["count": "\(quarantined.count)", "first": "\(quarantined[0].reason)"])
                 }
                 start = end
+                // A source that stopped without moving forward is asked again at the next poll,
+                // not window after window now.
+                if stalled { break }
             }
             health.quarantined = try await store.quarantineCount()
             health.buffered = buffer.count

@@ -105,11 +105,15 @@ public enum TestSupport {
     }
 }
 
-/// A clock tests move by hand. `sleep` returns once `advance` has passed its deadline.
+/// A clock tests move by hand. `sleep` returns once `advance` has passed its deadline, and
+/// throws `CancellationError` at once when its task is cancelled (as a real clock's does: a
+/// deadline timer in a task group must not outlive the work it guards).
 public final class ManualClock: APIClock, @unchecked Sendable {
     private let lock = NSLockShim()
     private var current: Duration = .zero
-    private var sleepers: [(deadline: Duration, continuation: CheckedContinuation<Void, Never>)] = []
+    private var sleepers: [(id: UInt64, deadline: Duration, continuation: CheckedContinuation<Void, any Error>)] = []
+    private var nextId: UInt64 = 0
+    private var cancelledEarly: Set<UInt64> = []
 
     /// The wall-clock time at `now() == .zero`.
     public let epoch: Date
@@ -127,13 +131,34 @@ public final class ManualClock: APIClock, @unchecked Sendable {
     }
 
     public func sleep(for duration: Duration) async throws {
-        await withCheckedContinuation { continuation in
-            let ready = lock.withLock { () -> Bool in
-                if duration <= .zero { return true }
-                sleepers.append((current + duration, continuation))
-                return false
+        let id = lock.withLock { () -> UInt64 in
+            nextId += 1
+            return nextId
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                enum Start { case sleep, ready, cancelled }
+                let start = lock.withLock { () -> Start in
+                    if cancelledEarly.remove(id) != nil { return .cancelled }
+                    if duration <= .zero { return .ready }
+                    sleepers.append((id, current + duration, continuation))
+                    return .sleep
+                }
+                switch start {
+                case .sleep: break
+                case .ready: continuation.resume()
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            let sleeper = lock.withLock { () -> CheckedContinuation<Void, any Error>? in
+                guard let index = sleepers.firstIndex(where: { $0.id == id }) else {
+                    cancelledEarly.insert(id)
+                    return nil
+                }
+                return sleepers.remove(at: index).continuation
+            }
+            sleeper?.resume(throwing: CancellationError())
         }
     }
 
@@ -141,7 +166,7 @@ public final class ManualClock: APIClock, @unchecked Sendable {
     public var sleeping: Int { lock.withLock { sleepers.count } }
 
     public func advance(by duration: Duration) {
-        let due = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+        let due = lock.withLock { () -> [CheckedContinuation<Void, any Error>] in
             current += duration
             let due = sleepers.filter { $0.deadline <= current }.map(\.continuation)
             sleepers.removeAll { $0.deadline <= current }

@@ -78,7 +78,18 @@ public struct GenesysAuditSource: AuditSource {
             truncation = AuditFetch.Truncation(before: events.last.map { max($0.date, from) } ?? from, reason: reason)
         }
 
-        var full: Bool { events.count >= maxEvents }
+        /// Stops at the event or page ceiling; true when it did.
+        mutating func stopAtCeiling(pages: Int, maxPages: Int) -> Bool {
+            if events.count >= maxEvents {
+                stop("\(events.count) events in one query, the ceiling")
+                return true
+            }
+            if pages >= maxPages {
+                stop("\(maxPages) pages in one query, the ceiling")
+                return true
+            }
+            return false
+        }
 
         var result: AuditFetch { AuditFetch(events: events, quarantined: quarantined, truncation: truncation) }
     }
@@ -98,14 +109,7 @@ public struct GenesysAuditSource: AuditSource {
                 read.stop("page \(page) of the realtime query repeats events already read: the server is not paging")
                 break
             }
-            if read.full {
-                read.stop("\(read.events.count) events in one query, the ceiling")
-                break
-            }
-            if page >= maxPages {
-                read.stop("\(maxPages) pages in one query, the ceiling")
-                break
-            }
+            if read.stopAtCeiling(pages: page, maxPages: maxPages) { break }
             page += 1
         }
         return read.result
@@ -147,14 +151,7 @@ public struct GenesysAuditSource: AuditSource {
                 read.stop("the async results repeat a cursor or events already read: the server is not paging")
                 break
             }
-            if read.full {
-                read.stop("\(read.events.count) events in one query, the ceiling")
-                break
-            }
-            if pages >= maxPages {
-                read.stop("\(maxPages) pages in one query, the ceiling")
-                break
-            }
+            if read.stopAtCeiling(pages: pages, maxPages: maxPages) { break }
         } while cursor != nil
         return read.result
     }

@@ -13,68 +13,10 @@ import Testing
 /// feed, an absurd wait must never stall it, and nothing may be dropped silently.
 @Suite("Audit ingestion against a hostile audit API")
 struct HostileFeedTests {
-    struct Rig: Sendable {
-        let clock: ManualClock
-        let sim: GenesysSimulator
-        let auditor: GenesysAPIClient
-        let admin: GenesysAPIClient
-        let server: HostileServer
-        let statePath: String
+    typealias Rig = IngestionTests.Rig
 
-        func store() throws -> SQLiteAuditStore { try SQLiteAuditStore(path: statePath) }
-
-        func ingestor(_ store: any AuditStore) -> AuditIngestor {
-            AuditIngestor(
-                source: GenesysAuditSource(client: auditor, pollInterval: .milliseconds(1)), store: store, rules: .defaults(),
-                clock: ManualWallClock(clock))
-        }
-
-        @discardableResult
-        func createRole(_ name: String, permissions: [String] = ["routing:queue:view"]) async throws -> String {
-            struct Created: Decodable, Sendable { var id: String }
-            let list = permissions.map { "\"\($0)\"" }.joined(separator: ",")
-            return try await admin.request(
-                "POST", "/api/v2/authorization/roles", body: Array(#"{"name":"\#(name)","permissions":[\#(list)]}"#.utf8), decode: Created.self
-            ).id
-        }
-    }
-
-    /// The simulator on a manual clock; the auditor talks to it through a hostile server with
-    /// `rules`, the admin client directly.
     static func withRig(_ rules: [HostileServer.Rule], _ body: @Sendable (Rig) async throws -> Void) async throws {
-        let clock = ManualClock(epoch: Date(timeIntervalSince1970: 1_795_000_000))
-        let sim = TestSupport.simulator(users: 30, seed: 12) { config in config.wallClock = { clock.date() } }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rbw-hostile-feed-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        try await sim.withRunning { endpoint in
-            let server = HostileServer(upstream: endpoint.apiBaseURL, rules: rules)
-            try await server.withRunning { url in
-                var hostile = endpoint
-                hostile.apiBaseURL = url
-                hostile.loginBaseURL = url
-                var retry = TestSupport.fastRetry
-                retry.maxRateLimitRetries = 0
-                let auditor = GenesysAPIClient(connection: TestSupport.connection(hostile), transport: AsyncHTTPClientTransport(), retry: retry)
-                let admin = GenesysAPIClient(
-                    connection: GenesysConnection(
-                        apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.adminClientId,
-                        clientSecret: Secret(endpoint.adminClientSecret)),
-                    transport: AsyncHTTPClientTransport(), retry: TestSupport.fastRetry)
-                let rig = Rig(
-                    clock: clock, sim: sim, auditor: auditor, admin: admin, server: server,
-                    statePath: directory.appendingPathComponent("state.sqlite").path)
-                do {
-                    try await body(rig)
-                } catch {
-                    await auditor.shutdown()
-                    await admin.shutdown()
-                    throw error
-                }
-                await auditor.shutdown()
-                await admin.shutdown()
-            }
-        }
+        try await IngestionTests.withRig(hostile: rules, { _ in }, body)
     }
 
     /// Rewrites the realtime query's events whose entity name is `name` (every fetch while `when`
@@ -229,7 +171,7 @@ struct HostileFeedTests {
             let outcome = await ingestor.poll()
             #expect(outcome.failed == nil)
             #expect(outcome.judged == 3)
-            let requests = rig.server.requests("/api/v2/audits/query/realtime")
+            let requests = rig.server?.requests("/api/v2/audits/query/realtime") ?? -1
             // Two polls of a few windows, one query per service each: tens, never thousands.
             #expect(requests < 60, "\(requests) realtime requests")
         }

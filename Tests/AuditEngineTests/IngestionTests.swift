@@ -20,6 +20,8 @@ struct IngestionTests {
         let auditor: GenesysAPIClient
         let admin: GenesysAPIClient
         let statePath: String
+        /// The hostile server the auditor talks through, when the test asked for one.
+        var server: HostileServer?
 
         func store() throws -> SQLiteAuditStore { try SQLiteAuditStore(path: statePath) }
 
@@ -44,7 +46,11 @@ struct IngestionTests {
         }
     }
 
-    static func withRig(_ adjust: (inout SimulatorConfiguration) -> Void = { _ in }, _ body: @Sendable (Rig) async throws -> Void) async throws {
+    /// - Parameter hostile: rules for a hostile server between the auditor and the simulator
+    ///   (the admin client always talks to the simulator directly).
+    static func withRig(
+        hostile: [HostileServer.Rule]? = nil, _ adjust: (inout SimulatorConfiguration) -> Void = { _ in }, _ body: @Sendable (Rig) async throws -> Void
+    ) async throws {
         let clock = ManualClock(epoch: Date(timeIntervalSince1970: 1_795_000_000))
         let sim = TestSupport.simulator(users: 40, seed: 11) { config in
             config.wallClock = { clock.date() }
@@ -54,24 +60,35 @@ struct IngestionTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try await sim.withRunning { endpoint in
+            let server = hostile.map { HostileServer(upstream: endpoint.apiBaseURL, rules: $0) }
+            var audited = endpoint
+            if let server {
+                let url = try await server.start()
+                audited.apiBaseURL = url
+                audited.loginBaseURL = url
+            }
             var retry = TestSupport.fastRetry
             retry.maxRateLimitRetries = 0
-            let auditor = GenesysAPIClient(connection: TestSupport.connection(endpoint), transport: AsyncHTTPClientTransport(), retry: retry)
+            let auditor = GenesysAPIClient(connection: TestSupport.connection(audited), transport: AsyncHTTPClientTransport(), retry: retry)
             let admin = GenesysAPIClient(
                 connection: GenesysConnection(
                     apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.adminClientId,
                     clientSecret: Secret(endpoint.adminClientSecret)),
                 transport: AsyncHTTPClientTransport(), retry: TestSupport.fastRetry)
-            let rig = Rig(clock: clock, sim: sim, endpoint: endpoint, auditor: auditor, admin: admin, statePath: directory.appendingPathComponent("state.sqlite").path)
+            let rig = Rig(
+                clock: clock, sim: sim, endpoint: endpoint, auditor: auditor, admin: admin, statePath: directory.appendingPathComponent("state.sqlite").path,
+                server: server)
             do {
                 try await body(rig)
             } catch {
                 await auditor.shutdown()
                 await admin.shutdown()
+                await server?.stop()
                 throw error
             }
             await auditor.shutdown()
             await admin.shutdown()
+            await server?.stop()
         }
     }
 
