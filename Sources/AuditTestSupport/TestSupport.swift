@@ -33,11 +33,11 @@ public enum TestSupport {
     /// Runs `body` with a client talking to `endpoint` over real loopback HTTP, then shuts it down.
     public static func withClient<T: Sendable>(
         _ endpoint: SimulatorEndpoint, secret: String? = nil, retry: RetryPolicy = fastRetry, concurrency: Int = 8,
-        _ body: (GenesysAPIClient) async throws -> T
+        requestTimeout: Duration = .seconds(20), _ body: (GenesysAPIClient) async throws -> T
     ) async throws -> T {
         let client = GenesysAPIClient(
             connection: connection(endpoint, secret: secret), transport: AsyncHTTPClientTransport(connectTimeout: .seconds(1)),
-            retry: retry, requestTimeout: .seconds(20), maxConcurrentRequests: concurrency)
+            retry: retry, requestTimeout: requestTimeout, maxConcurrentRequests: concurrency)
         do {
             let result = try await body(client)
             await client.shutdown()

@@ -13,21 +13,11 @@ import Testing
 struct HostileServerTests {
     static func simulator(users: Int = 120) -> GenesysSimulator { TestSupport.simulator(users: users, seed: 21) }
 
-    /// A client with short waits and a short request deadline.
+    /// A client with short waits (the shared test client).
     static func withClient<T: Sendable>(
         _ endpoint: SimulatorEndpoint, requestTimeout: Duration = .seconds(20), _ body: (GenesysAPIClient) async throws -> T
     ) async throws -> T {
-        let client = GenesysAPIClient(
-            connection: TestSupport.connection(endpoint), transport: AsyncHTTPClientTransport(connectTimeout: .seconds(1)),
-            retry: TestSupport.fastRetry, requestTimeout: requestTimeout)
-        do {
-            let result = try await body(client)
-            await client.shutdown()
-            return result
-        } catch {
-            await client.shutdown()
-            throw error
-        }
+        try await TestSupport.withClient(endpoint, requestTimeout: requestTimeout, body)
     }
 
     // MARK: Numbers
