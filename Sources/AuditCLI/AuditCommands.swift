@@ -31,7 +31,8 @@ struct RuleOptions: ParsableArguments {
 }
 
 /// The audit feed's parts, built the same way for `watch`, the dashboard and the demo: a client
-/// that surfaces 429s after one retry (so ingestion backs off and, if they persist, narrows),
+/// that surfaces 429s after one retry of at most ten seconds (so ingestion backs off and, if
+/// they persist, narrows),
 /// and an ingestor over the store.
 enum AuditFeedSetup {
     static func ingestor(
@@ -39,7 +40,10 @@ enum AuditFeedSetup {
         logger: Logger = CLILogging.silent
     ) -> (AuditIngestor, GenesysAPIClient) {
         var retry = RetryPolicy()
+        // One short wait absorbs a passing 429; anything longer is the ingestor's to wait out
+        // (between polls, capped at five minutes, said in the health line), not a poll's.
         retry.maxRateLimitRetries = 1
+        retry.maxRetryAfter = .seconds(10)
         let client = GenesysAPIClient(connection: connection, transport: AsyncHTTPClientTransport(), retry: retry, logger: logger)
         return (AuditIngestor(source: GenesysAuditSource(client: client), store: store, rules: rules, settings: settings, logger: logger), client)
     }

@@ -19,6 +19,8 @@ struct HostileInputTests {
         let endpoint: SimulatorEndpoint
         let directory: URL
         let secret: String
+        /// What the state file held before the case ran (an empty, migrated store).
+        let stateBefore: String
 
         var state: String { directory.appendingPathComponent("state.sqlite").path }
         var keep: String { directory.appendingPathComponent("keep.json").path }
@@ -51,7 +53,31 @@ struct HostileInputTests {
                 #expect(run.stderr.hasPrefix("rbacwatch: "), "\(run.stderr)", sourceLocation: sourceLocation)
             }
             #expect((try? String(contentsOfFile: keep, encoding: .utf8)) == "previous", "--out was changed", sourceLocation: sourceLocation)
+            if run.status == 1 || run.status == 2 {
+                #expect(HostileInputTests.contents(ofState: state) == stateBefore, "a failed run changed the state file", sourceLocation: sourceLocation)
+            }
         }
+    }
+
+    /// Every row of every table of a state file, in order (SQLite's own header counters move
+    /// when a file is merely opened, so bytes are not the measure of "unchanged").
+    static func contents(ofState path: String) -> String {
+        let script = """
+            import sqlite3, sys
+            c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)
+            for (name,) in c.execute("select name from sqlite_master where type = 'table' order by name"):
+                print(name, sorted(map(repr, c.execute('select * from "%s"' % name).fetchall())))
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, path]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return "python3 is needed to read a state file" }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Raw ESC, BEL, DEL, C1 controls or bidi overrides: what a terminal would act on.
@@ -81,7 +107,13 @@ struct HostileInputTests {
                 var hostile = endpoint
                 hostile.apiBaseURL = url
                 hostile.loginBaseURL = url
-                let test = Case(sim: sim, server: server, endpoint: hostile, directory: directory, secret: endpoint.clientSecret)
+                let state = directory.appendingPathComponent("state.sqlite").path
+                // An existing state file (no network needed to make one), which no failure may change.
+                let made = try await CommandRunner.measure(["findings", "list", "--state", state])
+                #expect(made.status == 0, "\(made.stderr)")
+                let test = Case(
+                    sim: sim, server: server, endpoint: hostile, directory: directory, secret: endpoint.clientSecret,
+                    stateBefore: Self.contents(ofState: state))
                 try Data("previous".utf8).write(to: URL(fileURLWithPath: test.keep))
                 try await body(test)
             }
@@ -121,6 +153,22 @@ struct HostileInputTests {
             test.expectContained(run, wall: .seconds(90))
             #expect(run.status == 1)
             #expect(run.stderr.contains("the collection did not finish within 15 s (--timeout): still at lists"), "\(run.stderr)")
+        }
+    }
+
+    @Test("the audit API answering 429 with Retry-After inf or 999999: watch --once says it is rate limited, in one line, at once")
+    func auditRetryAfter() async throws {
+        for value in ["inf", "999999"] {
+            let rule = HostileServer.Rule.path("/api/v2/audits/query/realtime", method: "POST") { _, reply in
+                reply = .init(status: 429, json: Self.rateLimited)
+                reply.set("Retry-After", value)
+            }
+            try await Self.withCase([rule]) { test in
+                let run = try await test.run(["watch", "--once", "--no-drift", "--log-file", test.log])
+                test.expectContained(run, wall: .seconds(60))
+                #expect(run.status == 1)
+                #expect(run.stderr.contains("the audit API is rate limiting us; nothing was lost, run again later"), "\(run.stderr)")
+            }
         }
     }
 
