@@ -39,13 +39,18 @@ enum AuditFeedSetup {
         _ connection: GenesysConnection, store: any AuditStore, rules: RuleSet, settings: IngestionSettings = IngestionSettings(),
         logger: Logger = CLILogging.silent
     ) -> (AuditIngestor, GenesysAPIClient) {
+        let client = auditClient(connection, logger: logger)
+        return (AuditIngestor(source: GenesysAuditSource(client: client), store: store, rules: rules, settings: settings, logger: logger), client)
+    }
+
+    /// A client for the audit API: one short wait absorbs a passing 429; anything longer is the
+    /// ingestor's to wait out (between polls, capped at five minutes, said in the health line),
+    /// or makes attribution say the audit API could not be read — never a long stall.
+    static func auditClient(_ connection: GenesysConnection, logger: Logger = CLILogging.silent) -> GenesysAPIClient {
         var retry = RetryPolicy()
-        // One short wait absorbs a passing 429; anything longer is the ingestor's to wait out
-        // (between polls, capped at five minutes, said in the health line), not a poll's.
         retry.maxRateLimitRetries = 1
         retry.maxRetryAfter = .seconds(10)
-        let client = GenesysAPIClient(connection: connection, transport: AsyncHTTPClientTransport(), retry: retry, logger: logger)
-        return (AuditIngestor(source: GenesysAuditSource(client: client), store: store, rules: rules, settings: settings, logger: logger), client)
+        return GenesysAPIClient(connection: connection, transport: AsyncHTTPClientTransport(), retry: retry, logger: logger)
     }
 }
 

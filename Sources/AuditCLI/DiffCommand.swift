@@ -114,7 +114,7 @@ struct DiffCommand: AsyncParsableCommand {
             let review = DriftReview(result: result, approvals: try await store.approvals(), now: now)
             var report = DriftReport(baseline: info, review: review, failOn: failOn)
             if !noAttribution {
-                let client = live.map { GenesysAPIClient(connection: $0, transport: AsyncHTTPClientTransport()) }
+                let client = live.map { AuditFeedSetup.auditClient($0) }
                 let outcome = await DriftAttributor.attribute(
                     result.items, store: store, baselineAt: baselineAt, currentAt: currentAt, source: client.map { GenesysAuditSource(client: $0) })
                 await client?.shutdown()
