@@ -36,7 +36,8 @@ indirect enum JSON: Sendable, Equatable {
     var intValue: Int? {
         switch self {
         case .int(let i): i
-        case .double(let d) where d == d.rounded(): Int(d)
+        // Never `Int(d)`: a client sending 1e300 must get a 400, not crash the server.
+        case .double(let d): Int(exactly: d)
         default: nil
         }
     }

@@ -174,7 +174,8 @@ extension GenesysSimulator {
         let now = nowMilliseconds()
         let events = auditEvents(matching: body, reachFrom: now - Self.realtimeReachMilliseconds)
         let expand = r.query.first("expand")?.split(separator: ",").contains("user") ?? false
-        let page = events.dropFirst((pageNumber - 1) * pageSize).prefix(pageSize)
+        let (offset, overflow) = (pageNumber - 1).multipliedReportingOverflow(by: pageSize)
+        let page = events.dropFirst(overflow ? events.count : offset).prefix(pageSize)
         var o = JSONObject()
         o.set("entities", array: page.map { auditMessage($0, expandUser: expand) }, keepEmpty: true)
         o.set("pageSize", pageSize)

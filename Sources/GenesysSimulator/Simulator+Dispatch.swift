@@ -244,7 +244,8 @@ extension GenesysSimulator {
 
     /// The entities of `page` among `total` items, via `render` for just that slice.
     func pageSlice<T>(_ items: [T], _ page: Page) -> ArraySlice<T> {
-        let start = min(items.count, (page.number - 1) * page.size)
+        let (offset, overflow) = (page.number - 1).multipliedReportingOverflow(by: page.size)
+        let start = overflow ? items.count : min(items.count, offset)
         let end = min(items.count, start + page.size)
         return items[start..<end]
     }

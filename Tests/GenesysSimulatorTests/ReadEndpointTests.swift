@@ -41,6 +41,32 @@ struct ReadEndpointTests {
         }
     }
 
+    @Test("absurd page numbers and sizes from a client get an answer, never crash the simulator")
+    func hostileClient() async throws {
+        let sim = simulator(users: 20)
+        try await sim.withRunning { endpoint in
+            try await HTTPProbe.with(endpoint) { probe in
+                let token = try await probe.token()
+                let huge = try await probe.get("/api/v2/users?pageSize=500&pageNumber=9223372036854775807", token: token)
+                #expect(huge.status == 200)
+                #expect((huge.object["entities"] as? [Any])?.isEmpty == true)
+                let interval = "2026-01-01T00:00:00Z/2026-01-02T00:00:00Z"
+                for body in [
+                    #"{"interval":"\#(interval)","pageNumber":1e300,"pageSize":1e300}"#,
+                    #"{"interval":"\#(interval)","pageNumber":9223372036854775807,"pageSize":500}"#,
+                    #"{"interval":"\#(interval)","pageNumber":-1e300,"pageSize":-5}"#,
+                ] {
+                    let reply = try await probe.send(
+                        "POST", "/api/v2/audits/query/realtime", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
+                        body: body)
+                    #expect(reply.status == 200 || reply.status == 400, "\(body): \(reply.status) \(reply.text)")
+                }
+                // Still serving.
+                #expect(try await probe.get("/api/v2/users?pageSize=5", token: token).status == 200)
+            }
+        }
+    }
+
     @Test("list parameters are accepted comma-separated and repeated")
     func listParameters() async throws {
         let sim = simulator(users: 30)
