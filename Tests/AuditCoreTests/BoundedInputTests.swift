@@ -55,6 +55,21 @@ struct BoundedInputTests {
         #expect(DurationText.describe(Approval.lifetimeRange) == "between 1s and 366d")
     }
 
+    @Test("ISO times outside the years 0001–9999 once their offset is applied are refused (found by the fuzzer)", arguments: [
+        "9999-12-31T23:59:59-01:00", "9999-12-31T23:59:60.9Z", "0000-01-01T00:00:00+01:00", "0000-01-01T00:00:00Z",
+    ])
+    func timesOutOfRange(_ text: String) {
+        #expect(ISOTimestamp.milliseconds(text) == nil, "\(text)")
+    }
+
+    @Test("every time that reads writes back and reads again equal", arguments: [
+        "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z", "2024-02-29T12:00:00+14:00", "1970-01-01T00:00:00.5Z", "2024-06-01T00:12:56-23:59",
+    ])
+    func timesRoundTrip(_ text: String) throws {
+        let ms = try #require(ISOTimestamp.milliseconds(text))
+        #expect(ISOTimestamp.milliseconds(ISOTimestamp.string(epochMilliseconds: ms)) == ms)
+    }
+
     @Test("JSON made terminal-safe stays the same JSON")
     func sanitizedJSON() throws {
         let hostile = "a\u{1B}]52;c;ZXZpbA==\u{07}b\u{9B}31m\u{202E}c\u{7F}"

@@ -312,7 +312,11 @@ public enum ISOTimestamp {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
-        return seconds * 1000 + Int64(millis)
+        let result = seconds * 1000 + Int64(millis)
+        // Within the years 0001–9999 once the offset is applied: what `string` writes must read
+        // back (found by the fuzzer: 9999-12-31T23:59:59-01:00 is in the year 10000).
+        guard (Bounded.earliestMilliseconds...Bounded.latestMilliseconds).contains(result) else { return nil }
+        return result
     }
 
     /// `2024-06-01T00:12:56.123Z` (milliseconds always written).
