@@ -76,9 +76,17 @@ struct SimulateCommand: AsyncParsableCommand {
                 services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: Logger(label: "rbacwatch.simulate", factory: { _ in SwiftLogNoOpLogHandler() })))
         try await group.run()
-        let task = background.withLock { $0 }
-        task?.cancel()
-        await task?.value
+        // The background administrator stops with the server: cancelled, and waited for at most
+        // five seconds (a request in flight to a server that is gone ends by itself).
+        if let task = background.withLock({ $0 }) {
+            task.cancel()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await task.value }
+                group.addTask { try? await Task.sleep(for: .seconds(5)) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
     }
 
     /// The ready line's fields as the environment `snapshot`, `diff` and `watch` read.

@@ -99,6 +99,8 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
         ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next, auditLag],
         ["rbacwatch", organization, baseline, collected.map { "collected \($0.ago) ago" }, next, auditLag],
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, next, auditShort],
+        // The feed's state outlasts the next refresh's countdown when room runs short.
+        ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, auditShort],
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", organization, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", collected.map { "\($0.ago) ago" }, next],

@@ -62,8 +62,9 @@ struct SimulateAndDemoTests {
         process.terminate()  // SIGTERM
         let deadline = ContinuousClock.now + .seconds(15)
         while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(!process.isRunning)
-        #expect(process.terminationStatus == 0)
+        #expect(!process.isRunning, "still running 15 s after SIGTERM")
+        // Foundation traps on the status of a running process: ask only once it has ended.
+        if !process.isRunning { #expect(process.terminationStatus == 0) }
     }
 
     @Test(

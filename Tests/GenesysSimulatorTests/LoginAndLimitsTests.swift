@@ -97,13 +97,13 @@ struct LoginAndLimitsTests {
 
     @Test("expired tokens are refused with bad.credentials")
     func tokenLifetime() async throws {
-        // Three seconds: long enough that a fresh token outlives a loaded machine's pauses.
-        let sim = simulator { $0.tokenTTL = 3 }
+        // Six seconds: long enough that a fresh token outlives a loaded machine's pauses.
+        let sim = simulator { $0.tokenTTL = 6 }
         try await sim.withRunning { endpoint in
             try await HTTPProbe.with(endpoint) { probe in
                 let token = try await probe.token()
                 #expect(try await probe.get("/api/v2/tokens/me", token: token).status == 200)
-                try await Task.sleep(for: .milliseconds(3100))
+                try await Task.sleep(for: .milliseconds(6100))
                 let expired = try await probe.get("/api/v2/tokens/me", token: token)
                 #expect(expired.status == 401)
                 #expect(expired.object["code"] as? String == "bad.credentials")
