@@ -50,7 +50,9 @@ enum AuditFeedSetup {
         var retry = RetryPolicy()
         retry.maxRateLimitRetries = 1
         retry.maxRetryAfter = .seconds(10)
-        return GenesysAPIClient(connection: connection, transport: AsyncHTTPClientTransport(), retry: retry, logger: logger)
+        return GenesysAPIClient(
+            connection: connection, transport: AsyncHTTPClientTransport(idleTimeout: min(.seconds(30), connection.limits.request)), retry: retry,
+            logger: logger)
     }
 }
 

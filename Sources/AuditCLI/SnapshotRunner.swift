@@ -15,7 +15,7 @@ enum SnapshotRunner {
     static func collect(
         _ connection: GenesysConnection, settings: Settings, logger: Logger, progress: ProgressLine
     ) async throws -> (Snapshot, CollectionReport) {
-        let transport = AsyncHTTPClientTransport()
+        let transport = AsyncHTTPClientTransport(idleTimeout: min(.seconds(30), connection.limits.request))
         let client = GenesysAPIClient(
             connection: connection, transport: transport, retry: settings.retry,
             maxConcurrentRequests: settings.concurrency, logger: logger)

@@ -4,13 +4,15 @@ import NIOHTTP1
 
 /// `HTTPTransport` over async-http-client, with its own connection pool. Call `shutdown()`.
 ///
-/// Every exchange is bounded three ways: the connection must be made within `connectTimeout`,
-/// the reply's headers must arrive before the request's deadline, and so must the last byte of
-/// its body — a server that trickles headers or a body a byte at a time (slow-loris) cannot hold
-/// a request longer than `HTTPRequestData.timeout`. Replies larger than `maxBodyBytes` are refused.
+/// Every exchange is bounded: the connection must be made within `connectTimeout`, the reply's
+/// headers must arrive before the request's deadline (`HTTPRequestData.timeout`), and so must
+/// every piece of its body, with no silence longer than `idleTimeout` — a server that trickles
+/// a reply a byte at a time (slow-loris) cannot hold a request past its deadline. Replies larger
+/// than `maxBodyBytes` are refused.
 public final class AsyncHTTPClientTransport: HTTPTransport {
     private let client: HTTPClient
     private let maxBodyBytes: Int
+    private let idleTimeout: Duration
 
     /// Largest reply body accepted by default: a page of 500 users with their groups is about
     /// 1.5 MB, a page of 500 audit events about 0.5 MB.
@@ -19,13 +21,19 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
     /// - Parameters:
     ///   - connectTimeout: how long to wait for a TCP (and TLS) connection.
     ///   - maxBodyBytes: replies larger than this fail with `.tooLarge`.
-    public init(connectTimeout: Duration = .seconds(10), maxBodyBytes: Int = AsyncHTTPClientTransport.defaultMaxBodyBytes) {
+    ///   - idleTimeout: longest silence while a reply arrives (a stalled body ends here even
+    ///     before the request's deadline).
+    public init(
+        connectTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(30),
+        maxBodyBytes: Int = AsyncHTTPClientTransport.defaultMaxBodyBytes
+    ) {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: Self.timeAmount(connectTimeout), read: .seconds(30))
+        configuration.timeout = .init(connect: Self.timeAmount(connectTimeout), read: Self.timeAmount(idleTimeout))
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool = .init(idleTimeout: .seconds(30))
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.maxBodyBytes = maxBodyBytes
+        self.idleTimeout = idleTimeout
     }
 
     static func timeAmount(_ duration: Duration) -> TimeAmount {
@@ -45,48 +53,43 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
         if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
         let deadline = NIODeadline.now() + Self.timeAmount(request.timeout)
-        let phase = PhaseBox()
-        let client = self.client
+        var phase = Phase.headers
         let limit = maxBodyBytes
-        let prepared = outgoing
         do {
-            // The body is collected under the same deadline as the headers: async-http-client's
-            // own deadline ends when the headers arrive.
-            return try await withThrowingTaskGroup(of: HTTPResponseData?.self) { group in
-                group.addTask {
-                    let response = try await client.execute(prepared, deadline: deadline)
-                    await phase.set(.body)
-                    let body = try await response.body.collect(upTo: limit)
-                    return HTTPResponseData(
-                        status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
-                        body: Array(buffer: body))
+            let response = try await client.execute(outgoing, deadline: deadline)
+            phase = .body
+            // The body is read under the same deadline (async-http-client's own ends when the
+            // headers arrive), checked as each piece arrives; a silence between pieces is cut by
+            // the idle timeout.
+            var body = ByteBuffer()
+            for try await piece in response.body {
+                guard NIODeadline.now() < deadline else { throw DeadlinePassed() }
+                guard body.readableBytes + piece.readableBytes <= limit else { throw NIOTooManyBytesError(maxBytes: limit) }
+                if body.readableBytes == 0 {
+                    body = piece  // most replies are one piece: no copy
+                } else {
+                    var piece = piece
+                    body.writeBuffer(&piece)
                 }
-                group.addTask {
-                    let wait = deadline - NIODeadline.now()
-                    if wait.nanoseconds > 0 { try await Task.sleep(for: .nanoseconds(wait.nanoseconds)) }
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let response = first else {
-                    throw DeadlinePassed()
-                }
-                return response
             }
+            return HTTPResponseData(
+                status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
+                body: Array(buffer: body))
         } catch is DeadlinePassed {
-            throw Self.timedOut(request, waitingFor: await phase.value)
+            throw Self.timedOut(request, waitingFor: phase)
         } catch let error as HTTPClientError where error == .deadlineExceeded {
-            throw Self.timedOut(request, waitingFor: await phase.value)
+            throw Self.timedOut(request, waitingFor: phase)
+        } catch let error as HTTPClientError where error == .readTimeout {
+            throw TransportError(
+                .timeout,
+                "\(Self.host(of: request.url)) went silent for \(DurationWords.seconds(idleTimeout)) "
+                    + (phase == .headers ? "(waiting for the headers)" : "(the body was still arriving)"))
         } catch {
             throw Self.classify(error, url: request.url)
         }
     }
 
     private struct DeadlinePassed: Error {}
-
-    private actor PhaseBox {
-        var value = Phase.headers
-        func set(_ phase: Phase) { value = phase }
-    }
 
     private static func timedOut(_ request: HTTPRequestData, waitingFor phase: Phase) -> TransportError {
         let seconds = DurationWords.seconds(request.timeout)

@@ -8,8 +8,13 @@ public struct PagingLimits: Sendable, Equatable {
     public var maxPages = 10_000
     /// Rows one walk may hold (about half a gigabyte of users).
     public var maxItems = 1_000_000
-    /// Pages requested at once after the first; the server's `pageCount` never sizes more.
-    public var window = 8
+    /// Pages requested at once after the first: a walk starts with `initialWindow` and widens by
+    /// two for every page that brings new rows, up to `window` — a long honest list is fetched
+    /// with all the concurrency there is (its pages queue for the client's request slots beside
+    /// the other lists'), a server repeating itself costs a few requests, and the server's
+    /// `pageCount` never sizes anything.
+    public var initialWindow = 8
+    public var window = 64
 
     public init() {}
 }
@@ -106,10 +111,11 @@ extension GenesysAPIClient {
             try await withThrowingTaskGroup(of: (Int, PageEnvelope<Entity>).self) { group in
                 var nextToAsk = 2
                 var inFlight = 0
+                var window = min(limits.initialWindow, limits.window)
                 var stop = false
                 var arrived: [Int: PageEnvelope<Entity>] = [:]
                 func launch() {
-                    while !stop, inFlight < limits.window, nextToAsk <= min(claimed, limits.maxPages) {
+                    while !stop, inFlight < window, nextToAsk <= min(claimed, limits.maxPages) {
                         let number = nextToAsk
                         group.addTask {
                             let page: PageEnvelope<Entity> = try await self.get(pageURI(number, size: size))
@@ -134,7 +140,9 @@ extension GenesysAPIClient {
                             stop = true
                             break
                         }
-                        if added == 0 {
+                        if added > 0 {
+                            window = min(limits.window, window + 2)
+                        } else {
                             // A whole page of rows already read: rows shifting under a walk
                             // repeat a few, never a page; twice means the server is not paging.
                             repeated += 1
