@@ -24,6 +24,20 @@ public enum TestSupport {
         return GenesysSimulator(configuration: configuration)
     }
 
+    /// The same, generated on a thread of its own (`GenesysSimulator.generating`): for orgs of
+    /// thousands of users, whose generation would otherwise hold a thread of the concurrency pool
+    /// (two on a 2-core machine) for seconds and stall every other test in the process.
+    public static func generated(
+        users: Int, seed: UInt64, _ adjust: (inout SimulatorConfiguration) -> Void = { _ in }
+    ) async -> GenesysSimulator {
+        var configuration = SimulatorConfiguration()
+        configuration.users = users
+        configuration.seed = seed
+        configuration.rateLimitPerMinute = 0
+        adjust(&configuration)
+        return await GenesysSimulator.generating(configuration)
+    }
+
     public static func connection(_ endpoint: SimulatorEndpoint, secret: String? = nil) -> GenesysConnection {
         GenesysConnection(
             apiBaseURL: endpoint.apiBaseURL, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.clientId,
@@ -126,8 +140,13 @@ public final class ManualClock: APIClock, @unchecked Sendable {
 
     /// The wall-clock time now: `epoch` plus the time advanced (for a simulator's `wallClock`).
     public func date() -> Date {
+        epoch.addingTimeInterval(seconds())
+    }
+
+    /// The time advanced, in seconds (for a simulator's `uptime`).
+    public func seconds() -> Double {
         let elapsed = now()
-        return epoch.addingTimeInterval(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
     public func sleep(for duration: Duration) async throws {

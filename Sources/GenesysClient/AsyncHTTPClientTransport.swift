@@ -31,6 +31,10 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
         configuration.timeout = .init(connect: Self.timeAmount(connectTimeout), read: Self.timeAmount(idleTimeout))
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool = .init(idleTimeout: .seconds(30))
+        // A refused or failed connection fails its request at once, and `RetryPolicy` decides
+        // (a few attempts with backoff). Left on, the pool retries on its own until the connect
+        // timeout for every attempt: 20 s to report that nothing listens on a port.
+        configuration.connectionPool.retryConnectionEstablishment = false
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout

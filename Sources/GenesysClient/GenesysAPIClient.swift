@@ -39,6 +39,9 @@ public struct ClientStatistics: Sendable, Equatable {
     public var retries = 0
     public var reauthentications = 0
     public var bytesReceived = 0
+    /// Time this client's requests chose to wait, summed over requests: backoffs, `Retry-After`
+    /// and the pacer's holds, as planned (a loaded machine's late wake-ups are not counted).
+    public var waited: Duration = .zero
 }
 
 /// Calls the Platform API: bearer tokens, pacing from the rate-limit headers, retries with
@@ -112,6 +115,12 @@ public final class GenesysAPIClient: Sendable {
         stats.withLock { update(&$0) }
     }
 
+    /// Sleeps a backoff, counted in `statistics.waited`.
+    private func wait(_ delay: Duration) async throws {
+        count { $0.waited += delay }
+        try await clock.sleep(for: delay)
+    }
+
     /// The request loop. `parse` turns a 2xx reply into a value; a parse failure is retried a
     /// few times (a truncated reply may be transient) and then reported as malformed.
     private func execute<T>(
@@ -128,7 +137,8 @@ public final class GenesysAPIClient: Sendable {
         var reauthentications = 0
         while true {
             try Task.checkCancellation()
-            try await pacer.acquire()
+            let held = try await pacer.acquire()
+            if held > .zero { count { $0.waited += held } }
             // The token is taken once a connection slot is ours, just before sending, so a wait in
             // the queue cannot outlive it.
             await limiter.acquire()
@@ -163,7 +173,7 @@ public final class GenesysAPIClient: Sendable {
                 }
                 count { $0.retries += 1 }
                 logger.debug("transport error, retrying", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
-                try await clock.sleep(for: retry.backoff(attempt: failures, random: .random(in: 0...1)))
+                try await wait(retry.backoff(attempt: failures, random: .random(in: 0...1)))
                 continue
             }
             count { $0.bytesReceived += response.body.count }
@@ -188,7 +198,7 @@ public final class GenesysAPIClient: Sendable {
                                 + (response.header("inin-correlation-id").map { "; correlation id \($0.prefix(100))" } ?? ""))
                     }
                     count { $0.retries += 1 }
-                    try await clock.sleep(for: retry.backoff(attempt: malformed, random: .random(in: 0...1)))
+                    try await wait(retry.backoff(attempt: malformed, random: .random(in: 0...1)))
                     continue
                 }
             case 401 where reauthentications < 2:
@@ -218,7 +228,7 @@ public final class GenesysAPIClient: Sendable {
                     throw error
                 }
                 count { $0.retries += 1 }
-                try await clock.sleep(for: retry.backoff(attempt: failures, random: .random(in: 0...1)))
+                try await wait(retry.backoff(attempt: failures, random: .random(in: 0...1)))
                 continue
             default:
                 throw await apiError(method, pathAndQuery, response)

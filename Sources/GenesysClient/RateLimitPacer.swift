@@ -21,13 +21,17 @@ public actor RateLimitPacer {
         self.reserve = reserve
     }
 
-    /// Waits until a request may be sent, then counts it as in flight.
-    public func acquire() async throws {
+    /// Waits until a request may be sent, then counts it as in flight; returns the time it
+    /// chose to wait.
+    @discardableResult
+    public func acquire() async throws -> Duration {
+        var held: Duration = .zero
         while true {
             let now = clock.now()
             if now < blockedUntil {
                 let wait = blockedUntil - now
                 waited += wait
+                held += wait
                 holdingUntil = max(holdingUntil, blockedUntil)
                 try await clock.sleep(for: wait)
                 continue
@@ -40,6 +44,7 @@ public actor RateLimitPacer {
                 // Budget spent: wait for the window to reset (plus a little for clock skew).
                 let wait = max((windowResetsAt ?? now + .seconds(1)) - now, .zero) + .milliseconds(50)
                 waited += wait
+                held += wait
                 holdingUntil = max(holdingUntil, now + wait)
                 try await clock.sleep(for: wait)
                 if let resetAt = windowResetsAt, clock.now() >= resetAt {
@@ -49,7 +54,7 @@ public actor RateLimitPacer {
                 continue
             }
             inFlight += 1
-            return
+            return held
         }
     }
 

@@ -30,6 +30,10 @@ public struct SimulatorConfiguration: Sendable {
     /// and the audit API's idea of "now" (arrival, the 14-day reach). Tests inject their own to
     /// move time without sleeping. Token lifetimes and rate-limit windows stay monotonic.
     public var wallClock: @Sendable () -> Date = { Date() }
+    /// Seconds since the simulator started, for token lifetimes and rate-limit windows; `nil`:
+    /// the monotonic clock. Tests inject their own to expire a token or end a window without
+    /// sleeping (a sleeping test fails when a loaded machine pauses longer than the lifetime).
+    public var uptime: (@Sendable () -> Double)?
 
     public init() {}
 
@@ -102,6 +106,17 @@ public final class GenesysSimulator: Sendable {
         faultController.plan = configuration.faults
     }
 
+    /// Generates the organisation on a thread of its own, not on the concurrency pool: a large
+    /// org is seconds of CPU, and a server (or a test) in the same process keeps answering
+    /// meanwhile.
+    public static func generating(_ configuration: SimulatorConfiguration) async -> GenesysSimulator {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: GenesysSimulator(configuration: configuration)) }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
     /// Faults in force now; settable at any time, also over HTTP at `/__simulator/faults`.
     public var faults: FaultPlan {
         get { faultController.plan }
@@ -132,8 +147,9 @@ public final class GenesysSimulator: Sendable {
 
     // MARK: Time and ids
 
-    /// Monotonic seconds since the simulator started.
+    /// Monotonic seconds since the simulator started (or the injected `uptime`).
     func seconds() -> Double {
+        if let uptime = configuration.uptime { return uptime() }
         let elapsed = clock.now - origin
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }

@@ -38,7 +38,7 @@ struct HostileInputTests {
         }
 
         /// What every hostile case must hold, whatever it does otherwise.
-        func expectContained(_ run: MeasuredRun, wall: Duration, peakMB: Int = 400, sourceLocation: SourceLocation = #_sourceLocation) {
+        func expectContained(_ run: MeasuredRun, wall: Duration, peakMB: Int = 400, sourceLocation: SourceLocation = #_sourceLocation) async {
             #expect(run.signal == nil, "ended by signal \(run.signal ?? 0) (a trap is 4 or 5): \(run.stderr)", sourceLocation: sourceLocation)
             #expect(!run.timedOut && run.wall < wall, "took \(run.wall), allowed \(wall)", sourceLocation: sourceLocation)
             #expect(run.peakBytes < peakMB << 20, "peak \(run.peakBytes >> 20) MB, allowed \(peakMB) MB", sourceLocation: sourceLocation)
@@ -54,30 +54,24 @@ struct HostileInputTests {
             }
             #expect((try? String(contentsOfFile: keep, encoding: .utf8)) == "previous", "--out was changed", sourceLocation: sourceLocation)
             if run.status == 1 || run.status == 2 {
-                #expect(HostileInputTests.contents(ofState: state) == stateBefore, "a failed run changed the state file", sourceLocation: sourceLocation)
+                let stateAfter = await HostileInputTests.contents(ofState: state)
+                #expect(stateAfter == stateBefore, "a failed run changed the state file", sourceLocation: sourceLocation)
             }
         }
     }
 
     /// Every row of every table of a state file, in order (SQLite's own header counters move
     /// when a file is merely opened, so bytes are not the measure of "unchanged").
-    static func contents(ofState path: String) -> String {
+    static func contents(ofState path: String) async -> String {
         let script = """
             import sqlite3, sys
             c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)
             for (name,) in c.execute("select name from sqlite_master where type = 'table' order by name"):
                 print(name, sorted(map(repr, c.execute('select * from "%s"' % name).fetchall())))
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, path]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return "python3 is needed to read a state file" }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        let read = try? await CommandRunner.runProcess("/usr/bin/env", ["python3", "-c", script, path], timeout: .seconds(60))
+        guard let read, read.status == 0 else { return "python3 could not read the state file: \(read?.stderr ?? "")" }
+        return read.stdout
     }
 
     /// Raw ESC, BEL, DEL, C1 controls or bidi overrides: what a terminal would act on.
@@ -98,7 +92,7 @@ struct HostileInputTests {
         _ rules: [HostileServer.Rule], users: Int = 80, _ adjust: @escaping @Sendable (inout SimulatorConfiguration) -> Void = { _ in },
         _ body: @Sendable (Case) async throws -> Void
     ) async throws {
-        let sim = TestSupport.simulator(users: users, seed: 31, adjust)
+        let sim = await TestSupport.generated(users: users, seed: 31, adjust)
         let directory = try CommandRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         try await sim.withRunning { endpoint in
@@ -113,7 +107,7 @@ struct HostileInputTests {
                 #expect(made.status == 0, "\(made.stderr)")
                 let test = Case(
                     sim: sim, server: server, endpoint: hostile, directory: directory, secret: endpoint.clientSecret,
-                    stateBefore: Self.contents(ofState: state))
+                    stateBefore: await Self.contents(ofState: state))
                 try Data("previous".utf8).write(to: URL(fileURLWithPath: test.keep))
                 try await body(test)
             }
@@ -136,7 +130,7 @@ struct HostileInputTests {
         try await Self.withCase(rules) { test in
             let out = test.directory.appendingPathComponent("snap.json").path
             let run = try await test.run(["snapshot", "--out", out])
-            test.expectContained(run, wall: .seconds(90))
+            await test.expectContained(run, wall: .seconds(90))
             #expect(run.status == 0, "\(run.stderr)")
             #expect(run.stdout.contains(": complete"))
         }
@@ -149,10 +143,10 @@ struct HostileInputTests {
             reply.set("Retry-After", "999999")
         }
         try await Self.withCase([rule]) { test in
-            let run = try await test.run(["snapshot", "--out", test.keep, "--timeout", "15s"])
-            test.expectContained(run, wall: .seconds(90))
+            let run = try await test.run(["snapshot", "--out", test.keep, "--timeout", "30s"])
+            await test.expectContained(run, wall: .seconds(90))
             #expect(run.status == 1)
-            #expect(run.stderr.contains("the collection did not finish within 15 s (--timeout): still at lists"), "\(run.stderr)")
+            #expect(run.stderr.contains("the collection did not finish within 30 s (--timeout): still at lists"), "\(run.stderr)")
         }
     }
 
@@ -165,7 +159,7 @@ struct HostileInputTests {
             }
             try await Self.withCase([rule]) { test in
                 let run = try await test.run(["watch", "--once", "--no-drift", "--log-file", test.log])
-                test.expectContained(run, wall: .seconds(60))
+                await test.expectContained(run, wall: .seconds(60))
                 #expect(run.status == 1)
                 #expect(run.stderr.contains("the audit API is rate limiting us; nothing was lost, run again later"), "\(run.stderr)")
             }
@@ -180,7 +174,7 @@ struct HostileInputTests {
             let rule = HostileServer.Rule.path("/api/v2/authorization/roles", delivery: delivery)
             try await Self.withCase([rule]) { test in
                 let run = try await test.run(["snapshot", "--out", test.keep, "--request-timeout", "6s"])
-                test.expectContained(run, wall: .seconds(90))
+                await test.expectContained(run, wall: .seconds(90))
                 #expect(run.status == 1)
                 #expect(run.stderr.contains("GET /api/v2/authorization/roles failed after 3 attempts"), "\(run.stderr)")
                 #expect(run.stderr.contains("within 6 s (\(waited))"), "\(run.stderr)")
@@ -217,7 +211,7 @@ struct HostileInputTests {
         try await Self.withCase(rules, users: 1200) { test in
             let out = test.directory.appendingPathComponent("snap.json").path
             let run = try await test.run(["snapshot", "--out", out, "--user-page-size", "100"])
-            test.expectContained(run, wall: .seconds(90), peakMB: 300)
+            await test.expectContained(run, wall: .seconds(90), peakMB: 300)
             #expect(run.status == 4, "partial: \(run.stderr)")
             #expect(run.stdout.contains("truncated.list groups: groups: nextUri leads back"), "\(run.stdout)")
             #expect(run.stdout.contains("truncated.list users: users: page 3 repeats rows already read"), "\(run.stdout)")
@@ -238,7 +232,7 @@ struct HostileInputTests {
         }
         try await Self.withCase([rule]) { test in
             let run = try await test.run(["watch", "--once", "--no-drift", "--log-file", test.log, "--log-level", "debug"])
-            test.expectContained(run, wall: .seconds(90))
+            await test.expectContained(run, wall: .seconds(90))
             #expect(run.status == 1)
             #expect(run.stderr.contains("\\x1B]52;c;ZXZpbA==\\x07"), "\(run.stderr)")
             let log = try String(contentsOfFile: test.log, encoding: .utf8)
@@ -265,7 +259,7 @@ struct HostileInputTests {
             }
             for format in ["table", "json", "csv", "ocsf"] {
                 let run = try await test.run(["diff", "--baseline", without, "--current", withName, "--format", format, "--no-attribution"])
-                test.expectContained(run, wall: .seconds(90))
+                await test.expectContained(run, wall: .seconds(90))
                 #expect(run.status == 0, "\(format): \(run.stderr)")
                 #expect(run.stdout.contains("gnp.exe"), "\(format): the user is in the report")
                 #expect(!Self.hasUnsafeBytes(run.stdout), "\(format) carries raw control characters")
@@ -298,7 +292,7 @@ struct HostileInputTests {
             }
             await admin.shutdown()
             let run = try await test.run(["watch", "--once", "--no-drift", "--lag", "5s"])
-            test.expectContained(run, wall: .seconds(90))
+            await test.expectContained(run, wall: .seconds(90))
             #expect(run.status == 0, "\(run.stderr)")
             #expect(run.stdout.contains(#""name":"Fine""#), "the good event beside it was judged: \(run.stdout)")
             let listed = try await test.run(["findings", "list"])
@@ -318,7 +312,7 @@ struct HostileInputTests {
         }
         try await Self.withCase([rule]) { test in
             let run = try await test.run(["snapshot", "--out", test.keep])
-            test.expectContained(run, wall: .seconds(90))
+            await test.expectContained(run, wall: .seconds(90))
             #expect(run.status == 1)
             #expect(run.stderr.contains("not a valid bearer token (not shown)"), "\(run.stderr)")
             #expect(!run.output.contains("PLANTED-TOKEN"))
@@ -338,7 +332,7 @@ struct HostileInputTests {
     func badFlags(_ arguments: [String]) async throws {
         try await Self.withCase([]) { test in
             let run = try await test.run(arguments)
-            test.expectContained(run, wall: .seconds(30))
+            await test.expectContained(run, wall: .seconds(30))
             #expect(run.status == 2, "\(arguments): \(run.stderr)")
             #expect(test.server.totalRequests == 0, "\(arguments) contacted the server: \(test.server.counts)")
         }
@@ -393,7 +387,7 @@ struct HostileInputTests {
                 }
             }
             let run = try await test.run(["snapshot", "--no-store", "--out", fifo])
-            test.expectContained(run, wall: .seconds(90))
+            await test.expectContained(run, wall: .seconds(90))
             #expect(run.status == 0, "\(run.stderr)")
             let received = try await reader.value
             #expect(String(decoding: received.prefix(64), as: UTF8.self).hasPrefix("{\n\"schema\":\"rbacwatch.snapshot/1\""))
@@ -402,7 +396,7 @@ struct HostileInputTests {
 
             // /dev/stdout is a link to this process's pipe: written through, never replaced.
             let piped = try await test.run(["snapshot", "--no-store", "--out", "/dev/stdout"])
-            test.expectContained(piped, wall: .seconds(90))
+            await test.expectContained(piped, wall: .seconds(90))
             #expect(piped.status == 0, "\(piped.stderr)")
             #expect(piped.stdout.hasPrefix("{\n\"schema\":\"rbacwatch.snapshot/1\""))
             #expect(piped.stderr.contains(": complete"), "the summary goes to stderr when the file is stdout: \(piped.stderr)")
@@ -431,7 +425,7 @@ struct HostileInputTests {
                 try await Task.sleep(for: .milliseconds(50))
             }
             let second = try await test.run(["watch", "--once", "--no-drift"])
-            test.expectContained(second, wall: .seconds(20))
+            await test.expectContained(second, wall: .seconds(20))
             #expect(second.status == 1)
             #expect(second.stderr.contains("another rbacwatch (rbacwatch watch (pid \(first.processIdentifier))) is watching this state file"), "\(second.stderr)")
 

@@ -1,5 +1,7 @@
 import AuditTestSupport
 @testable import GenesysClient
+import GenesysSimulator
+import Logging
 import Testing
 
 @Suite("Retry policy and rate-limit pacing")
@@ -75,6 +77,37 @@ struct RetryAndPacingTests {
         #expect(TokenProvider.renewalBuffer(lifetime: .seconds(86_399)) == .seconds(300))
         #expect(TokenProvider.renewalBuffer(lifetime: .seconds(600)) == .seconds(60))
         #expect(TokenProvider.renewalBuffer(lifetime: .seconds(2)) == .milliseconds(200))
+    }
+
+    @Test("a token is renewed on schedule, a tenth of its lifetime before the server would refuse it")
+    func renewalOnSchedule() async throws {
+        // One manual clock for the client and the simulator's token lifetimes.
+        let clock = ManualClock()
+        let sim = TestSupport.simulator(users: 5, seed: 2) {
+            $0.tokenTTL = 600
+            $0.uptime = { clock.seconds() }
+        }
+        let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(2))
+        do {
+            try await sim.withRunning { endpoint in
+                let provider = TokenProvider(
+                    transport: transport, loginBaseURL: endpoint.loginBaseURL, clientId: endpoint.clientId,
+                    secret: Secret(endpoint.clientSecret), clock: clock, retry: TestSupport.fastRetry, logger: .init(label: "test"))
+                let first = try await provider.token()
+                // expires_in is 599: the client renews 59.9 s early, at 539.1 s.
+                clock.advance(by: .seconds(539))
+                #expect(try await provider.token() == first)
+                #expect(await provider.logins == 1)
+                clock.advance(by: .milliseconds(200))
+                let second = try await provider.token()
+                #expect(second != first)
+                #expect(await provider.logins == 2)
+            }
+        } catch {
+            await transport.shutdown()
+            throw error
+        }
+        await transport.shutdown()
     }
 
     @Test("regions map to their API and login hosts")

@@ -1,3 +1,4 @@
+import AuditTestSupport
 import Foundation
 import GenesysSimulator
 import Testing
@@ -73,7 +74,12 @@ struct LoginAndLimitsTests {
 
     @Test("a token over its per-minute budget gets 429 with Retry-After")
     func rateLimit() async throws {
-        let sim = simulator { $0.rateLimitPerMinute = 5 }
+        // The window moves by hand: it cannot end between two requests on a loaded machine.
+        let clock = ManualClock()
+        let sim = simulator {
+            $0.rateLimitPerMinute = 5
+            $0.uptime = { clock.seconds() }
+        }
         try await sim.withRunning { endpoint in
             try await HTTPProbe.with(endpoint) { probe in
                 let token = try await probe.token()
@@ -91,19 +97,31 @@ struct LoginAndLimitsTests {
                 // A new token has its own budget.
                 let other = try await probe.token()
                 #expect(try await probe.get("/api/v2/authorization/divisions", token: other).status == 200)
+                // When the window ends the first token's budget is whole again.
+                clock.advance(by: .seconds(60))
+                let renewed = try await probe.get("/api/v2/authorization/divisions", token: token)
+                #expect(renewed.status == 200)
+                #expect(renewed.header("inin-ratelimit-count") == "1")
             }
         }
     }
 
     @Test("expired tokens are refused with bad.credentials")
     func tokenLifetime() async throws {
-        // Six seconds: long enough that a fresh token outlives a loaded machine's pauses.
-        let sim = simulator { $0.tokenTTL = 6 }
+        // The simulator's uptime moved by hand: a token expires when the clock says so, however
+        // loaded the machine is.
+        let clock = ManualClock()
+        let sim = simulator {
+            $0.tokenTTL = 60
+            $0.uptime = { clock.seconds() }
+        }
         try await sim.withRunning { endpoint in
             try await HTTPProbe.with(endpoint) { probe in
                 let token = try await probe.token()
                 #expect(try await probe.get("/api/v2/tokens/me", token: token).status == 200)
-                try await Task.sleep(for: .milliseconds(6100))
+                clock.advance(by: .seconds(59))
+                #expect(try await probe.get("/api/v2/tokens/me", token: token).status == 200)
+                clock.advance(by: .seconds(1))
                 let expired = try await probe.get("/api/v2/tokens/me", token: token)
                 #expect(expired.status == 401)
                 #expect(expired.object["code"] as? String == "bad.credentials")

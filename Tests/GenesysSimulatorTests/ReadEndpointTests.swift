@@ -296,8 +296,8 @@ struct ReadEndpointTests {
     }
 
     @Test("the generated org looks like a contact centre")
-    func realism() {
-        let truth = simulator(users: 2000).groundTruth()
+    func realism() async {
+        let truth = await TestSupport.generated(users: 2000, seed: 3).groundTruth()
         #expect((35...45).contains(truth.roles.count), "about N/50 roles")
         #expect(truth.roles.values.contains { $0.isDefault })
         #expect(truth.roles.values.flatMap(\.permissions).allSatisfy { $0 == "admin" || $0.split(separator: ":").count == 3 })
@@ -310,7 +310,7 @@ struct ReadEndpointTests {
 
     @Test("100,000 users: generated and served")
     func hundredThousand() async throws {
-        let sim = simulator(users: 100_000)
+        let sim = await TestSupport.generated(users: 100_000, seed: 3)
         try await sim.withRunning { endpoint in
             try await HTTPProbe.with(endpoint) { probe in
                 let token = try await probe.token()
