@@ -101,12 +101,14 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, next, auditShort],
         // The feed's state outlasts the next refresh's countdown when room runs short.
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, auditShort],
+        // …and the baseline's version (on the Drift pane too) before the feed's state.
+        auditShort == nil ? [] : ["rbacwatch", organization, collected.map { "\($0.ago) ago" }, auditShort],
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", organization, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", collected.map { "\($0.ago) ago" }, next],
     ]
     let room = max(0, frame.width - rightWidth - 2)
-    let texts = candidates.map { " " + $0.compactMap { $0 }.joined(separator: " · ") }
+    let texts = candidates.filter { !$0.isEmpty }.map { " " + $0.compactMap { $0 }.joined(separator: " · ") }
     let left = texts.first { CellWidth.of($0) <= room } ?? texts.last!
     frame.put(left, row: 0, column: 0, limit: room, style: style)
     var column = frame.width - rightWidth

@@ -71,6 +71,18 @@ struct RenderTests {
         let header = render(wide).text.split(separator: "\n").first.map(String.init) ?? ""
         #expect(header.contains("audit lag 30s") && header.contains("the audit feed is kept by rbacwatch watch (pid 42)"), "\(header)")
 
+        // While a collection runs, at 120 columns, the feed's quiet state stays in the
+        // header (the baseline's version goes first; a feed in trouble is a badge at any width).
+        for width in [120, 160] {
+            var busy = Fixture.state(width: width, height: 24)
+            _ = reduce(&busy, .audit(AuditFeed(health: IngestionView(mode: .normal, lagSeconds: 12, lastEvent: nil, message: nil))))
+            busy.data.status = .collecting
+            busy.data.organization = "Simulated Contact Centre 1"
+            busy.data.baselineVersion = 1
+            let busyHeader = render(busy).text.split(separator: "\n").first.map(String.init) ?? ""
+            #expect(busyHeader.contains("collecting…") && busyHeader.contains(" audit "), "\(width) columns: \(busyHeader)")
+        }
+
         // A message on the footer leaves the way out beside it.
         var noticed = Fixture.state(width: 80, height: 24)
         _ = reduce(&noticed, .notice("approval not saved: the state file is busy: another rbacwatch is writing it; try again", isError: true))
