@@ -97,8 +97,11 @@ public final class HostileServer: Sendable {
     private let state: Mutex<State>
     private let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(2))
     private let channel: Mutex<(any Channel)?> = Mutex(nil)
+    /// Where replies are made and sent; `nil`: the concurrency pool.
+    let executor: (any TaskExecutor)?
 
-    public init(upstream: String, rules: [Rule]) {
+    public init(upstream: String, rules: [Rule], executor: (any TaskExecutor)? = nil) {
+        self.executor = executor
         self.upstream = upstream.hasSuffix("/") ? String(upstream.dropLast()) : upstream
         self.state = Mutex(State(rules: rules, used: Array(repeating: 0, count: rules.count)))
     }
@@ -224,7 +227,7 @@ public final class HostileServer: Sendable {
                 let headers = head.headers.map { ($0.name, $0.value) }
                 let channel = context.channel
                 let server = self.server
-                Task {
+                Task(executorPreference: server.executor) {
                     let (reply, delivery) = await server.answer(request, headers: headers)
                     await Self.send(reply, delivery, on: channel)
                 }
@@ -276,16 +279,20 @@ extension HostileServer {
 extension GenesysSimulator {
     /// Runs the simulator with a hostile server in front of it; `body` gets an endpoint whose API
     /// and login URLs are the hostile server's (the simulator's credentials work through it).
+    /// All of it — simulator, hostile server and `body` — runs on a thread of its own, so the
+    /// deadlines under test meet the misbehaviour, not a busy test process.
     public func withHostile<T: Sendable>(
         _ rules: [HostileServer.Rule], _ body: @Sendable (SimulatorEndpoint, HostileServer) async throws -> T
     ) async throws -> T {
-        try await withRunning { endpoint in
-            let server = HostileServer(upstream: endpoint.apiBaseURL, rules: rules)
-            return try await server.withRunning { url in
-                var hostile = endpoint
-                hostile.apiBaseURL = url
-                hostile.loginBaseURL = url
-                return try await body(hostile, server)
+        try await TestSupport.onDedicatedThread { executor in
+            try await withRunning { endpoint in
+                let server = HostileServer(upstream: endpoint.apiBaseURL, rules: rules, executor: executor)
+                return try await server.withRunning { url in
+                    var hostile = endpoint
+                    hostile.apiBaseURL = url
+                    hostile.loginBaseURL = url
+                    return try await body(hostile, server)
+                }
             }
         }
     }

@@ -84,6 +84,9 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
         } catch let error as HTTPClientError where error == .deadlineExceeded {
             throw Self.timedOut(request, waitingFor: phase)
         } catch let error as HTTPClientError where error == .readTimeout {
+            // A silence as long as the whole deadline is the deadline: one wording, whichever
+            // timer fired first.
+            if idleTimeout >= request.timeout { throw Self.timedOut(request, waitingFor: phase) }
             throw TransportError(
                 .timeout,
                 "\(Self.host(of: request.url)) went silent for \(DurationWords.seconds(idleTimeout)) "

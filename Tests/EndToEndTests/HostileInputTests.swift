@@ -95,21 +95,25 @@ struct HostileInputTests {
         let sim = await TestSupport.generated(users: users, seed: 31, adjust)
         let directory = try CommandRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        try await sim.withRunning { endpoint in
-            let server = HostileServer(upstream: endpoint.apiBaseURL, rules: rules)
-            try await server.withRunning { url in
-                var hostile = endpoint
-                hostile.apiBaseURL = url
-                hostile.loginBaseURL = url
-                let state = directory.appendingPathComponent("state.sqlite").path
-                // An existing state file (no network needed to make one), which no failure may change.
-                let made = try await CommandRunner.measure(["findings", "list", "--state", state])
-                #expect(made.status == 0, "\(made.stderr)")
-                let test = Case(
-                    sim: sim, server: server, endpoint: hostile, directory: directory, secret: endpoint.clientSecret,
-                    stateBefore: await Self.contents(ofState: state))
-                try Data("previous".utf8).write(to: URL(fileURLWithPath: test.keep))
-                try await body(test)
+        // The simulator and the hostile server answer from a thread of their own: the binary's
+        // deadlines must meet the misbehaviour, not a busy test process.
+        try await TestSupport.onDedicatedThread { executor in
+            try await sim.withRunning { endpoint in
+                let server = HostileServer(upstream: endpoint.apiBaseURL, rules: rules, executor: executor)
+                try await server.withRunning { url in
+                    var hostile = endpoint
+                    hostile.apiBaseURL = url
+                    hostile.loginBaseURL = url
+                    let state = directory.appendingPathComponent("state.sqlite").path
+                    // An existing state file (no network needed to make one), which no failure may change.
+                    let made = try await CommandRunner.measure(["findings", "list", "--state", state])
+                    #expect(made.status == 0, "\(made.stderr)")
+                    let test = Case(
+                        sim: sim, server: server, endpoint: hostile, directory: directory, secret: endpoint.clientSecret,
+                        stateBefore: await Self.contents(ofState: state))
+                    try Data("previous".utf8).write(to: URL(fileURLWithPath: test.keep))
+                    try await body(test)
+                }
             }
         }
     }

@@ -103,14 +103,14 @@ struct HostileServerTests {
         let started = ContinuousClock.now
         let (failure, attempts) = try await sim.withHostile([rule]) { endpoint, server in
             do {
-                _ = try await Self.withClient(endpoint, requestTimeout: .seconds(4)) { try await Collector(client: $0).collect() }
+                _ = try await Self.withClient(endpoint, requestTimeout: .seconds(6)) { try await Collector(client: $0).collect() }
                 return (GenesysClientError?.none, server.requests("/api/v2/authorization/roles"))
             } catch let error as GenesysClientError {
                 return (error, server.requests("/api/v2/authorization/roles"))
             }
         }
-        // Bounded in requests: three attempts, each cut at its deadline. In time: 3 x 4 s and the
-        // backoffs, about 13 s alone; the ceiling leaves room for a loaded 2-core machine, and
+        // Bounded in requests: three attempts, each cut at its deadline. In time: 3 x 6 s and the
+        // backoffs, about 19 s alone; the ceiling leaves room for a loaded 2-core machine, and
         // unbounded, a trickled page would take many minutes.
         #expect(attempts == 3)
         let elapsed = ContinuousClock.now - started
@@ -119,12 +119,35 @@ struct HostileServerTests {
         #expect(error.kind == .timeout)
         let text = error.description
         #expect(text.contains("GET /api/v2/authorization/roles"), "\(text)")
-        #expect(text.contains("within 4 s"), "\(text)")
+        #expect(text.contains("within 6 s"), "\(text)")
         if case .trickleBody = delivery {
             #expect(text.contains("the body was still arriving"), "\(text)")
         } else {
             #expect(text.contains("waiting for the headers"), "\(text)")
         }
+    }
+
+    @Test("a silence shorter than the deadline is cut by the idle timeout, and says so; one as long as it reads as the deadline")
+    func idleTimeout() async throws {
+        let sim = Self.simulator(users: 5)
+        let rule = HostileServer.Rule.path("/api/v2/organizations/me", delivery: .stall)
+        let (short, long) = try await sim.withHostile([rule]) { endpoint, _ in
+            func failure(idle: Duration, deadline: Duration) async -> String {
+                let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(2), idleTimeout: idle)
+                let outcome: String
+                do {
+                    _ = try await transport.send(.init(method: "GET", url: endpoint.apiBaseURL + "/api/v2/organizations/me", timeout: deadline))
+                    outcome = "answered"
+                } catch {
+                    outcome = error.message
+                }
+                await transport.shutdown()
+                return outcome
+            }
+            return (await failure(idle: .seconds(1), deadline: .seconds(60)), await failure(idle: .seconds(2), deadline: .seconds(2)))
+        }
+        #expect(short.hasSuffix("went silent for 1 s (waiting for the headers)"), "\(short)")
+        #expect(long.hasPrefix("no reply from 127.0.0.1:") && long.hasSuffix("within 2 s (waiting for the headers)"), "\(long)")
     }
 
     @Test("one slow reply is retried and the collection completes")
