@@ -50,7 +50,7 @@ public enum TestSupport {
         requestTimeout: Duration = .seconds(20), _ body: (GenesysAPIClient) async throws -> T
     ) async throws -> T {
         let client = GenesysAPIClient(
-            connection: connection(endpoint, secret: secret), transport: AsyncHTTPClientTransport(connectTimeout: .seconds(1)),
+            connection: connection(endpoint, secret: secret), transport: AsyncHTTPClientTransport(connectTimeout: .seconds(5)),
             retry: retry, requestTimeout: requestTimeout, maxConcurrentRequests: concurrency)
         do {
             let result = try await body(client)
