@@ -84,6 +84,17 @@ public final class HostileServer: Sendable {
         ) -> Rule {
             Rule(times: times, delivery: delivery, matches: { $0.path.hasPrefix(prefix) && (method == nil || $0.method == method) }, rewrite: rewrite)
         }
+
+        /// Every page of the list at `prefix` says it is the only page and that the next one
+        /// is itself (`pageCount` 1, `nextUri` the request's own URI): a list that loops.
+        public static func pagesPointingAtThemselves(_ prefix: String) -> Rule {
+            path(prefix, method: "GET") { request, reply in
+                HostileServer.rewriteJSON(&reply) { page in
+                    page["pageCount"] = 1
+                    page["nextUri"] = request.uri
+                }
+            }
+        }
     }
 
     private struct State {

@@ -192,12 +192,7 @@ struct HostileInputTests {
     func pagingLoops() async throws {
         let firstUsers = Mutex<Data?>(nil)
         let rules: [HostileServer.Rule] = [
-            .path("/api/v2/groups", method: "GET") { request, reply in
-                HostileServer.rewriteJSON(&reply) { page in
-                    page["pageCount"] = 1
-                    page["nextUri"] = request.uri
-                }
-            },
+            .pagesPointingAtThemselves("/api/v2/groups"),
             .path("/api/v2/users", method: "GET") { request, reply in
                 guard request.query.contains("pageNumber"), !request.query.contains("id=") else { return }
                 HostileServer.rewriteJSON(&reply) { page in

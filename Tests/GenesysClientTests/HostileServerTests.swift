@@ -218,12 +218,7 @@ struct HostileServerTests {
     @Test("a nextUri that points back at the same page ends the walk, with the reason, in a few requests")
     func nextUriLoop() async throws {
         let sim = Self.simulator()
-        let rule = HostileServer.Rule.path("/api/v2/groups", method: "GET") { request, reply in
-            HostileServer.rewriteJSON(&reply) { page in
-                page["pageCount"] = 1
-                page["nextUri"] = request.uri
-            }
-        }
+        let rule = HostileServer.Rule.pagesPointingAtThemselves("/api/v2/groups")
         let (walk, requests) = try await sim.withHostile([rule]) { endpoint, server in
             let walk = try await Self.withClient(endpoint) { client in
                 try await client.walkPages("/api/v2/groups", pageSize: 100, id: { (g: GroupWire) in g.id })
@@ -307,12 +302,7 @@ struct HostileServerTests {
     @Test("a list that loops makes the snapshot partial with the reason, not a request storm")
     func collectorTruncation() async throws {
         let sim = Self.simulator()
-        let rule = HostileServer.Rule.path("/api/v2/oauth/clients", method: "GET") { request, reply in
-            HostileServer.rewriteJSON(&reply) { page in
-                page["pageCount"] = 1
-                page["nextUri"] = request.uri
-            }
-        }
+        let rule = HostileServer.Rule.pagesPointingAtThemselves("/api/v2/oauth/clients")
         let (snapshot, requests) = try await sim.withHostile([rule]) { endpoint, server in
             let (snapshot, _) = try await Self.withClient(endpoint) { try await Collector(client: $0).collect() }
             return (snapshot, server.requests("/api/v2/oauth/clients"))
