@@ -221,7 +221,12 @@ struct RenderTests {
     @Test("rendering is pure: the same state gives the same frame; a tiny terminal gets a hint, not a crash")
     func pure() {
         let state = Fixture.state(pane: .roles)
-        #expect(render(state) == render(state))
+        // Two states built apart, with another frame rendered between them: equal frames (no
+        // hidden cache or counter), and a different state gives a different frame.
+        let first = render(state)
+        let other = render(Fixture.state(pane: .users))
+        #expect(render(Fixture.state(pane: .roles)) == first)
+        #expect(other != first)
         var tiny = state
         _ = reduce(&tiny, .resize(width: 12, height: 3))
         #expect(render(tiny).text.hasPrefix("rbacwatch:"))
