@@ -169,6 +169,7 @@ struct DashboardApp {
             case .starting: .starting
             case .collecting: .collecting
             case .ready: .ready
+            case .refused(let refusal): .failed(refusal.description)
             case .failed(let message): .failed(message)
             }
         guard let snapshot = update.snapshot else {

@@ -66,22 +66,15 @@ struct DiffCommand: AsyncParsableCommand {
             let options = try comparison.driftOptions()
             let store = try state.open(environment: environment)
 
-            // The baseline: a file, or the accepted one.
-            let baselineSnapshot: Snapshot
-            let info: DriftReport.BaselineInfo
-            var baselineVersion: Int?
-            var baselineAt: Date?
+            // The baseline: a file, or the accepted one (read by the check).
+            let against: DriftCheck.Against
             if let baseline {
-                baselineSnapshot = try SnapshotFiles.load(baseline)
-                info = .init(version: nil, rootHash: SnapshotDigest(baselineSnapshot).root, acceptedAt: nil, acceptedBy: nil)
+                against = .snapshot(try SnapshotFiles.load(baseline))
             } else {
-                guard let (accepted, snapshot) = try await store.baselineSnapshot() else {
+                guard try await store.currentBaseline() != nil else {
                     throw OperationError("no baseline yet: accept one with rbacwatch baseline accept (or pass --baseline FILE)")
                 }
-                baselineSnapshot = snapshot
-                baselineVersion = accepted.version
-                baselineAt = await DriftAttributor.collectedAt(rootHash: accepted.rootHash, store: store)
-                info = .init(version: accepted.version, rootHash: accepted.rootHash, acceptedAt: accepted.acceptedAt, acceptedBy: accepted.acceptedBy)
+                against = .accepted
             }
 
             // The current state: a file, or the organisation now (kept in the store).
@@ -99,28 +92,40 @@ struct DiffCommand: AsyncParsableCommand {
                     connection, settings: .init(), logger: CLILogging.logger(label: "rbacwatch.diff", level: "warning"),
                     progress: ProgressLine(enabled: Console.stderrIsTerminal)
                 ).0
-                try await store.storeSnapshot(currentSnapshot, collectedAt: Date())
-                try await store.pruneSnapshots(keepLatest: keepSnapshots)
-            }
-            if currentSnapshot.isPartial && !allowPartial {
-                throw OperationError.partial(currentSnapshot, "the current snapshot", why: "a partial snapshot would show false removals")
+                currentAt = Date()
             }
 
-            let now = Date()
-            let result = DriftEngine.diff(
-                baseline: baselineSnapshot, current: currentSnapshot, lineage: try await store.roleLineage(), options: options)
-            try await store.recordLineage(result.newLineage, at: now)
-            try await store.recordFindings(result.items, baselineVersion: baselineVersion, at: now)
-            let review = DriftReview(result: result, approvals: try await store.approvals(), now: now)
-            var report = DriftReport(baseline: info, review: review, failOn: failOn)
-            if !noAttribution {
-                let client = live.map { AuditFeedSetup.auditClient($0) }
-                let outcome = await DriftAttributor.attribute(
-                    result.items, store: store, baselineAt: baselineAt, currentAt: currentAt, source: client.map { GenesysAuditSource(client: $0) })
+            var settings = DriftCheck.Settings()
+            settings.options = options
+            settings.allowPartial = allowPartial
+            settings.keepSnapshot = current == nil
+            settings.keepSnapshots = keepSnapshots
+            settings.attribute = !noAttribution
+            let client = noAttribution ? nil : live.map { AuditFeedSetup.auditClient($0) }
+            let outcome: DriftCheck.Outcome
+            do {
+                outcome = try await DriftCheck.run(
+                    current: currentSnapshot, collectedAt: currentAt, against: against, settings: settings, store: store,
+                    source: client.map { GenesysAuditSource(client: $0) })
+            } catch DriftCheckRefusal.partialCollection {
                 await client?.shutdown()
-                report.attribution = outcome.attribution
-                report.coverage = outcome.coverage
-                report.attributionNote = outcome.note
+                throw OperationError.partial(currentSnapshot, "the current snapshot", why: "a partial snapshot would show false removals")
+            } catch {
+                await client?.shutdown()
+                throw error
+            }
+            await client?.shutdown()
+            let info: DriftReport.BaselineInfo =
+                if let accepted = outcome.baseline {
+                    .init(version: accepted.version, rootHash: accepted.rootHash, acceptedAt: accepted.acceptedAt, acceptedBy: accepted.acceptedBy)
+                } else {
+                    .init(version: nil, rootHash: SnapshotDigest(outcome.baselineSnapshot).root, acceptedAt: nil, acceptedBy: nil)
+                }
+            var report = DriftReport(baseline: info, review: outcome.review, failOn: failOn)
+            if let attribution = outcome.attribution {
+                report.attribution = attribution.attribution
+                report.coverage = attribution.coverage
+                report.attributionNote = attribution.note
             }
             let bytes = report.render(format, expand: expand)
             if let out {

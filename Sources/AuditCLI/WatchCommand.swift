@@ -189,29 +189,20 @@ struct DriftWatch {
 
     /// One comparison now (through the monitor, so it is stored and lineage is kept).
     func checkOnce() async throws -> Outcome {
+        // Without a baseline there is nothing to compare with: no collection either.
         guard try await store.currentBaseline() != nil else { return .noBaseline }
-        let updates = Task { () -> MonitorUpdate? in
-            var last: MonitorUpdate?
-            for await update in monitor.updates {
-                last = update
-                if update.status == .ready || (update.status != .collecting && update.status != .starting) { break }
-            }
-            return last
-        }
-        let run = Task { await monitor.run() }
-        let update = await updates.value
-        run.cancel()
-        _ = await run.value
-        guard let update else { throw OperationError("the drift check ended without a result") }
+        let update = await monitor.checkNow()
         switch update.status {
         case .ready:
             let items = (update.review?.items ?? []).filter { !$0.state.isApproved }
             return .items(items.map { ($0, update.attribution?[$0.item.fingerprint]) })
-        case .failed(let message) where message.hasPrefix("partial collection"):
-            return .partial(message)
+        case .refused(.noBaseline):
+            return .noBaseline
+        case .refused(let refusal):
+            return .partial(refusal.description)
         case .failed(let message):
             throw OperationError("drift check failed: \(message)")
-        default:
+        case .starting, .collecting:
             throw OperationError("the drift check ended without a result")
         }
     }
@@ -222,7 +213,7 @@ struct DriftWatch {
         var printed = Set<String>()
         var waitingSince: [String: Date] = [:]
         for await update in monitor.updates {
-            if case .failed(let message) = update.status { logger.warning("drift check failed", metadata: ["error": "\(message)"]) }
+            if let problem = update.status.problem { logger.warning("drift check failed", metadata: ["error": "\(problem)"]) }
             guard update.status == .ready, let review = update.review else { continue }
             let now = Date()
             let current = Set(review.items.map(\.item.fingerprint))

@@ -8,7 +8,19 @@ public struct MonitorUpdate: Sendable {
         case starting
         case collecting
         case ready
+        /// The check did not compare: a partial collection, or no baseline yet.
+        case refused(DriftCheckRefusal)
+        /// The collection or the store failed.
         case failed(String)
+
+        /// What went wrong, in one line, if something did.
+        public var problem: String? {
+            switch self {
+            case .refused(let refusal): refusal.description
+            case .failed(let message): message
+            case .starting, .collecting, .ready: nil
+            }
+        }
     }
 
     public var status: Status
@@ -26,10 +38,6 @@ public struct MonitorUpdate: Sendable {
     public var failures: [CollectionFailure] = []
     /// Who made each item happen, from the audit events in the store (nil: no audit feed).
     public var attribution: [String: ItemAttribution]?
-}
-
-struct MonitorError: Error, CustomStringConvertible {
-    var description: String
 }
 
 /// A failed collection; the same failure repeating is one entry with a count (no alert storm).
@@ -60,34 +68,41 @@ extension [CollectionFailure] {
     }
 }
 
-/// Collects the organisation and compares it with the accepted baseline on an interval, in the
-/// background. Cycles never overlap: a refresh asked for during a cycle runs right after it.
-/// Every result — or failure — is pushed as an immutable `MonitorUpdate`, newest only.
+/// Collects the organisation and compares it with the accepted baseline (`DriftCheck`) on an
+/// interval, in the background. Cycles never overlap: a refresh asked for during a cycle runs
+/// right after it, and several asked for at once are one. Every result — or failure — is pushed
+/// as an immutable `MonitorUpdate`, newest only. Time comes from an injected clock.
 public actor DriftMonitor {
     public typealias Collect = @Sendable () async throws -> Snapshot
 
     private let store: any AuditStore
     private let collect: Collect
     private let interval: Duration
-    private let options: DriftOptions
-    private let keepSnapshots: Int
+    private let settings: DriftCheck.Settings
+    private let clock: any WallClock
     private let continuation: AsyncStream<MonitorUpdate>.Continuation
     public nonisolated let updates: AsyncStream<MonitorUpdate>
 
     private var latest: MonitorUpdate
-    private var firstSeen: [String: Date] = [:]
-    private var appeared: [String: Date] = [:]
+    private var arrivals = DriftArrivals()
     private var wakeUp: CheckedContinuation<Void, Never>?
     private var refreshRequested = false
-    private var cycles = 0
+    /// Cycles run so far.
+    public private(set) var cycles = 0
     private var baselineCollectedAt: Date?
 
-    public init(store: any AuditStore, interval: Duration, options: DriftOptions = DriftOptions(), keepSnapshots: Int = 10, collect: @escaping Collect) {
+    public init(
+        store: any AuditStore, interval: Duration, options: DriftOptions = DriftOptions(), keepSnapshots: Int = 10,
+        clock: any WallClock = SystemWallClock(), collect: @escaping Collect
+    ) {
         self.store = store
         self.collect = collect
         self.interval = interval
-        self.options = options
-        self.keepSnapshots = keepSnapshots
+        var settings = DriftCheck.Settings()
+        settings.options = options
+        settings.keepSnapshots = keepSnapshots
+        self.settings = settings
+        self.clock = clock
         (updates, continuation) = AsyncStream.makeStream(of: MonitorUpdate.self, bufferingPolicy: .bufferingNewest(1))
         latest = MonitorUpdate(
             status: .starting, snapshot: nil, review: nil, baselineVersion: nil, lineage: RoleLineage(), firstSeen: [:],
@@ -104,6 +119,12 @@ public actor DriftMonitor {
         continuation.finish()
     }
 
+    /// One cycle now, outside `run` (`watch --once`): its update, also pushed to `updates`.
+    public func checkNow() async -> MonitorUpdate {
+        await cycle()
+        return latest
+    }
+
     /// Starts a cycle now (or right after the running one).
     public func refresh() {
         refreshRequested = true
@@ -114,12 +135,12 @@ public actor DriftMonitor {
     /// Approves an item in the store, then re-applies approvals to the last comparison without
     /// collecting again.
     public func approve(fingerprint: String, ticket: String?, note: String?, lifetime: TimeInterval, approver: String) async throws -> Approval {
-        let now = Date()
+        let now = clock.now()
         let approval = Approval(
             fingerprint: fingerprint, ticket: ticket, note: note, approver: approver, createdAt: now, expiresAt: now.addingTimeInterval(lifetime))
         try await store.addApproval(approval)
         if let result = latest.review?.result {
-            latest.review = DriftReview(result: result, approvals: try await store.approvals(), now: Date())
+            latest.review = DriftReview(result: result, approvals: try await store.approvals(), now: clock.now())
             continuation.yield(latest)
         }
         return approval
@@ -129,7 +150,8 @@ public actor DriftMonitor {
     /// moved on), without collecting.
     public func reattribute() async {
         guard let result = latest.review?.result, let collectedAt = latest.collectedAt else { return }
-        let outcome = await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineCollectedAt, currentAt: collectedAt)
+        let outcome = await DriftAttributor.attribute(
+            result.items, store: store, baselineAt: baselineCollectedAt, currentAt: collectedAt, now: clock.now())
         guard outcome.attribution != latest.attribution else { return }
         latest.attribution = outcome.attribution
         continuation.yield(latest)
@@ -140,9 +162,8 @@ public actor DriftMonitor {
             refreshRequested = false
             return
         }
-        let deadline = ContinuousClock.now + interval
-        let timer = Task { [weak self] in
-            try? await Task.sleep(until: deadline)
+        let timer = Task { [weak self, clock, interval] in
+            guard (try? await clock.sleep(for: interval)) != nil else { return }
             await self?.refresh()
         }
         await withTaskCancellationHandler {
@@ -164,65 +185,40 @@ public actor DriftMonitor {
         cycles += 1
         latest.status = .collecting
         continuation.yield(latest)
+        var collected: (snapshot: Snapshot, at: Date)?
         do {
             let snapshot = try await collect()
-            let now = Date()
-            if snapshot.isPartial {
-                // Comparing a partial snapshot would report everything it could not read as removed.
-                let first = snapshot.problems.first.map { ": \($0.code) \($0.endpoint)" } ?? ""
-                throw MonitorError(
-                    description: "partial collection (\(snapshot.problems.count) problem\(snapshot.problems.count == 1 ? "" : "s")\(first)); not compared")
-            }
-            try await store.storeSnapshot(snapshot, collectedAt: now)
-            try await store.pruneSnapshots(keepLatest: keepSnapshots)
-            guard let (baseline, baselineSnapshot) = try await store.baselineSnapshot() else {
-                let message = "no baseline yet: accept one with rbacwatch baseline accept"
-                latest.status = .failed(message)
-                latest.failures.record(message, at: now)
-                latest.snapshot = snapshot
-                latest.collectedAt = now
-                latest.nextRefresh = now.addingTimeInterval(Self.seconds(interval))
-                continuation.yield(latest)
-                return
-            }
-            let lineage = try await store.roleLineage()
-            let result = DriftEngine.diff(baseline: baselineSnapshot, current: snapshot, lineage: lineage, options: options)
-            try await store.recordLineage(result.newLineage, at: now)
-            try await store.recordFindings(result.items, baselineVersion: baseline.version, at: now)
-            let review = DriftReview(result: result, approvals: try await store.approvals(), now: now)
-            // Items present at the first collection are not "new"; later ones are, from now.
-            let initial = cycles == 1
-            var seen: [String: Date] = [:]
-            var arrived: [String: Date] = [:]
-            for item in result.items {
-                seen[item.fingerprint] = firstSeen[item.fingerprint] ?? now
-                if let when = appeared[item.fingerprint] ?? (initial || firstSeen[item.fingerprint] != nil ? nil : now) {
-                    arrived[item.fingerprint] = when
-                }
-            }
-            firstSeen = seen
-            appeared = arrived
-            let failures = latest.failures
-            baselineCollectedAt = await DriftAttributor.collectedAt(rootHash: baseline.rootHash, store: store)
-            let attribution = await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineCollectedAt, currentAt: now)
+            let now = clock.now()
+            collected = (snapshot, now)
+            let outcome = try await DriftCheck.run(current: snapshot, collectedAt: now, settings: settings, store: store, now: now)
+            arrivals.update(fingerprints: outcome.result.items.map(\.fingerprint), at: now)
+            baselineCollectedAt = outcome.baselineCollectedAt
             latest = MonitorUpdate(
-                status: .ready, snapshot: snapshot, review: review, baselineVersion: baseline.version,
-                lineage: try await store.roleLineage(), firstSeen: seen, appeared: arrived, collectedAt: now,
-                nextRefresh: now.addingTimeInterval(Self.seconds(interval)), failures: failures, attribution: attribution.attribution)
+                status: .ready, snapshot: snapshot, review: outcome.review, baselineVersion: outcome.baseline?.version,
+                lineage: outcome.lineage, firstSeen: arrivals.firstSeen, appeared: arrivals.appeared, collectedAt: now,
+                nextRefresh: now.addingTimeInterval(Self.seconds(interval)), failures: latest.failures,
+                attribution: outcome.attribution?.attribution)
+        } catch let refusal as DriftCheckRefusal {
+            let now = clock.now()
+            if refusal == .noBaseline, let collected {
+                // Nothing to compare with, but the organisation is there to browse.
+                latest.snapshot = collected.snapshot
+                latest.collectedAt = collected.at
+            }
+            latest.status = .refused(refusal)
+            latest.failures.record(refusal.description, at: now)
+            latest.nextRefresh = now.addingTimeInterval(Self.seconds(interval))
         } catch {
-            let message = Self.describe(error)
+            let now = clock.now()
+            let message = String(describing: error)
             latest.status = .failed(message)
-            latest.failures.record(message, at: Date())
-            latest.nextRefresh = Date().addingTimeInterval(Self.seconds(interval))
+            latest.failures.record(message, at: now)
+            latest.nextRefresh = now.addingTimeInterval(Self.seconds(interval))
         }
         continuation.yield(latest)
     }
 
     static func seconds(_ duration: Duration) -> TimeInterval {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
-    static func describe(_ error: any Error) -> String {
-        String(describing: error)
     }
 }

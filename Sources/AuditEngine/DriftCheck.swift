@@ -1,0 +1,138 @@
+import AuditCore
+import AuditStore
+import Foundation
+
+/// Why a drift check did not compare: typed, so callers match cases, not prose.
+public enum DriftCheckRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The current snapshot is partial: comparing it would report everything it could not read
+    /// as removed.
+    case partialCollection(problems: [CollectionProblem])
+    /// No baseline has been accepted yet.
+    case noBaseline
+
+    public var description: String {
+        switch self {
+        case .partialCollection(let problems):
+            let first = problems.first.map { ": \($0.code) \($0.endpoint)" } ?? ""
+            return "partial collection (\(problems.count) problem\(problems.count == 1 ? "" : "s")\(first)); not compared"
+        case .noBaseline:
+            return "no baseline yet: accept one with rbacwatch baseline accept"
+        }
+    }
+}
+
+/// One drift check — keep the collected snapshot, compare it with the baseline, review the
+/// approvals, record what was found, attribute it — the one pipeline `diff`, `watch`, `tui`
+/// and `demo` share. Its decisions are plain functions (`refusal`, `DriftArrivals`); the store
+/// and the audit source are its only I/O.
+public enum DriftCheck {
+    /// What to compare against.
+    public enum Against: Sendable {
+        /// The accepted baseline in the store (the check is refused without one).
+        case accepted
+        /// A snapshot from elsewhere (a file), with no version.
+        case snapshot(Snapshot)
+    }
+
+    /// What a check found.
+    public struct Outcome: Sendable {
+        public var result: DriftResult
+        public var review: DriftReview
+        /// The accepted baseline compared against (nil for `.snapshot`).
+        public var baseline: Baseline?
+        /// The snapshot compared against.
+        public var baselineSnapshot: Snapshot
+        /// When the baseline's snapshot was collected, if the store knows.
+        public var baselineCollectedAt: Date?
+        /// The role lineage after this check.
+        public var lineage: RoleLineage
+        /// Attribution, when it was asked for.
+        public var attribution: DriftAttributor.Outcome?
+    }
+
+    /// How the check runs.
+    public struct Settings: Sendable {
+        public var options = DriftOptions()
+        /// Compare a partial snapshot anyway (`diff --allow-partial`).
+        public var allowPartial = false
+        /// Store the current snapshot (false for one read from a file) and keep this many
+        /// besides the baselines'.
+        public var keepSnapshot = true
+        public var keepSnapshots = 10
+        /// Link items to audit events (the store's, and the source's when given).
+        public var attribute = true
+
+        public init() {}
+    }
+
+    /// Pure: why `snapshot` may not be compared, if it may not.
+    public static func refusal(for snapshot: Snapshot, allowPartial: Bool) -> DriftCheckRefusal? {
+        snapshot.isPartial && !allowPartial ? .partialCollection(problems: snapshot.problems) : nil
+    }
+
+    /// Runs the check on `current`, collected at `collectedAt`.
+    ///
+    /// - Throws: `DriftCheckRefusal` when it cannot compare, or the store's error.
+    public static func run(
+        current: Snapshot, collectedAt: Date, against baseline: Against = .accepted, settings: Settings = Settings(),
+        store: any AuditStore, source: (any AuditSource)? = nil, now: Date = Date()
+    ) async throws -> Outcome {
+        if let refusal = refusal(for: current, allowPartial: settings.allowPartial) { throw refusal }
+        if settings.keepSnapshot {
+            try await store.storeSnapshot(current, collectedAt: collectedAt)
+            try await store.pruneSnapshots(keepLatest: settings.keepSnapshots)
+        }
+        let record: Baseline?
+        let baselineSnapshot: Snapshot
+        let baselineAt: Date?
+        switch baseline {
+        case .accepted:
+            guard let (accepted, snapshot) = try await store.baselineSnapshot() else { throw DriftCheckRefusal.noBaseline }
+            record = accepted
+            baselineSnapshot = snapshot
+            baselineAt = await DriftAttributor.collectedAt(rootHash: accepted.rootHash, store: store)
+        case .snapshot(let snapshot):
+            record = nil
+            baselineSnapshot = snapshot
+            baselineAt = nil
+        }
+        let result = DriftEngine.diff(
+            baseline: baselineSnapshot, current: current, lineage: try await store.roleLineage(), options: settings.options)
+        try await store.recordLineage(result.newLineage, at: now)
+        try await store.recordFindings(result.items, baselineVersion: record?.version, at: now)
+        let review = DriftReview(result: result, approvals: try await store.approvals(), now: now)
+        let attribution = settings.attribute
+            ? await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineAt, currentAt: collectedAt, source: source)
+            : nil
+        return Outcome(
+            result: result, review: review, baseline: record, baselineSnapshot: baselineSnapshot, baselineCollectedAt: baselineAt,
+            lineage: try await store.roleLineage(), attribution: attribution)
+    }
+}
+
+/// When each drift item was first seen in a run, and which arrived after the first check (the
+/// dashboard's "new" highlight): a pure value each check updates.
+public struct DriftArrivals: Sendable, Equatable {
+    public private(set) var firstSeen: [String: Date] = [:]
+    public private(set) var appeared: [String: Date] = [:]
+    private var checks = 0
+
+    public init() {}
+
+    /// Takes the items of a check made at `now`. Items present at the first check are not new;
+    /// later ones are, from the check that first saw them. Items that went are forgotten.
+    public mutating func update(fingerprints: [String], at now: Date) {
+        checks += 1
+        let initial = checks == 1
+        var seen: [String: Date] = [:]
+        var arrived: [String: Date] = [:]
+        for fingerprint in fingerprints {
+            seen[fingerprint] = firstSeen[fingerprint] ?? now
+            if let when = appeared[fingerprint] ?? (initial || firstSeen[fingerprint] != nil ? nil : now) {
+                arrived[fingerprint] = when
+            }
+        }
+        firstSeen = seen
+        appeared = arrived
+    }
+}
