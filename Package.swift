@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Pure domain: model, effective access, canonical snapshot encoding. No I/O.
@@ -71,9 +73,22 @@ let package = Package(
         .systemLibrary(name: "CNCurses", path: "Sources/CNCurses", providers: [.apt(["libncurses-dev"])]),
         // The only importer of CNCurses: a terminal thread that reads keys and draws frames.
         .target(name: "CursesDriver", dependencies: ["CNCurses", "TerminalUI"], swiftSettings: swiftSettings),
-        // Long-running services: the drift monitor behind the dashboard (and, later, the daemon).
+        // When things run and what is published: the drift check, the monitor, ingestion,
+        // attribution, metrics and the status endpoint.
         .target(
-            name: "AuditEngine", dependencies: ["AuditCore", "AuditStore", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+            name: "AuditEngine",
+            dependencies: [
+                "AuditCore",
+                "AuditStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings),
         // Commands, as a library the executable and the tests share.
         .target(
             name: "AuditCLI",
@@ -89,6 +104,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -147,7 +163,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AuditEngineTests",
-            dependencies: ["AuditEngine", "AuditCore", "AuditStore", "GenesysClient", "GenesysSimulator", "AuditTestSupport"],
+            dependencies: [
+                "AuditEngine", "AuditCore", "AuditStore", "GenesysClient", "GenesysSimulator", "AuditTestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

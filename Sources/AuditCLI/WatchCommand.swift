@@ -5,6 +5,9 @@ import AuditStore
 import Foundation
 import GenesysClient
 import Logging
+import Prometheus
+import ServiceLifecycle
+import Synchronization
 
 /// `rbacwatch watch`: ingestion, rules and periodic drift checks headless, until SIGTERM;
 /// `--once` for cron.
@@ -61,6 +64,9 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @Option(name: .customLong("http"), help: "Serve /metrics, /healthz and /readyz on HOST:PORT (a bare PORT is 127.0.0.1:PORT; 0 picks a free port). Off by default.")
+    var http: HTTPAddress?
+
     func validate() throws {
         if let failOn, Severity(name: failOn) == nil { throw ValidationError("--fail-on is low, medium, high or critical.") }
         try FlagCheck.logLevel(logLevel)
@@ -70,6 +76,7 @@ struct WatchCommand: AsyncParsableCommand {
         try lookback.check("--lookback", 1...(366 * 86_400))
         try driftInterval.check("--drift-interval", 1...(7 * 86_400))
         try FlagCheck.range(keepSnapshots, FlagCheck.keepSnapshots, "--keep-snapshots")
+        if http != nil && once { throw ValidationError("--http serves while watch runs; it does not go with --once.") }
     }
 
     func run() async throws {
@@ -89,13 +96,19 @@ struct WatchCommand: AsyncParsableCommand {
             settings.lag = lag.seconds
             settings.initialLookback = lookback.seconds
             let (ingestor, client) = AuditFeedSetup.ingestor(resolved, store: store, rules: ruleSet, settings: settings, logger: logger)
+            let registry = http.map { _ in PrometheusCollectorRegistry() }
+            let metrics = registry.map { EngineMetrics(registry: $0) }
             let drift =
                 noDrift
                 ? nil
                 : DriftWatch(
-                    store: store, options: options, logger: logger,
+                    store: store, options: options, logger: logger, metrics: metrics,
                     monitor: DriftMonitor(store: store, interval: driftInterval.duration, options: options, keepSnapshots: keepSnapshots) {
-                        try await SnapshotRunner.collect(resolved, settings: .init(), logger: logger, progress: ProgressLine(enabled: false)).0
+                        let started = ContinuousClock.now
+                        let (snapshot, report) = try await SnapshotRunner.collect(
+                            resolved, settings: .init(), logger: logger, progress: ProgressLine(enabled: false))
+                        metrics?.observeCollection(duration: ContinuousClock.now - started, requests: report.statistics.requests)
+                        return snapshot
                     })
             let threshold = failOn.flatMap(Severity.init(name:))
             var worst: Severity?
@@ -130,7 +143,13 @@ struct WatchCommand: AsyncParsableCommand {
                         }
                     }
                 } else {
-                    try await Self.runUntilSignalled(ingestor, drift: drift, logger: logger)
+                    var status: StatusEndpoint?
+                    if let http, let registry {
+                        status = Self.statusEndpoint(
+                            http, registry: registry, ingestor: ingestor, drift: drift, settings: settings,
+                            driftInterval: driftInterval.seconds, logger: logger)
+                    }
+                    try await Self.runUntilSignalled(ingestor, drift: drift, metrics: metrics, status: status, logger: logger)
                 }
             } catch {
                 await client.shutdown()
@@ -144,12 +163,30 @@ struct WatchCommand: AsyncParsableCommand {
 
     /// Polls (and checks drift) until SIGTERM, SIGINT or SIGHUP; the cycle in progress finishes
     /// (its window is recorded or not at all) before the process exits.
-    static func runUntilSignalled(_ ingestor: AuditIngestor, drift: DriftWatch?, logger: Logger) async throws {
+    static func runUntilSignalled(
+        _ ingestor: AuditIngestor, drift: DriftWatch?, metrics: EngineMetrics?, status: StatusEndpoint?, logger: Logger
+    ) async throws {
         let stop = AsyncStream<Int32>.makeStream()
         let signals = SignalWatch { stop.continuation.yield($0) }
         defer { signals.cancel() }
+        // The endpoint failing (its port taken, say) stops the watch with one line.
+        let group = status.map { status in
+            ServiceGroup(configuration: .init(services: [.init(service: status)], gracefulShutdownSignals: [], logger: logger))
+        }
+        let endpoint = group.map { group in
+            Task { () -> (any Error)? in
+                do {
+                    try await group.run()
+                    return nil
+                } catch {
+                    stop.continuation.yield(0)
+                    return error
+                }
+            }
+        }
         let printer = Task {
             for await update in ingestor.updates {
+                metrics?.observe(update)
                 for finding in update.findings { Console.jsonLine(FindingJSON.encode(finding)) }
                 // New events may explain drift items still waiting for them.
                 if update.judged > 0, let drift { await drift.monitor.reattribute() }
@@ -162,13 +199,36 @@ struct WatchCommand: AsyncParsableCommand {
         }
         logger.notice("watching the audit feed\(drift == nil ? "" : " and checking drift")")
         for await number in stop.stream {
-            logger.notice("signal \(number): finishing the current cycle and stopping")
+            if number != 0 { logger.notice("signal \(number): finishing the current cycle and stopping") }
             break
         }
         for task in tasks { task.cancel() }
         for task in tasks { _ = await task.value }
         printer.cancel()
+        // The endpoint stops last, gracefully: /readyz answers until the loops have stopped.
+        await group?.triggerGracefulShutdown()
+        if let error = await endpoint?.value ?? nil {
+            throw OperationError("--http: \(error)")
+        }
         logger.notice("stopped")
+    }
+
+    /// `/metrics`, `/healthz` and `/readyz` for `watch --http`.
+    static func statusEndpoint(
+        _ address: HTTPAddress, registry: PrometheusCollectorRegistry, ingestor: AuditIngestor, drift: DriftWatch?,
+        settings: IngestionSettings, driftInterval: TimeInterval, logger: Logger
+    ) -> StatusEndpoint {
+        let startedAt = Date()
+        return StatusEndpoint(
+            host: address.host, port: address.port, registry: registry, logger: logger,
+            readiness: {
+                Readiness.evaluate(
+                    loggedIn: true, health: await ingestor.health, drift: drift?.latest.value, pollInterval: settings.pollInterval,
+                    driftInterval: driftInterval, startedAt: startedAt, now: Date())
+            },
+            onListening: { port in
+                logger.notice("serving /metrics, /healthz and /readyz on http://\(address.host):\(port)")
+            })
     }
 }
 
@@ -177,7 +237,10 @@ struct DriftWatch {
     let store: any AuditStore
     let options: DriftOptions
     let logger: Logger
+    let metrics: EngineMetrics?
     let monitor: DriftMonitor
+    /// The monitor's last update (for `/readyz`).
+    let latest = LatestUpdate()
     /// How long an item waits for an audit event to explain it before it is printed anyway.
     static let attributionWait: TimeInterval = 300
 
@@ -213,6 +276,8 @@ struct DriftWatch {
         var printed = Set<String>()
         var waitingSince: [String: Date] = [:]
         for await update in monitor.updates {
+            latest.value = update
+            metrics?.observe(update)
             if let problem = update.status.problem { logger.warning("drift check failed", metadata: ["error": "\(problem)"]) }
             guard update.status == .ready, let review = update.review else { continue }
             let now = Date()
@@ -231,5 +296,40 @@ struct DriftWatch {
                 printed.insert(fingerprint)
             }
         }
+    }
+}
+
+/// `--http HOST:PORT`, or a bare `PORT` on 127.0.0.1.
+struct HTTPAddress: ExpressibleByArgument, Sendable {
+    var host: String
+    var port: Int
+
+    init?(argument: String) {
+        let hostPart: Substring
+        let portPart: Substring
+        if let colon = argument.lastIndex(of: ":") {
+            hostPart = argument[..<colon]
+            portPart = argument[argument.index(after: colon)...]
+        } else {
+            hostPart = "127.0.0.1"
+            portPart = Substring(argument)
+        }
+        let host = hostPart.hasPrefix("[") && hostPart.hasSuffix("]") ? String(hostPart.dropFirst().dropLast()) : String(hostPart)
+        guard let port = Int(portPart), (0...65_535).contains(port), !host.isEmpty, host.utf8.count <= 253,
+            host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":" })
+        else { return nil }
+        self.host = host
+        self.port = port
+    }
+
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// The drift monitor's last update, shared with the endpoint.
+final class LatestUpdate: Sendable {
+    private let update = Mutex<MonitorUpdate?>(nil)
+    var value: MonitorUpdate? {
+        get { update.withLock { $0 } }
+        set { update.withLock { $0 = newValue } }
     }
 }

@@ -116,6 +116,8 @@ public struct PollOutcome: Sendable, Equatable {
     public var quarantined: [QuarantinedRecord] = []
     /// When to poll next.
     public var nextDelay: TimeInterval = 60
+    /// How long each of this poll's store transactions took.
+    public var storeWrites: [Duration] = []
 }
 
 /// Pulls audit events on a sliding window, dedupes them by id against the store, holds them in
@@ -303,8 +305,10 @@ public actor AuditIngestor {
                 }
                 checkpoint.updatedAt = now
                 for index in quarantined.indices { quarantined[index].receivedAt = now }
+                let writeStarted = ContinuousClock.now
                 let recordedCount = try await store.recordAudit(
                     AuditBatch(events: due, findings: findings, checkpoint: checkpoint, gap: gap, quarantined: quarantined))
+                outcome.storeWrites.append(ContinuousClock.now - writeStarted)
                 if let gapRecorded = gap {
                     health.gaps.append(gapRecorded)
                     outcome.gap = gapRecorded
@@ -362,7 +366,8 @@ public actor AuditIngestor {
                     "audit API throttled for \(Int(now.timeIntervalSince(since))) s: circuit open, polling only the critical services",
                     metadata: ["services": "\(settings.criticalServices)"])
             }
-        } catch is CancellationError {
+        } catch where error is CancellationError || Task.isCancelled {
+            // Stopping (the store or the source may wrap the cancellation in its own error).
             outcome.failed = "cancelled"
         } catch {
             let message = (error as? AuditSourceError)?.description ?? "\(error)"
@@ -371,7 +376,7 @@ public actor AuditIngestor {
             logger.error("audit poll failed: \(message)")
         }
         health.buffered = buffer.count
-        continuation.yield(IngestionUpdate(health: health, findings: outcome.findings, judged: outcome.judged))
+        continuation.yield(IngestionUpdate(health: health, findings: outcome.findings, judged: outcome.judged, outcome: outcome))
         return outcome
     }
 }
@@ -383,4 +388,6 @@ public struct IngestionUpdate: Sendable {
     public var findings: [AuditFinding]
     /// Events judged (and stored) by this poll.
     public var judged = 0
+    /// Everything the poll did (fetched, rate limited, store writes…).
+    public var outcome = PollOutcome()
 }

@@ -38,6 +38,24 @@ public struct MonitorUpdate: Sendable {
     public var failures: [CollectionFailure] = []
     /// Who made each item happen, from the audit events in the store (nil: no audit feed).
     public var attribution: [String: ItemAttribution]?
+
+    public init(
+        status: Status, snapshot: Snapshot? = nil, review: DriftReview? = nil, baselineVersion: Int? = nil, lineage: RoleLineage = RoleLineage(),
+        firstSeen: [String: Date] = [:], appeared: [String: Date] = [:], collectedAt: Date? = nil, nextRefresh: Date? = nil,
+        failures: [CollectionFailure] = [], attribution: [String: ItemAttribution]? = nil
+    ) {
+        self.status = status
+        self.snapshot = snapshot
+        self.review = review
+        self.baselineVersion = baselineVersion
+        self.lineage = lineage
+        self.firstSeen = firstSeen
+        self.appeared = appeared
+        self.collectedAt = collectedAt
+        self.nextRefresh = nextRefresh
+        self.failures = failures
+        self.attribution = attribution
+    }
 }
 
 /// A failed collection; the same failure repeating is one entry with a count (no alert storm).

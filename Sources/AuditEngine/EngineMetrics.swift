@@ -1,0 +1,224 @@
+import AuditCore
+import AuditStore
+import CoreMetrics
+import Foundation
+import Prometheus
+import Synchronization
+
+/// What the engine publishes as metrics: swift-metrics values whose handlers live in a
+/// Prometheus registry (registered with their help text, which `promtool check metrics` asks
+/// for). Values are read from what the ingestor and the drift monitor already publish — their
+/// updates — so the loops themselves know nothing of metrics. Counters only move forward: they
+/// add what a poll did.
+public final class EngineMetrics: Sendable {
+    private let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    // The audit feed.
+    private let lag: CoreMetrics.Gauge
+    private let fetched: CoreMetrics.Counter
+    private let judged: CoreMetrics.Counter
+    private let duplicates: CoreMetrics.Counter
+    private let rateLimited: CoreMetrics.Counter
+    private let circuitOpen: CoreMetrics.Gauge
+    private let gaps: CoreMetrics.Counter
+    private let backfilled: CoreMetrics.Counter
+    private let quarantined: CoreMetrics.Gauge
+    private let lastPoll: CoreMetrics.Gauge
+    private let storeWrite: CoreMetrics.Timer
+    // Drift.
+    private let collectionDuration: CoreMetrics.Timer
+    private let collectionRequests: CoreMetrics.Gauge
+    private let collectionFailures: CoreMetrics.Counter
+    private let lastCollection: CoreMetrics.Gauge
+    private let previous = Mutex(Previous())
+
+    private struct Previous {
+        var duplicates = 0
+        var gaps = 0
+        var drift: [String: CoreMetrics.Gauge] = [:]
+        var findings: [String: CoreMetrics.Counter] = [:]
+    }
+
+    public init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        let factory = PrometheusMetricsFactory(registry: registry)
+        self.factory = factory
+        lag = Self.gauge(registry, factory, "rbacwatch_audit_lag", "seconds", "How far the audit feed's high-water mark is behind now.")
+        fetched = Self.counter(registry, factory, "rbacwatch_audit_events_fetched", "Audit events read from the audit API (overlaps included).")
+        judged = Self.counter(registry, factory, "rbacwatch_audit_events_judged", "Audit events judged by the rules and stored.")
+        duplicates = Self.counter(registry, factory, "rbacwatch_audit_events_duplicate", "Audit events skipped as already seen.")
+        rateLimited = Self.counter(registry, factory, "rbacwatch_audit_rate_limited", "Polls of the audit API that met a 429.")
+        circuitOpen = Self.gauge(registry, factory, "rbacwatch_audit_circuit_open", "", "1 while the circuit breaker polls only the critical services.")
+        gaps = Self.counter(registry, factory, "rbacwatch_audit_gaps", "Gaps in the audit feed found and backfilled.")
+        backfilled = Self.counter(registry, factory, "rbacwatch_audit_backfilled_seconds", "Seconds of audit feed backfilled after gaps.")
+        quarantined = Self.gauge(registry, factory, "rbacwatch_audit_quarantined_records", "", "Audit records kept in quarantine.")
+        lastPoll = Self.gauge(
+            registry, factory, "rbacwatch_audit_last_success_timestamp", "seconds", "When the last audit poll succeeded, as a Unix time.")
+        storeWrite = Self.timer(registry, factory, "rbacwatch_store_write", "How long a state-store transaction of the audit feed took.")
+        collectionDuration = Self.timer(registry, factory, "rbacwatch_collection_duration", "How long a collection of the organisation took.")
+        collectionRequests = Self.gauge(registry, factory, "rbacwatch_collection_requests", "", "Requests the last collection made.")
+        collectionFailures = Self.counter(registry, factory, "rbacwatch_collection_failures", "Drift checks that failed or were refused.")
+        lastCollection = Self.gauge(
+            registry, factory, "rbacwatch_collection_last_success_timestamp", "seconds", "When the last drift check compared, as a Unix time.")
+        // Every severity from the start, so a dashboard sees zeros rather than nothing.
+        for severity in Severity.allCases { _ = driftGauge(severity) }
+    }
+
+    static func counter(
+        _ registry: PrometheusCollectorRegistry, _ factory: PrometheusMetricsFactory, _ name: String, _ help: String,
+        labels: [(String, String)] = []
+    ) -> CoreMetrics.Counter {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: "total", helpText: help)
+        return CoreMetrics.Counter(label: descriptor.name, dimensions: labels, handler: registry.makeCounter(descriptor: descriptor, labels: labels), factory: factory)
+    }
+
+    static func gauge(
+        _ registry: PrometheusCollectorRegistry, _ factory: PrometheusMetricsFactory, _ name: String, _ unit: String, _ help: String,
+        labels: [(String, String)] = []
+    ) -> CoreMetrics.Gauge {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: unit, helpText: help)
+        return CoreMetrics.Gauge(
+            label: descriptor.name, dimensions: labels, aggregate: false, handler: registry.makeGauge(descriptor: descriptor, labels: labels),
+            factory: factory)
+    }
+
+    static func timer(_ registry: PrometheusCollectorRegistry, _ factory: PrometheusMetricsFactory, _ name: String, _ help: String) -> CoreMetrics.Timer {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: "seconds", helpText: help)
+        let buckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10), .seconds(60), .seconds(300)]
+        return CoreMetrics.Timer(
+            label: descriptor.name, dimensions: [], handler: registry.makeDurationHistogram(descriptor: descriptor, buckets: buckets),
+            factory: factory)
+    }
+
+    /// After each poll of the audit feed.
+    public func observe(_ update: IngestionUpdate) {
+        let health = update.health
+        let outcome = update.outcome
+        lag.record(health.lagSeconds ?? 0)
+        fetched.increment(by: Int64(outcome.fetched))
+        judged.increment(by: Int64(update.judged))
+        if outcome.rateLimited { rateLimited.increment() }
+        circuitOpen.record(health.mode == .criticalOnly ? 1 : 0)
+        quarantined.record(health.quarantined)
+        if let success = health.lastSuccess { lastPoll.record(success.timeIntervalSince1970) }
+        for write in outcome.storeWrites { storeWrite.recordNanoseconds(Self.nanoseconds(write)) }
+        if let gap = outcome.gap { backfilled.increment(by: Int64(max(0, gap.seconds).rounded())) }
+        let counters = previous.withLock { previous -> (duplicates: Int, gaps: Int, findings: [CoreMetrics.Counter]) in
+            let delta = (max(0, health.duplicatesSkipped - previous.duplicates), max(0, health.gaps.count - previous.gaps))
+            previous.duplicates = health.duplicatesSkipped
+            previous.gaps = health.gaps.count
+            let findings = update.findings.map { finding in
+                let key = finding.ruleId + "\u{1}" + finding.severity.name
+                if let counter = previous.findings[key] { return counter }
+                let counter = Self.counter(
+                    registry, factory, "rbacwatch_audit_findings", "Audit findings raised, by rule and severity.",
+                    labels: [("rule", finding.ruleId), ("severity", finding.severity.name)])
+                previous.findings[key] = counter
+                return counter
+            }
+            return (delta.0, delta.1, findings)
+        }
+        duplicates.increment(by: Int64(counters.duplicates))
+        gaps.increment(by: Int64(counters.gaps))
+        for counter in counters.findings { counter.increment() }
+    }
+
+    /// After each collection of the organisation: how long it took and the requests it made.
+    public func observeCollection(duration: Duration, requests: Int) {
+        collectionDuration.recordNanoseconds(Self.nanoseconds(duration))
+        collectionRequests.record(requests)
+    }
+
+    /// After each drift check.
+    public func observe(_ update: MonitorUpdate) {
+        switch update.status {
+        case .ready:
+            if let at = update.collectedAt { lastCollection.record(at.timeIntervalSince1970) }
+            var open: [Severity: Int] = [:]
+            for reviewed in update.review?.items ?? [] where !reviewed.state.isApproved { open[reviewed.item.severity, default: 0] += 1 }
+            for severity in Severity.allCases { driftGauge(severity).record(open[severity] ?? 0) }
+        case .failed, .refused:
+            collectionFailures.increment()
+        case .starting, .collecting:
+            break
+        }
+    }
+
+    private func driftGauge(_ severity: Severity) -> CoreMetrics.Gauge {
+        previous.withLock { previous in
+            if let gauge = previous.drift[severity.name] { return gauge }
+            let gauge = Self.gauge(
+                registry, factory, "rbacwatch_drift_unapproved_items", "", "Unapproved drift items at the last check, by severity.",
+                labels: [("severity", severity.name)])
+            previous.drift[severity.name] = gauge
+            return gauge
+        }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return min(seconds, 1 << 32) * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// Whether a running engine is ready (`/readyz`): logged in, the last poll and the last drift
+/// check recent enough. A pure function of what the services published.
+public struct Readiness: Sendable, Equatable {
+    public var ready: Bool
+    /// Why not, one reason per line.
+    public var reasons: [String]
+
+    public init(ready: Bool, reasons: [String]) {
+        self.ready = ready
+        self.reasons = reasons
+    }
+
+    /// - Parameters:
+    ///   - health: the audit feed's, nil when the feed is not followed.
+    ///   - drift: the drift monitor's last update, nil when drift is not checked.
+    ///   - loggedIn: whether the API accepted our credentials.
+    ///   - pollInterval / driftInterval: a poll or a check older than twice its interval (and a
+    ///     minute of grace) is late.
+    public static func evaluate(
+        loggedIn: Bool, health: IngestionHealth?, drift: MonitorUpdate?, pollInterval: TimeInterval, driftInterval: TimeInterval,
+        startedAt: Date, now: Date
+    ) -> Readiness {
+        var reasons: [String] = []
+        if !loggedIn { reasons.append("not logged in to the Platform API") }
+        if let health {
+            let allowed = 2 * pollInterval + 60
+            if let error = health.lastError {
+                // The last poll failed (a success clears the error): the API is unreachable,
+                // refusing us or throttling us now.
+                reasons.append("the last audit poll failed: \(error)")
+            } else if let success = health.lastSuccess {
+                if now.timeIntervalSince(success) > allowed {
+                    reasons.append("the last successful audit poll was \(Int(now.timeIntervalSince(success))) s ago")
+                }
+            } else if now.timeIntervalSince(startedAt) > allowed {
+                reasons.append("no successful audit poll yet")
+            }
+        }
+        if let drift {
+            let allowed = 2 * driftInterval + 60
+            if case .failed(let message) = drift.status {
+                reasons.append("the last drift check failed: \(message)")
+            } else if let at = drift.collectedAt, now.timeIntervalSince(at) > allowed {
+                reasons.append("the last collection was \(Int(now.timeIntervalSince(at))) s ago")
+            } else if drift.collectedAt == nil, now.timeIntervalSince(startedAt) > allowed {
+                reasons.append("no collection yet")
+            }
+        }
+        return Readiness(ready: reasons.isEmpty, reasons: reasons)
+    }
+
+    /// The JSON body: `{"ready":false,"reasons":["…"]}` (reasons terminal-safe: they quote the API).
+    public var json: [UInt8] {
+        var writer = CanonicalJSONWriter(reservingCapacity: 256)
+        writer.beginObject()
+        writer.field("ready", ready)
+        writer.field("reasons", reasons.map(TerminalSafe.sanitize))
+        writer.endObject()
+        return writer.bytes
+    }
+}
