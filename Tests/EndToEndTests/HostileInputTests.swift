@@ -1,5 +1,8 @@
 import AuditTestSupport
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GenesysClient
 import GenesysSimulator
 import Synchronization
