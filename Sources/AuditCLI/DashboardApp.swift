@@ -175,14 +175,14 @@ struct DashboardApp {
         guard let snapshot = update.snapshot else {
             var data = DashboardData.empty
             data.status = status
-            data.feed = update.failures.map { DashboardBuilder.failureRow(FailureNote(first: $0.first, at: $0.at, message: $0.message, count: $0.count)) }
+            data.feed = update.failures.map(DashboardBuilder.failureRow)
                 .reversed()
             return data
         }
         return DashboardBuilder.build(
             snapshot: snapshot, review: update.review, baselineVersion: update.baselineVersion, lineage: update.lineage,
             firstSeen: update.firstSeen, appeared: update.appeared,
-            failures: update.failures.map { FailureNote(first: $0.first, at: $0.at, message: $0.message, count: $0.count) }, policy: policy, status: status, collectedAt: update.collectedAt,
+            failures: update.failures, policy: policy, status: status, collectedAt: update.collectedAt,
             nextRefresh: update.nextRefresh, attribution: update.attribution ?? [:])
     }
 }

@@ -116,7 +116,9 @@ struct WatchCommand: AsyncParsableCommand {
             do {
                 try await client.authenticate()
                 if once {
+                    let before = await ingestor.health
                     let outcome = await ingestor.poll()
+                    for note in IngestionNote.notes(outcome: outcome, health: await ingestor.health, previous: before) { logger.log(note) }
                     for finding in outcome.findings {
                         Console.jsonLine(FindingJSON.encode(finding))
                         if finding.status == .open { worst = max(worst ?? finding.severity, finding.severity) }
@@ -185,7 +187,10 @@ struct WatchCommand: AsyncParsableCommand {
             }
         }
         let printer = Task {
+            var previous: IngestionHealth?
             for await update in ingestor.updates {
+                for note in IngestionNote.notes(outcome: update.outcome, health: update.health, previous: previous) { logger.log(note) }
+                previous = update.health
                 metrics?.observe(update)
                 for finding in update.findings { Console.jsonLine(FindingJSON.encode(finding)) }
                 // New events may explain drift items still waiting for them.

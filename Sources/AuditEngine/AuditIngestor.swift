@@ -118,6 +118,8 @@ public struct PollOutcome: Sendable, Equatable {
     public var nextDelay: TimeInterval = 60
     /// How long each of this poll's store transactions took.
     public var storeWrites: [Duration] = []
+
+    public init() {}
 }
 
 /// Pulls audit events on a sliding window, dedupes them by id against the store, holds them in
@@ -184,7 +186,7 @@ public actor AuditIngestor {
             health.services = services ?? []
             let unknown = ruleServices.filter { $0 != "*" && !known.contains($0) }
             if !unknown.isEmpty {
-                logger.info("the audit API does not list these services; rules for them will not fire", metadata: ["services": "\(unknown)"])
+                logger.debug("the audit API does not list these services; rules for them will not fire", metadata: ["services": "\(unknown)"])
             }
         }
         let all = services ?? []
@@ -212,7 +214,7 @@ public actor AuditIngestor {
             var gap: IngestionGap?
             if stored != nil, now.timeIntervalSince(water) > settings.pollInterval + settings.overlap + settings.lag, water < settled {
                 gap = IngestionGap(start: water, end: settled, detectedAt: now)
-                logger.warning(
+                logger.debug(
                     "audit gap: backfilling", metadata: ["from": "\(ISOTimestamp.string(water))", "seconds": "\(Int(settled.timeIntervalSince(water)))"])
             }
             if !warmed, stored != nil {
@@ -237,7 +239,7 @@ public actor AuditIngestor {
                     // Progress so far is recorded; the next poll carries on from there — at once
                     // after a long stretch of real work, after the usual interval when windows
                     // kept stopping early (a source that repeats itself is not asked faster).
-                    logger.info("audit poll budget spent; continuing at the next poll", metadata: ["windows": "\(windows - 1)"])
+                    logger.debug("audit poll budget spent; continuing at the next poll", metadata: ["windows": "\(windows - 1)"])
                     if windows <= settings.maxWindowsPerPoll { outcome.nextDelay = 0 }
                     break
                 }
@@ -258,7 +260,7 @@ public actor AuditIngestor {
                         stalled = stalled || truncation.before <= start
                         end = min(end, max(truncation.before, start.addingTimeInterval(0.001)))
                         health.truncated = "\(service): \(truncation.reason)"
-                        logger.warning("audit query stopped early", metadata: ["service": "\(service)", "reason": "\(truncation.reason)"])
+                        logger.debug("audit query stopped early", metadata: ["service": "\(service)", "reason": "\(truncation.reason)"])
                     }
                 }
                 outcome.fetched += fetched.count
@@ -321,7 +323,7 @@ public actor AuditIngestor {
                 health.findings += findings.count
                 outcome.findings += findings
                 if !quarantined.isEmpty {
-                    logger.warning(
+                    logger.debug(
                         "audit records quarantined", metadata: ["count": "\(quarantined.count)", "first": "\(quarantined[0].reason)"])
                 }
                 start = end
@@ -340,7 +342,7 @@ public actor AuditIngestor {
                 if let last = lastRateLimited, now.timeIntervalSince(last) >= settings.recoverAfter {
                     health.mode = .normal
                     health.throttledSince = nil
-                    logger.notice("audit API healthy again: polling every service, backfilling what narrowed polling skipped")
+                    logger.debug("audit API healthy again: polling every service, backfilling what narrowed polling skipped")
                     outcome.nextDelay = 0
                 }
             } else {
@@ -362,7 +364,7 @@ public actor AuditIngestor {
             outcome.nextDelay = max(min(asked, settings.maxRetryAfter), backoff)
             if health.mode == .normal, let since = health.throttledSince, now.timeIntervalSince(since) >= settings.circuitAfter {
                 health.mode = .criticalOnly
-                logger.warning(
+                logger.debug(
                     "audit API throttled for \(Int(now.timeIntervalSince(since))) s: circuit open, polling only the critical services",
                     metadata: ["services": "\(settings.criticalServices)"])
             }
@@ -373,7 +375,7 @@ public actor AuditIngestor {
             let message = (error as? AuditSourceError)?.description ?? "\(error)"
             health.lastError = message
             outcome.failed = message
-            logger.error("audit poll failed: \(message)")
+            logger.debug("audit poll failed: \(message)")
         }
         health.buffered = buffer.count
         continuation.yield(IngestionUpdate(health: health, findings: outcome.findings, judged: outcome.judged, outcome: outcome))

@@ -222,7 +222,7 @@ extension Collector {
                 try await readGrantsAndMembers(into: &data, roles: newRoles, groups: needMembers)
             }
             if changes == 0 { return total }
-            logger.info("the organisation changed during collection; confirming again", metadata: ["changes": "\(changes)"])
+            logger.debug("the organisation changed during collection; confirming again", metadata: ["changes": "\(changes)"])
             _ = try await closeReferences(in: &data)
         }
         record(

@@ -284,13 +284,13 @@ public final class Collector: Sendable {
                 // Walking again cannot help a list that stopped at a ceiling or a server that
                 // repeats itself: keep what was read, and say the snapshot is partial.
                 record(CollectionProblem(code: "truncated.list", endpoint: name, message: "\(name): \(truncation)"))
-                logger.info("list walk stopped early", metadata: ["list": "\(name)", "reason": "\(truncation)"])
+                logger.debug("list walk stopped early", metadata: ["list": "\(name)", "reason": "\(truncation)"])
                 return result.items
             }
             guard let reason = result.inconsistency else { return result.items }
             attempt += 1
             rewalks.withLock { $0.append("\(name): \(reason)") }
-            logger.info("list changed during the walk; walking it again", metadata: ["list": "\(name)", "reason": "\(reason)"])
+            logger.debug("list changed during the walk; walking it again", metadata: ["list": "\(name)", "reason": "\(reason)"])
             if attempt > options.maxRewalks {
                 record(
                     CollectionProblem(
@@ -323,7 +323,7 @@ public final class Collector: Sendable {
                     message: permissions.isEmpty
                         ? (error.message ?? "access denied")
                         : "missing permission \(permissions.joined(separator: ", "))"))
-            logger.info("access denied; the snapshot will be partial", metadata: ["endpoint": "\(endpoint)"])
+            logger.debug("access denied; the snapshot will be partial", metadata: ["endpoint": "\(endpoint)"])
             return fallback
         }
     }

@@ -182,21 +182,6 @@ public struct IngestionView: Sendable, Equatable {
     }
 }
 
-/// A failed collection as the feed shows it.
-public struct FailureNote: Sendable, Equatable {
-    public var first: Date
-    public var at: Date
-    public var message: String
-    public var count: Int
-
-    public init(first: Date, at: Date, message: String, count: Int = 1) {
-        self.first = first
-        self.at = at
-        self.message = message
-        self.count = count
-    }
-}
-
 /// Everything the dashboard shows, computed off the UI loop from a snapshot and its review, then
 /// handed to the reducer whole.
 public struct DashboardData: Sendable {
@@ -237,7 +222,7 @@ public struct DashboardData: Sendable {
 public enum DashboardBuilder {
     public static func build(
         snapshot: Snapshot, review: DriftReview?, baselineVersion: Int?, lineage: RoleLineage, firstSeen: [String: Date],
-        appeared: [String: Date] = [:], failures: [FailureNote] = [], policy: RiskPolicy, status: MonitorStatus, collectedAt: Date?,
+        appeared: [String: Date] = [:], failures: [CollectionFailure] = [], policy: RiskPolicy, status: MonitorStatus, collectedAt: Date?,
         nextRefresh: Date?, attribution: [String: ItemAttribution] = [:]
     ) -> DashboardData {
         let divisions = Dictionary(snapshot.divisions.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
@@ -392,7 +377,7 @@ public enum DashboardBuilder {
 }
 
 extension DashboardBuilder {
-    public static func failureRow(_ failure: FailureNote) -> FeedRow {
+    public static func failureRow(_ failure: CollectionFailure) -> FeedRow {
         let summary = "collection failed\(failure.count > 1 ? " \(failure.count) times" : ""): \(failure.message)"
         return FeedRow(
             fingerprint: "failure:\(Int(failure.first.timeIntervalSince1970 * 1000))", severity: .high, escalation: false,

@@ -3,6 +3,7 @@ import AuditEngine
 import AuditStore
 import AuditTestSupport
 import Foundation
+import Logging
 import GenesysSimulator
 import Prometheus
 import Testing
@@ -103,5 +104,41 @@ struct MetricsTests {
         hostile.lastError = "bad\u{1B}]52;c;AAAA\u{07}"
         let body = String(decoding: evaluate(hostile, nil).json, as: UTF8.self)
         #expect(!body.contains("\u{1B}") && !body.contains("\u{07}"), "\(body)")
+    }
+}
+
+@Suite("Ingestion notes: what the edge logs")
+struct IngestionNoteTests {
+    @Test("a gap, a quarantine, a stopped query, the circuit opening and closing, a failure: one note each at its level; a quiet poll none")
+    func notes() {
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        var quiet = IngestionHealth()
+        quiet.lastPoll = t0
+        #expect(IngestionNote.notes(outcome: PollOutcome(), health: quiet, previous: nil).isEmpty)
+
+        var outcome = PollOutcome()
+        outcome.gap = IngestionGap(start: t0.addingTimeInterval(-7200), end: t0, detectedAt: t0)
+        outcome.quarantined = [QuarantinedRecord(kind: .unreadable, eventId: "e1", reason: "eventDate does not parse", raw: Array("{}".utf8), receivedAt: t0)]
+        outcome.failed = "cancelled"
+        var health = quiet
+        health.truncated = "the same page twice"
+        let notes = IngestionNote.notes(outcome: outcome, health: health, previous: quiet)
+        #expect(notes.map(\.level) == [Logger.Level.warning, .warning, .warning])
+        #expect(notes[0].message == "audit gap backfilled" && notes[0].metadata["seconds"] == "7200")
+        #expect(notes[1].metadata == ["count": "1", "first": "eventDate does not parse"])
+        #expect(notes[2].metadata == ["reason": "the same page twice"], "a stop (cancelled) is not a failure")
+
+        var throttled = quiet
+        throttled.mode = .criticalOnly
+        throttled.throttledSince = t0.addingTimeInterval(-300)
+        throttled.services = ["PeoplePermissions"]
+        let opened = IngestionNote.notes(outcome: PollOutcome(), health: throttled, previous: quiet)
+        #expect(opened == [IngestionNote(.warning, "audit API throttled for 300 s: circuit open, polling only the critical services", ["services": "PeoplePermissions"])])
+        #expect(IngestionNote.notes(outcome: PollOutcome(), health: throttled, previous: throttled).isEmpty, "said once, not every poll")
+        #expect(IngestionNote.notes(outcome: PollOutcome(), health: quiet, previous: throttled).map(\.level) == [Logger.Level.notice])
+
+        var failed = PollOutcome()
+        failed.failed = "GET /api/v2/audits/query/servicemapping answered 403"
+        #expect(IngestionNote.notes(outcome: failed, health: quiet, previous: quiet) == [IngestionNote(.error, "audit poll failed: GET /api/v2/audits/query/servicemapping answered 403")])
     }
 }

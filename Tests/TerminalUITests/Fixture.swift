@@ -93,7 +93,7 @@ enum Fixture {
     }
 
     /// Items first seen at two moments (so ages differ), the newest few still highlighted.
-    static func data(failures: [FailureNote] = [], review: DriftReview? = nil) -> DashboardData {
+    static func data(failures: [CollectionFailure] = [], review: DriftReview? = nil) -> DashboardData {
         let review = review ?? self.review()
         var firstSeen: [String: Date] = [:]
         var appeared: [String: Date] = [:]

@@ -114,7 +114,7 @@ struct RenderTests {
         try open(.inheritance, where: { $0.data.inheritance[$0.selectedRow(.inheritance)!].id == "t-night" }, "team")
         try open(.feed, where: { $0.data.feed[$0.selectedRow(.feed)!].kind == "grantAdded" }, "item-grant")
         try open(.feed, where: { $0.data.feed[$0.selectedRow(.feed)!].kind == "roleModified" }, "item-approved")
-        _ = reduce(&state, .data(Fixture.data(failures: [FailureNote(first: Fixture.now.addingTimeInterval(-30), at: Fixture.now.addingTimeInterval(-5), message: "HTTP 503 from /api/v2/users", count: 3)])))
+        _ = reduce(&state, .data(Fixture.data(failures: [CollectionFailure(first: Fixture.now.addingTimeInterval(-30), at: Fixture.now.addingTimeInterval(-5), message: "HTTP 503 from /api/v2/users", count: 3)])))
         try open(.feed, where: { $0.data.feed[$0.selectedRow(.feed)!].failure }, "item-failure")
     }
 
@@ -144,7 +144,7 @@ struct RenderTests {
         try Golden.check(render(state), "query-users-risk-high")
 
         state = Fixture.state(pane: .feed)
-        var data = Fixture.data(failures: [FailureNote(first: Fixture.now.addingTimeInterval(-30), at: Fixture.now.addingTimeInterval(-5), message: "HTTP 503 from /api/v2/users", count: 3)])
+        var data = Fixture.data(failures: [CollectionFailure(first: Fixture.now.addingTimeInterval(-30), at: Fixture.now.addingTimeInterval(-5), message: "HTTP 503 from /api/v2/users", count: 3)])
         data.status = .failed("HTTP 503 from /api/v2/users")
         _ = reduce(&state, .data(data))
         try Golden.check(render(state), "feed-collection-failed")
