@@ -126,7 +126,6 @@ struct DemoCommand: AsyncParsableCommand {
                 await activity.run()
             }
             defer { changes.cancel() }
-            let monitor = DriftMonitor(store: store, interval: interval.duration, options: options, collect: collect)
             // The audit feed, polled every few seconds so findings show while you watch.
             var settings = IngestionSettings()
             settings.pollInterval = 3
@@ -134,25 +133,25 @@ struct DemoCommand: AsyncParsableCommand {
             settings.overlap = 10
             settings.initialLookback = 600
             // A --state another rbacwatch follows the feed into is shown, not ingested twice.
-            let (feedLock, holder) = try FeedLock.attempt(statePath: path, role: "the rbacwatch demo")
-            defer { withExtendedLifetime(feedLock) {} }
-            let feed = feedLock.map { _ in AuditFeedSetup.ingestor(connection, store: store, rules: .defaults(), settings: settings) }
+            let engine = try EngineSetup(
+                connection: connection, store: store, statePath: path, driftInterval: interval.duration, options: options,
+                feed: .followOrShow(role: "the rbacwatch demo"), rules: .defaults(), ingestion: settings)
             do {
-                try await DashboardApp(
-                    monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
-                    approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy,
-                    audit: AuditFeedLoader(ingestor: feed?.0, keptBy: holder, store: store, rules: .defaults())
-                ).run()
+                try await engine.run {
+                    try await DashboardApp(
+                        monitor: engine.monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
+                        approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy,
+                        audit: engine.feedLoader
+                    ).run()
+                }
             } catch {
                 changes.cancel()
                 await admin.shutdown()
-                await feed?.1.shutdown()
                 throw error
             }
             changes.cancel()
             _ = await changes.value
             await admin.shutdown()
-            await feed?.1.shutdown()
         }
     }
 

@@ -54,36 +54,19 @@ struct TUICommand: AsyncParsableCommand {
             let connection = try connection.resolve(environment: environment)
             let options = try comparison.driftOptions()
             let store = try state.open(environment: environment)
-            let monitor = DriftMonitor(store: store, interval: interval.duration, options: options, keepSnapshots: keepSnapshots) {
-                try await SnapshotRunner.collect(connection, settings: .init(), logger: CLILogging.silent, progress: ProgressLine(enabled: false)).0
-            }
-            var audit: (AuditFeedLoader, GenesysAPIClient?)?
-            var feedLock: StateLock?
-            if !noAudit {
-                let ruleSet = try rules.load(environment: environment)
-                // One process follows the feed into a state file: if `watch` already does, the
-                // dashboard shows what it records instead of ingesting a second time.
-                let (lock, holder) = try state.tryLockFeed(environment: environment, role: "the rbacwatch dashboard")
-                if let lock {
-                    feedLock = lock
-                    let (ingestor, client) = AuditFeedSetup.ingestor(connection, store: store, rules: ruleSet)
-                    audit = (AuditFeedLoader(ingestor: ingestor, store: store, rules: ruleSet), client)
-                } else {
-                    audit = (AuditFeedLoader(ingestor: nil, keptBy: holder, store: store, rules: ruleSet), nil)
-                }
-            }
-            defer { withExtendedLifetime(feedLock) {} }
-            do {
+            // One process follows the feed into a state file: if `watch` already does, the
+            // dashboard shows what it records instead of ingesting a second time.
+            let engine = try EngineSetup(
+                connection: connection, store: store, statePath: state.resolvedPath(environment: environment), driftInterval: interval.duration,
+                options: options, keepSnapshots: keepSnapshots, feed: noAudit ? .none : .followOrShow(role: "the rbacwatch dashboard"),
+                rules: noAudit ? nil : try rules.load(environment: environment))
+            try await engine.run {
                 try await DashboardApp(
-                    monitor: monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
+                    monitor: engine.monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
                     approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy,
-                    audit: audit?.0
+                    audit: engine.feedLoader
                 ).run()
-            } catch {
-                await audit?.1?.shutdown()
-                throw error
             }
-            await audit?.1?.shutdown()
         }
     }
 }

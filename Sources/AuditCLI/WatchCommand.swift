@@ -86,30 +86,22 @@ struct WatchCommand: AsyncParsableCommand {
             let ruleSet = try rules.load(environment: environment)
             let options = try comparison.driftOptions()
             let store = try state.open(environment: environment)
-            // One process follows the feed into a state file; a second is told who does.
-            let feedLock = try state.lockFeed(environment: environment, role: "rbacwatch watch")
-            defer { withExtendedLifetime(feedLock) {} }
             let logger = try WatchLogging.logger(file: logFile, level: logLevel)
             var settings = IngestionSettings()
             settings.pollInterval = pollInterval.seconds
             settings.overlap = overlap.seconds
             settings.lag = lag.seconds
             settings.initialLookback = lookback.seconds
-            let (ingestor, client) = AuditFeedSetup.ingestor(resolved, store: store, rules: ruleSet, settings: settings, logger: logger)
             let registry = http.map { _ in PrometheusCollectorRegistry() }
             let metrics = registry.map { EngineMetrics(registry: $0) }
-            let drift =
-                noDrift
-                ? nil
-                : DriftWatch(
-                    store: store, options: options, logger: logger, metrics: metrics,
-                    monitor: DriftMonitor(store: store, interval: driftInterval.duration, options: options, keepSnapshots: keepSnapshots) {
-                        let started = ContinuousClock.now
-                        let (snapshot, report) = try await SnapshotRunner.collect(
-                            resolved, settings: .init(), logger: logger, progress: ProgressLine(enabled: false))
-                        metrics?.observeCollection(duration: ContinuousClock.now - started, requests: report.statistics.requests)
-                        return snapshot
-                    })
+            // One process follows the feed into a state file; a second is told who does.
+            let engine = try EngineSetup(
+                connection: resolved, store: store, statePath: state.resolvedPath(environment: environment), driftInterval: driftInterval.duration,
+                options: options, keepSnapshots: keepSnapshots, feed: .follow(role: "rbacwatch watch"), rules: ruleSet, ingestion: settings,
+                logger: logger,
+                collected: { duration, report in metrics?.observeCollection(duration: duration, requests: report.statistics.requests) })
+            guard let ingestor = engine.ingestor, let client = engine.client else { throw OperationError("the audit feed could not be set up") }
+            let drift = noDrift ? nil : DriftWatch(store: store, options: options, logger: logger, metrics: metrics, monitor: engine.monitor)
             let threshold = failOn.flatMap(Severity.init(name:))
             var worst: Severity?
             var partial = false
@@ -154,10 +146,10 @@ struct WatchCommand: AsyncParsableCommand {
                     try await Self.runUntilSignalled(ingestor, drift: drift, metrics: metrics, status: status, logger: logger)
                 }
             } catch {
-                await client.shutdown()
+                await engine.shutdown()
                 throw error
             }
-            await client.shutdown()
+            await engine.shutdown()
             if let threshold, let worst, worst >= threshold { throw ExitCode(RBACWatchExit.driftFound) }
             if partial { throw ExitCode(RBACWatchExit.partial) }
         }
