@@ -21,7 +21,7 @@ struct RuleOptions: ParsableArguments {
             paths = fromEnvironment.split(separator: ":").map(String.init)
         }
         do {
-            return try RuleSet.load(directories: paths, includeDefaults: !noDefaults)
+            return try RuleFiles.load(directories: paths, includeDefaults: !noDefaults)
         } catch let error as RuleError {
             throw ConfigurationError(error.description)
         } catch {
@@ -108,7 +108,7 @@ struct RulesCommand: AsyncParsableCommand {
             try await CommandErrors.handle {
                 let set: RuleSet
                 do {
-                    set = try RuleSet.load(directories: [file], includeDefaults: !noDefaults)
+                    set = try RuleFiles.load(directories: [file], includeDefaults: !noDefaults)
                 } catch let error as RuleError {
                     throw ConfigurationError(error.description)
                 }
@@ -326,5 +326,36 @@ enum WatchLogging {
         var logger = Logger(label: "rbacwatch.watch") { label in SafeLogHandler(label: label, sink: sink) }
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
         return logger
+    }
+}
+
+/// Rule files from disk: the defaults, then every `*.json` in each directory (or a file named
+/// directly) in name order, merged into a `RuleSet`. A missing directory is an error: a typo
+/// must not silently run without the user's rules.
+enum RuleFiles {
+    static func load(directories: [String], includeDefaults: Bool = true) throws -> RuleSet {
+        var set = includeDefaults ? RuleSet.defaults() : RuleSet(rules: [])
+        for directory in directories {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+                set.merge(try AuditRule.parseFile(try read(directory), source: directory))
+                continue
+            }
+            guard isDirectory.boolValue else { throw RuleError("rule directory \(directory) does not exist") }
+            let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
+            for file in files {
+                let path = (directory as NSString).appendingPathComponent(file)
+                set.merge(try AuditRule.parseFile(try read(path), source: path))
+            }
+        }
+        return set
+    }
+
+    static func read(_ path: String) throws -> Data {
+        do {
+            return Data(try FileBytes.read(path, limit: FileBytes.configurationLimit))
+        } catch {
+            throw RuleError(error.description)
+        }
     }
 }

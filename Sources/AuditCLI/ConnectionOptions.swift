@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditCore
+import AuditStore
 import Foundation
 import GenesysClient
 

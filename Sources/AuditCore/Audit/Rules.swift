@@ -423,8 +423,9 @@ extension AuditRule {
     }
 }
 
-/// The rules in force: the defaults, then each directory's `*.json` files in name order; a rule
-/// with an id already loaded replaces it (so a user can retune or disable a default).
+/// The rules in force: the defaults, then more rules merged in order; a rule with an id already
+/// loaded replaces it (so a user can retune or disable a default). Reading rule files is the
+/// edge's (`RuleFiles` in AuditCLI): this stays pure.
 public struct RuleSet: Sendable {
     public private(set) var rules: [AuditRule]
 
@@ -435,34 +436,6 @@ public struct RuleSet: Sendable {
     public static func defaults() -> RuleSet {
         // The shipped file is tested to parse; a failure here is a build defect.
         RuleSet(rules: try! AuditRule.parseFile(Data(DefaultRules.json.utf8), source: "default"))
-    }
-
-    /// Defaults plus every `*.json` in `directories` (missing directories are an error: a typo
-    /// must not silently run without the user's rules).
-    public static func load(directories: [String], includeDefaults: Bool = true) throws -> RuleSet {
-        var set = includeDefaults ? defaults() : RuleSet(rules: [])
-        for directory in directories {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
-                set.merge(try AuditRule.parseFile(try readRuleFile(directory), source: directory))
-                continue
-            }
-            guard isDirectory.boolValue else { throw RuleError("rule directory \(directory) does not exist") }
-            let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
-            for file in files {
-                let path = (directory as NSString).appendingPathComponent(file)
-                set.merge(try AuditRule.parseFile(try readRuleFile(path), source: path))
-            }
-        }
-        return set
-    }
-
-    static func readRuleFile(_ path: String) throws -> Data {
-        do {
-            return Data(try FileBytes.read(path, limit: FileBytes.configurationLimit))
-        } catch {
-            throw RuleError(error.description)
-        }
     }
 
     public mutating func merge(_ more: [AuditRule]) {
