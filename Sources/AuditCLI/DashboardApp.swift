@@ -182,7 +182,7 @@ struct DashboardApp {
         return DashboardBuilder.build(
             snapshot: snapshot, review: update.review, baselineVersion: update.baselineVersion, lineage: update.lineage,
             firstSeen: update.firstSeen, appeared: update.appeared,
-            failures: update.failures, policy: policy, status: status, collectedAt: update.collectedAt,
+            failures: update.failures, risk: update.risk ?? RiskRollup(snapshot: snapshot, policy: policy), status: status, collectedAt: update.collectedAt,
             nextRefresh: update.nextRefresh, attribution: update.attribution ?? [:])
     }
 }

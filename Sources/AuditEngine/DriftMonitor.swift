@@ -38,11 +38,13 @@ public struct MonitorUpdate: Sendable {
     public var failures: [CollectionFailure] = []
     /// Who made each item happen, from the audit events in the store (nil: no audit feed).
     public var attribution: [String: ItemAttribution]?
+    /// Risk rolled up once for `snapshot` (roles, permissions, what each principal holds).
+    public var risk: RiskRollup?
 
     public init(
         status: Status, snapshot: Snapshot? = nil, review: DriftReview? = nil, baselineVersion: Int? = nil, lineage: RoleLineage = RoleLineage(),
         firstSeen: [String: Date] = [:], appeared: [String: Date] = [:], collectedAt: Date? = nil, nextRefresh: Date? = nil,
-        failures: [CollectionFailure] = [], attribution: [String: ItemAttribution]? = nil
+        failures: [CollectionFailure] = [], attribution: [String: ItemAttribution]? = nil, risk: RiskRollup? = nil
     ) {
         self.status = status
         self.snapshot = snapshot
@@ -55,6 +57,7 @@ public struct MonitorUpdate: Sendable {
         self.nextRefresh = nextRefresh
         self.failures = failures
         self.attribution = attribution
+        self.risk = risk
     }
 }
 
@@ -187,13 +190,17 @@ public actor DriftMonitor {
                 status: .ready, snapshot: snapshot, review: outcome.review, baselineVersion: outcome.baseline?.version,
                 lineage: outcome.lineage, firstSeen: arrivals.firstSeen, appeared: arrivals.appeared, collectedAt: now,
                 nextRefresh: now.addingTimeInterval(Self.seconds(interval)), failures: latest.failures,
-                attribution: outcome.attribution?.attribution)
+                attribution: outcome.attribution?.attribution,
+                risk: RiskRollup(
+                    snapshot: snapshot, policy: settings.options.policy,
+                    extraPermissions: outcome.result.items.flatMap { $0.permissionsAdded + $0.permissionsRemoved }))
         } catch let refusal as DriftCheckRefusal {
             let now = clock.now()
             if refusal == .noBaseline, let collected {
                 // Nothing to compare with, but the organisation is there to browse.
                 latest.snapshot = collected.snapshot
                 latest.collectedAt = collected.at
+                latest.risk = RiskRollup(snapshot: collected.snapshot, policy: settings.options.policy)
             }
             latest.status = .refused(refusal)
             latest.failures.record(refusal.description, at: now)

@@ -199,7 +199,8 @@ public struct DashboardData: Sendable {
     public var snapshot: Snapshot?
     public var review: DriftReview?
     public var lineage: RoleLineage
-    public var policy: RiskPolicy
+    /// Risk as the engine rolled it up (the dashboard computes none).
+    public var risk: RiskRollup
     /// Who made each drift item happen, by fingerprint.
     public var attribution: [String: ItemAttribution] = [:]
     /// The audit feed merged in (rows also in `feed`), by the reducer.
@@ -207,7 +208,7 @@ public struct DashboardData: Sendable {
 
     public static let empty = DashboardData(
         organization: "", collectedAt: nil, nextRefresh: nil, status: .starting, baselineVersion: nil, unapproved: [:], users: [],
-        roles: [], inheritance: [], feed: [], snapshot: nil, review: nil, lineage: RoleLineage(), policy: .standard)
+        roles: [], inheritance: [], feed: [], snapshot: nil, review: nil, lineage: RoleLineage(), risk: RiskRollup())
 
     /// What the header counts: unapproved drift items and open (unapproved) audit findings, by
     /// severity.
@@ -222,7 +223,7 @@ public struct DashboardData: Sendable {
 public enum DashboardBuilder {
     public static func build(
         snapshot: Snapshot, review: DriftReview?, baselineVersion: Int?, lineage: RoleLineage, firstSeen: [String: Date],
-        appeared: [String: Date] = [:], failures: [CollectionFailure] = [], policy: RiskPolicy, status: MonitorStatus, collectedAt: Date?,
+        appeared: [String: Date] = [:], failures: [CollectionFailure] = [], risk: RiskRollup, status: MonitorStatus, collectedAt: Date?,
         nextRefresh: Date?, attribution: [String: ItemAttribution] = [:]
     ) -> DashboardData {
         let divisions = Dictionary(snapshot.divisions.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
@@ -232,17 +233,7 @@ public enum DashboardBuilder {
         }
         let roles = Dictionary(snapshot.roles.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var rolePermissions: [String: Set<String>] = [:]
-        var roleRisk: [String: Severity] = [:]
-        var permissionRisk: [String: RiskPolicy.PermissionRisk] = [:]  // roles share most permissions
-        for role in snapshot.roles {
-            rolePermissions[role.id] = Set(role.permissions)
-            roleRisk[role.id] = policy.assess(role.permissions) { permission in
-                if let known = permissionRisk[permission] { return known }
-                let risk = policy.risk(of: permission)
-                permissionRisk[permission] = risk
-                return risk
-            }.severity
-        }
+        for role in snapshot.roles { rolePermissions[role.id] = Set(role.permissions) }
 
         // Drift per subject.
         var driftBySubject: [String: Int] = [:]
@@ -286,16 +277,11 @@ public enum DashboardBuilder {
         }
 
         let users = snapshot.users.map { user -> (key: String, row: UserRow) in
-            var risk: Severity?
-            for access in user.access {
-                let severity = policy.held(roleRisk[access.roleId] ?? .low, inDivision: access.divisionId).severity
-                risk = max(risk ?? severity, severity)
-            }
             let division = divisionName(user.divisionId)
             let row = UserRow(
                 id: user.id, name: user.name, state: user.state, division: division,
                 permissions: distinctPermissions(Array(Set(user.access.map(\.roleId))).sorted()),
-                risk: risk, drift: driftBySubject[user.id] ?? 0,
+                risk: risk.principal(user.id), drift: driftBySubject[user.id] ?? 0,
                 search: "\(user.name) \(user.username ?? "") \(division) \(user.state)".lowercased())
             return (user.name.lowercased(), row)
         }.sorted { ($0.key, $0.row.id) < ($1.key, $1.row.id) }.map(\.row)
@@ -319,7 +305,7 @@ public enum DashboardBuilder {
             return RoleRow(
                 id: role.id, name: role.name, users: held?.users.count ?? 0, groups: held?.groups.count ?? 0,
                 clients: held?.clients.count ?? 0, permissions: rolePermissions[role.id]?.count ?? 0,
-                risk: roleRisk[role.id] ?? .low, lineage: family, builtIn: role.isBuiltIn, drift: driftByRole[role.id] ?? 0,
+                risk: risk.roles[role.id]?.severity ?? .low, lineage: family, builtIn: role.isBuiltIn, drift: driftByRole[role.id] ?? 0,
                 search: role.name.lowercased())
         }.sorted { ($0.name.lowercased(), $0.id) < ($1.name.lowercased(), $1.id) }
 
@@ -370,7 +356,7 @@ public enum DashboardBuilder {
         var data = DashboardData(
             organization: snapshot.organization?.name ?? "", collectedAt: collectedAt, nextRefresh: nextRefresh, status: status,
             baselineVersion: baselineVersion, unapproved: unapproved, users: users, roles: roleRows, inheritance: inheritance,
-            feed: feed, snapshot: snapshot, review: review, lineage: lineage, policy: policy)
+            feed: feed, snapshot: snapshot, review: review, lineage: lineage, risk: risk)
         data.attribution = attribution
         return data
     }

@@ -154,19 +154,7 @@ enum Details {
 
         // Each role held weighs what its permissions weigh, one level more in every division;
         // the user's risk is the heaviest, and the page says which roles make it so.
-        struct Held {
-            var access: Access
-            var role: Role?
-            var assessment: RiskPolicy.Assessment?
-            var severity: Severity
-            var raisedBecause: String?
-        }
-        let held = user.access.map { access -> Held in
-            let role = roles[access.roleId]
-            let assessment = role.map { data.policy.assess($0.permissions) }
-            let weight = data.policy.held(assessment?.severity ?? .low, inDivision: access.divisionId)
-            return Held(access: access, role: role, assessment: assessment, severity: weight.severity, raisedBecause: weight.raisedBecause)
-        }
+        let held = data.risk.held[user.id] ?? []
         func via(_ access: Access) -> String {
             switch access.via {
             case .direct: "direct"
@@ -181,7 +169,7 @@ enum Details {
                 guard seen.count <= 3 else { break }
                 let own = entry.assessment?.severity ?? .low
                 var line: Line = [
-                    Span("  "), Span(entry.role?.name ?? entry.access.roleId), Span(" in ", .muted),
+                    Span("  "), Span(roles[entry.access.roleId]?.name ?? entry.access.roleId), Span(" in ", .muted),
                     Span(divisionName(entry.access.divisionId, snapshot)), Span(" (\(via(entry.access))): ", .muted),
                     Span(own.name, severityRole(own)),
                 ]
@@ -197,7 +185,7 @@ enum Details {
         for entry in held {
             var line: Line = [
                 Span("  "), Span(entry.severity.name.padding(toLength: 9, withPad: " ", startingAt: 0), severityRole(entry.severity)),
-                Span(entry.role?.name ?? entry.access.roleId), Span("  in ", .muted), Span(divisionName(entry.access.divisionId, snapshot)),
+                Span(roles[entry.access.roleId]?.name ?? entry.access.roleId), Span("  in ", .muted), Span(divisionName(entry.access.divisionId, snapshot)),
                 Span("  \(via(entry.access))", .muted),
             ]
             if entry.raisedBecause != nil, let own = entry.assessment?.severity {
@@ -221,7 +209,7 @@ enum Details {
                 case .group(let group): return "via \(groups[group] ?? group) (\(role))"
                 }
             }
-            let risk = data.policy.assess([entry.permission]).severity
+            let risk = data.risk.permission(entry.permission)
             lines.append([
                 Span("    "), Span(entry.permission.padding(toLength: max(entry.permission.count, 38), withPad: " ", startingAt: 0), risk >= .medium ? severityRole(risk) : .text),
                 Span("  " + sources.joined(separator: "; "), .muted),
@@ -267,7 +255,7 @@ enum Details {
         let names = Dictionary(
             snapshot.users.map { ($0.id, $0.name) } + snapshot.groups.map { ($0.id, $0.name) } + snapshot.oauthClients.map { ($0.id, $0.name) },
             uniquingKeysWith: { a, _ in a })
-        let assessment = data.policy.assess(role.permissions)
+        let assessment = data.risk.role(role.id)
         var lines: [Line] = [
             [
                 Span("risk ", .muted), Span(assessment.severity.name, severityRole(assessment.severity)),
@@ -282,8 +270,9 @@ enum Details {
         }
         lines.append([])
         lines.append([Span("Permissions (\(role.permissions.count))", .title)])
-        for policy in role.policies {
-            let risk = data.policy.assess(policy.permissions).severity
+        let groupRisk = data.risk.rolePolicies[role.id] ?? []
+        for (index, policy) in role.policies.enumerated() {
+            let risk = index < groupRisk.count ? groupRisk[index] : .low
             var line: Line = [Span("  "), Span("\(policy.domain):\(policy.entityName):\(policy.actions.joined(separator: ","))", risk >= .medium ? severityRole(risk) : .text)]
             if policy.condition != nil { line.append(Span("  (conditional)", .muted)) }
             lines.append(line)
@@ -381,7 +370,7 @@ enum Details {
             lines.append([])
             lines.append([Span("Permissions added", .title)])
             for permission in item.permissionsAdded {
-                let risk = data.policy.assess([permission]).severity
+                let risk = data.risk.permission(permission)
                 lines.append([Span("  + " + permission, risk >= .medium ? severityRole(risk) : .text)])
             }
         }

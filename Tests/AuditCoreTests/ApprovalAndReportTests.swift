@@ -158,3 +158,31 @@ struct ApprovalAndReportTests {
         #expect(empty.contains("No drift"))
     }
 }
+
+@Suite("Risk rolled up once")
+struct RiskRollupTests {
+    @Test("roles, their permission groups, permissions and what each principal holds equal the policy's own answers")
+    func rollup() {
+        var org = Org()
+        org.grants.append(Grant(subjectId: "u3", subjectKind: .user, roleId: "r-report", divisionId: "*"))
+        let snapshot = org.snapshot
+        let policy = RiskPolicy.standard
+        let rollup = RiskRollup(snapshot: snapshot, policy: policy, extraPermissions: ["directory:user:delete"])
+        for role in snapshot.roles {
+            #expect(rollup.role(role.id) == policy.assess(role.permissions))
+            #expect(rollup.rolePolicies[role.id] == role.policies.map { policy.assess($0.permissions).severity })
+            for permission in role.permissions { #expect(rollup.permission(permission) == policy.assess([permission]).severity) }
+        }
+        #expect(rollup.permission("directory:user:delete") == policy.assess(["directory:user:delete"]).severity, "extra permissions too")
+        // Cai holds Reporting in Home and in every division: there, one level more.
+        let report = policy.assess(snapshot.roles.first { $0.id == "r-report" }!.permissions).severity
+        let cai = rollup.held["u3"] ?? []
+        #expect(report < .critical)
+        #expect(cai.contains { $0.access.divisionId == "*" && $0.severity == report.raised && $0.raisedBecause != nil }, "\(cai)")
+        #expect(cai.contains { $0.access.divisionId == "home" && $0.severity == report && $0.raisedBecause == nil })
+        #expect(rollup.principal("u3") == cai.map(\.severity).max())
+        #expect(rollup.principal("nobody") == nil)
+        #expect(rollup.held["c1"]?.isEmpty == false, "OAuth clients are principals too")
+        #expect(rollup.role("no-such-role").severity == .low)
+    }
+}

@@ -105,7 +105,7 @@ struct AuditFeedTests {
         // The rows say it too, in the BY column.
         let rebuilt = DashboardBuilder.build(
             snapshot: try #require(data.snapshot), review: data.review, baselineVersion: 3, lineage: RoleLineage(), firstSeen: [:],
-            policy: .standard, status: .ready, collectedAt: Fixture.now, nextRefresh: nil, attribution: data.attribution)
+            risk: data.risk, status: .ready, collectedAt: Fixture.now, nextRefresh: nil, attribution: data.attribution)
         #expect(rebuilt.feed.first { $0.fingerprint == explainedItem.fingerprint }?.actor == "Ana Admin")
         #expect(rebuilt.feed.first { $0.fingerprint == items[1].item.fingerprint }?.actor == "UNEXPLAINED")
     }

@@ -106,9 +106,11 @@ enum Fixture {
                 firstSeen[fingerprint] = now.addingTimeInterval(-360)
             }
         }
+        let current = snapshot(drifted: true)
         return DashboardBuilder.build(
-            snapshot: snapshot(drifted: true), review: review, baselineVersion: 3, lineage: RoleLineage(), firstSeen: firstSeen,
-            appeared: appeared, failures: failures, policy: .standard, status: .ready, collectedAt: collectedAt,
+            snapshot: current, review: review, baselineVersion: 3, lineage: RoleLineage(), firstSeen: firstSeen,
+            appeared: appeared, failures: failures, risk: RiskRollup(snapshot: current, policy: .standard, review: review), status: .ready,
+            collectedAt: collectedAt,
             nextRefresh: now.addingTimeInterval(258))
     }
 

@@ -23,7 +23,8 @@ struct RenderTests {
             grants: snapshot.grants.filter { $0.subjectId != "u06" } + [Grant(subjectId: "u06", subjectKind: .user, roleId: "r-report", divisionId: "*")],
             problems: [])
         let data = DashboardBuilder.build(
-            snapshot: snapshot, review: nil, baselineVersion: 3, lineage: RoleLineage(), firstSeen: [:], policy: .standard, status: .ready,
+            snapshot: snapshot, review: nil, baselineVersion: 3, lineage: RoleLineage(), firstSeen: [:],
+            risk: RiskRollup(snapshot: snapshot, policy: .standard), status: .ready,
             collectedAt: Fixture.collectedAt, nextRefresh: nil)
         #expect(data.users.first { $0.id == "u06" }?.risk == .high, "the users pane says high")
         var state = AppState(theme: .standard, readOnly: false, now: Fixture.now, width: 110, height: 30)
