@@ -63,10 +63,15 @@ public struct Finding: Sendable, Equatable {
     }
 }
 
-/// Where rbacwatch keeps its state: snapshots (content-addressed), versioned baselines, role
-/// lineage, approvals and drift findings. Every implementation passes `AuditStoreContract`'s
-/// tests (Tests/AuditStoreTests): SQLite (the default), in-memory, and PostgreSQL later.
-public protocol AuditStore: Sendable {
+/// Where rbacwatch keeps its state, by concern: snapshots and baselines, role lineage, approvals
+/// with the drift findings they apply to, the audit log (events, findings, quarantine) and the
+/// feed's checkpoint and gaps. A backend implements every part; each part has contract tests
+/// run against every backend (Tests/AuditStoreTests): SQLite (the default) and in-memory. The
+/// PostgreSQL backend and the delivery outbox of later work plug in as further parts.
+public typealias AuditStore = SnapshotStore & LineageStore & ApprovalStore & AuditLogStore & CheckpointStore
+
+/// Snapshots (content-addressed) and versioned baselines.
+public protocol SnapshotStore: Sendable {
     /// Stores a snapshot under its root hash; storing the same content again changes nothing.
     @discardableResult
     func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot
@@ -85,11 +90,17 @@ public protocol AuditStore: Sendable {
     func currentBaseline() async throws -> Baseline?
     /// Oldest first.
     func baselines() async throws -> [Baseline]
+}
 
+/// Role lineage: which role ids are one role deleted and recreated.
+public protocol LineageStore: Sendable {
     func roleLineage() async throws -> RoleLineage
     /// Records `role id → lineage id` links (existing links are kept).
     func recordLineage(_ links: [String: String], at: Date) async throws
+}
 
+/// Approvals, and the drift findings (items seen) they apply to.
+public protocol ApprovalStore: Sendable {
     func addApproval(_ approval: Approval) async throws
     /// Every approval ever made, revoked and expired ones included, oldest first.
     func approvals() async throws -> [Approval]
@@ -100,16 +111,17 @@ public protocol AuditStore: Sendable {
     func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at: Date) async throws
     /// Findings whose fingerprint starts with `prefix`.
     func findings(fingerprintPrefix prefix: String) async throws -> [Finding]
+}
 
-    // MARK: The audit feed
-
-    func ingestionCheckpoint() async throws -> IngestionCheckpoint?
+/// The audit log: judged events, their findings, and records set aside in quarantine.
+public protocol AuditLogStore: Sendable {
     /// The events among `ids` already recorded, by id (to tell a duplicate from an event id
     /// that came back with different content).
     func recordedAuditEvents(ids: [String]) async throws -> [String: AuditEvent]
-    /// Records judged events, their findings, the checkpoint and a backfilled gap in one
-    /// transaction. An event already recorded (its id is the key) is skipped with its findings,
-    /// so a retry or an overlapping window never duplicates; returns how many events were new.
+    /// Records judged events, their findings, the checkpoint, a backfilled gap and quarantined
+    /// records in one transaction. An event already recorded (its id is the key) is skipped
+    /// with its findings, so a retry or an overlapping window never duplicates; returns how many
+    /// events were new.
     @discardableResult
     func recordAudit(_ batch: AuditBatch) async throws -> Int
     /// Recorded events dated in `[from, to)`, oldest first.
@@ -119,19 +131,25 @@ public protocol AuditStore: Sendable {
     func auditEvent(id: String) async throws -> AuditEvent?
     /// Audit findings, newest first.
     func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding]
-    /// Oldest first.
-    func ingestionGaps() async throws -> [IngestionGap]
     /// Quarantined audit records, newest first, at most `limit`.
     func quarantinedRecords(limit: Int) async throws -> [QuarantinedRecord]
     /// How many quarantined records the store keeps (at most `quarantineLimit`, the newest).
     func quarantineCount() async throws -> Int
 }
 
+/// Where the audit feed stands: its high-water marks and the gaps it backfilled (written by
+/// `AuditLogStore.recordAudit`, in the same transaction as the events).
+public protocol CheckpointStore: Sendable {
+    func ingestionCheckpoint() async throws -> IngestionCheckpoint?
+    /// Oldest first.
+    func ingestionGaps() async throws -> [IngestionGap]
+}
+
 /// Quarantined records kept, the newest: a source that sends nothing but garbage fills this
 /// and no more.
 public let quarantineLimit = 10_000
 
-extension AuditStore {
+extension SnapshotStore {
     /// The snapshot of the current baseline.
     public func baselineSnapshot() async throws -> (Baseline, Snapshot)? {
         guard let baseline = try await currentBaseline() else { return nil }

@@ -126,7 +126,8 @@ public actor InMemoryAuditStore: AuditStore {
         point.criticalHighWater = point.criticalHighWater?.storePrecision
         point.updatedAt = point.updatedAt.storePrecision
         checkpoint = point
-        if let gap = batch.gap { gaps.append(gap) }
+        // The same span again (a retried batch) is the same gap.
+        if let gap = batch.gap, !gaps.contains(where: { $0.start == gap.start && $0.end == gap.end }) { gaps.append(gap) }
         for record in batch.quarantined where !quarantine.contains(where: { $0.digest == record.digest }) {
             var stored = record
             stored.receivedAt = stored.receivedAt.storePrecision

@@ -83,8 +83,15 @@ extension SQLiteAuditStore {
                 ])
             if let gap = batch.gap {
                 try db.execute(
-                    sql: "INSERT INTO ingestion_gap (start_ms, end_ms, detected_at) VALUES (?, ?, ?)",
-                    arguments: [Self.milliseconds(gap.start), Self.milliseconds(gap.end), gap.detectedAt.timeIntervalSince1970])
+                    // The same span again (a retried batch) is the same gap.
+                    sql: """
+                        INSERT INTO ingestion_gap (start_ms, end_ms, detected_at)
+                        SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM ingestion_gap WHERE start_ms = ? AND end_ms = ?)
+                        """,
+                    arguments: [
+                        Self.milliseconds(gap.start), Self.milliseconds(gap.end), gap.detectedAt.timeIntervalSince1970, Self.milliseconds(gap.start),
+                        Self.milliseconds(gap.end),
+                    ])
             }
             if !batch.quarantined.isEmpty {
                 let insert = try db.makeStatement(

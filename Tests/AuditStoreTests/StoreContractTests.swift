@@ -143,4 +143,85 @@ struct StoreContractTests {
         #expect(found.map(\.id) == ["e6", "e5", "e3", "e2"])
         #expect(try await store.auditEvents(from: .distantPast, to: .distantFuture, entityIds: []).isEmpty)
     }
+
+    // MARK: The audit log and the checkpoint
+
+    func event(_ n: Int, minutes: Double) -> AuditEvent {
+        AuditEvent(
+            id: "e\(n)", date: at.addingTimeInterval(minutes * 60), serviceName: "PeoplePermissions", entityType: "Role", action: "Update",
+            entityId: "r\(n)", entityName: "Role \(n)", userId: "u1", userName: "Ana", remoteIp: ["203.0.113.\(n)"])
+    }
+
+    func finding(_ rule: String, _ severity: Severity, trigger: AuditEvent) -> AuditFinding {
+        AuditFinding(
+            fingerprint: "fp-\(rule)-\(trigger.entityId)", ruleId: rule, title: "Rule \(rule)", severity: severity, controls: ["CIS 6.8"],
+            eventIds: [trigger.id], date: trigger.date, serviceName: trigger.serviceName, entityType: trigger.entityType, entityId: trigger.entityId,
+            entityName: trigger.entityName, action: trigger.action, actor: "Ana", actorId: "u1", clientId: nil, remoteIp: trigger.remoteIp,
+            evidence: ["permissions: authorization:grant:add"], status: .open, approval: nil)
+    }
+
+    @Test("one batch records events, findings, the checkpoint, a gap and quarantine together; the same batch again changes nothing",
+        arguments: StoreKind.allCases)
+    func auditBatch(kind: StoreKind) async throws {
+        let store = try kind.make()
+        #expect(try await store.ingestionCheckpoint() == nil)
+        let events = [event(1, minutes: 1), event(2, minutes: 2), event(3, minutes: 3)]
+        let findings = [finding("RBW-001", .critical, trigger: events[1])]
+        let checkpoint = IngestionCheckpoint(highWater: at.addingTimeInterval(240), criticalHighWater: at.addingTimeInterval(180), updatedAt: at.addingTimeInterval(300))
+        let gap = IngestionGap(start: at.addingTimeInterval(-7200), end: at, detectedAt: at)
+        let record = QuarantinedRecord(kind: .unreadable, eventId: "bad", reason: "eventDate does not parse", raw: Array(#"{"id":"bad"}"#.utf8), receivedAt: at)
+        let batch = AuditBatch(events: events, findings: findings, checkpoint: checkpoint, gap: gap, quarantined: [record])
+        #expect(try await store.recordAudit(batch) == 3)
+        #expect(try await store.recordAudit(batch) == 0, "a retry records nothing twice")
+
+        #expect(try await store.ingestionCheckpoint() == checkpoint)
+        let gaps = try await store.ingestionGaps()
+        #expect(gaps == [gap], "\(gaps)")
+        #expect(try await store.auditFindings(FindingQuery()).map(\.id) == findings.map(\.id))
+        #expect(try await store.quarantineCount() == 1)
+        let quarantined = try await store.quarantinedRecords(limit: 10)
+        #expect(quarantined.map(\.reason) == ["eventDate does not parse"] && quarantined.first?.raw == record.raw)
+
+        #expect(try await store.recordedAuditEvents(ids: ["e1", "e3", "nope"]).keys.sorted() == ["e1", "e3"])
+        let stored = try #require(try await store.auditEvent(id: "e2"))
+        #expect(stored.entityName == "Role 2" && stored.remoteIp == ["203.0.113.2"] && stored.date == events[1].date)
+        #expect(try await store.auditEvent(id: "nope") == nil)
+        // [from, to): e1 at 1 min is in, e3 at 3 min is out.
+        #expect(try await store.auditEvents(from: at.addingTimeInterval(60), to: at.addingTimeInterval(180)).map(\.id) == ["e1", "e2"])
+    }
+
+    @Test("a finding is kept only with the event that triggered it, once", arguments: StoreKind.allCases)
+    func findingsFollowTheirEvent(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let first = event(1, minutes: 1)
+        let checkpoint = IngestionCheckpoint(highWater: at, updatedAt: at)
+        try await store.recordAudit(AuditBatch(events: [first], findings: [], checkpoint: checkpoint))
+        // The event again (an overlap), now with a finding: the event was not new, so neither is the finding.
+        try await store.recordAudit(AuditBatch(events: [first], findings: [finding("RBW-002", .high, trigger: first)], checkpoint: checkpoint))
+        #expect(try await store.auditFindings(FindingQuery()).isEmpty)
+    }
+
+    @Test("findings: newest first, since a time, at least a severity, at most a limit", arguments: StoreKind.allCases)
+    func findingQueries(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let events = (1...4).map { event($0, minutes: Double($0)) }
+        let severities: [Severity] = [.low, .high, .medium, .critical]
+        let findings = zip(events, severities).map { finding("RBW-00\($0.0.entityId.dropFirst())", $0.1, trigger: $0.0) }
+        try await store.recordAudit(AuditBatch(events: events, findings: findings, checkpoint: IngestionCheckpoint(highWater: at, updatedAt: at)))
+        #expect(try await store.auditFindings(FindingQuery()).map(\.ruleId) == ["RBW-004", "RBW-003", "RBW-002", "RBW-001"])
+        #expect(try await store.auditFindings(FindingQuery(minimumSeverity: .high)).map(\.ruleId) == ["RBW-004", "RBW-002"])
+        #expect(try await store.auditFindings(FindingQuery(since: at.addingTimeInterval(150))).map(\.ruleId) == ["RBW-004", "RBW-003"])
+        #expect(try await store.auditFindings(FindingQuery(limit: 1)).map(\.ruleId) == ["RBW-004"])
+    }
+
+    @Test("quarantine keeps the newest records up to its limit (10,000) and no more", arguments: StoreKind.allCases)
+    func quarantineLimitKept(kind: StoreKind) async throws {
+        let store = try kind.make()
+        let records = (0..<(quarantineLimit + 5)).map { n in
+            QuarantinedRecord(kind: .unreadable, eventId: "bad\(n)", reason: "record \(n)", raw: Array("{\"n\":\(n)}".utf8), receivedAt: at.addingTimeInterval(Double(n)))
+        }
+        try await store.recordAudit(AuditBatch(events: [], findings: [], checkpoint: IngestionCheckpoint(highWater: at, updatedAt: at), quarantined: records))
+        #expect(try await store.quarantineCount() == quarantineLimit)
+        #expect(try await store.quarantinedRecords(limit: 2).map(\.reason) == ["record \(quarantineLimit + 4)", "record \(quarantineLimit + 3)"])
+    }
 }
