@@ -160,54 +160,72 @@ struct WatchCommand: AsyncParsableCommand {
     static func runUntilSignalled(
         _ ingestor: AuditIngestor, drift: DriftWatch?, metrics: EngineMetrics?, status: StatusEndpoint?, logger: Logger
     ) async throws {
-        let stop = AsyncStream<Int32>.makeStream()
-        let signals = SignalWatch { stop.continuation.yield($0) }
-        defer { signals.cancel() }
-        // The endpoint failing (its port taken, say) stops the watch with one line.
-        let group = status.map { status in
-            ServiceGroup(configuration: .init(services: [.init(service: status)], gracefulShutdownSignals: [], logger: logger))
-        }
-        let endpoint = group.map { group in
-            Task { () -> (any Error)? in
-                do {
-                    try await group.run()
-                    return nil
-                } catch {
-                    stop.continuation.yield(0)
-                    return error
-                }
-            }
-        }
-        let printer = Task {
-            var previous: IngestionHealth?
-            for await update in ingestor.updates {
-                for note in IngestionNote.notes(outcome: update.outcome, health: update.health, previous: previous) { logger.log(note) }
-                previous = update.health
-                metrics?.observe(update)
-                for finding in update.findings { Console.jsonLine(FindingJSON.encode(finding)) }
-                // New events may explain drift items still waiting for them.
-                if update.judged > 0, let drift { await drift.monitor.reattribute() }
-            }
-        }
-        var tasks = [Task { await ingestor.run() }]
+        // One ServiceGroup: shut down in reverse order — the loops first (the cycle in progress
+        // finishes or is not recorded at all), then the printers drain what the loops published,
+        // and the endpoint goes last, so /readyz answers until the end. A service that fails
+        // (the endpoint's port taken, say) stops the group, and watch exits with one line.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let status { services.append(.init(service: status)) }
         if let drift {
-            tasks.append(Task { await drift.monitor.run() })
-            tasks.append(Task { await drift.printNewItems() })
+            services.append(.init(service: Drain("the drift printer") { await drift.printNewItems() }, successTerminationBehavior: .ignore))
         }
+        services.append(
+            .init(
+                service: Drain("the finding printer") {
+                    var previous: IngestionHealth?
+                    for await update in ingestor.updates {
+                        for note in IngestionNote.notes(outcome: update.outcome, health: update.health, previous: previous) { logger.log(note) }
+                        previous = update.health
+                        metrics?.observe(update)
+                        for finding in update.findings { Console.jsonLine(FindingJSON.encode(finding)) }
+                        // New events may explain drift items still waiting for them.
+                        if update.judged > 0, let drift { await drift.monitor.reattribute() }
+                    }
+                }, successTerminationBehavior: .ignore))
+        if let drift { services.append(.init(service: Loop("the drift monitor") { await drift.monitor.run() }, successTerminationBehavior: .ignore)) }
+        services.append(.init(service: Loop("the audit feed") { await ingestor.run() }, successTerminationBehavior: .ignore))
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [], logger: Logger(label: "rbacwatch.services", factory: { _ in SwiftLogNoOpLogHandler() })))
+        let signals = SignalWatch { number in
+            logger.notice("signal \(number): finishing the current cycle and stopping")
+            Task { await group.triggerGracefulShutdown() }
+        }
+        defer { signals.cancel() }
         logger.notice("watching the audit feed\(drift == nil ? "" : " and checking drift")")
-        for await number in stop.stream {
-            if number != 0 { logger.notice("signal \(number): finishing the current cycle and stopping") }
-            break
-        }
-        for task in tasks { task.cancel() }
-        for task in tasks { _ = await task.value }
-        printer.cancel()
-        // The endpoint stops last, gracefully: /readyz answers until the loops have stopped.
-        await group?.triggerGracefulShutdown()
-        if let error = await endpoint?.value ?? nil {
+        do {
+            try await group.run()
+        } catch let error as StatusEndpointError {
             throw OperationError("--http: \(error)")
+        } catch {
+            throw OperationError("a service stopped: \(error)")
         }
         logger.notice("stopped")
+    }
+
+    /// An engine loop as a service: cancelled when the group shuts down gracefully.
+    struct Loop: Service, CustomStringConvertible {
+        let description: String
+        let body: @Sendable () async -> Void
+        init(_ description: String, _ body: @escaping @Sendable () async -> Void) {
+            self.description = description
+            self.body = body
+        }
+        func run() async throws { try await cancelWhenGracefulShutdown { await body() } }
+    }
+
+    /// A consumer as a service: it reads until what it reads ends (its loop stopped first), then
+    /// waits for its turn in the group's shutdown, so the group sees services end in order.
+    struct Drain: Service, CustomStringConvertible {
+        let description: String
+        let body: @Sendable () async -> Void
+        init(_ description: String, _ body: @escaping @Sendable () async -> Void) {
+            self.description = description
+            self.body = body
+        }
+        func run() async throws {
+            await body()
+            try? await gracefulShutdown()
+        }
     }
 
     /// `/metrics`, `/healthz` and `/readyz` for `watch --http`.

@@ -67,7 +67,9 @@ public struct StatusEndpoint: Service {
             },
             logger: logger)
         do {
-            try await app.runService()
+            // As a service of the caller's group: `runService` would add a group of its own that
+            // answers SIGTERM by itself, and end before its turn.
+            try await app.run()
         } catch let error as IOError {
             throw StatusEndpointError(description: "cannot listen on \(host):\(port): \(String(cString: strerror(error.errnoCode)))")
         }

@@ -142,7 +142,9 @@ struct DashboardTmuxTests {
         try await tmux.resize(width: 80, height: 24)
         screen = try await tmux.waitFor("the 80×24 layout") { screen in
             let lines = Tmux.rows(screen)
+            // The footer too: a capture can land between the resize and the repaint of the last row.
             return lines.count == 24 && lines.allSatisfy { displayWidth($0[...]) <= 80 } && lines[1].contains("4 Feed") && lines[2].contains("SEVERITY")
+                && lines[23].contains("? help")
         }
         // The way out stays on screen at 80 columns.
         let footer = Tmux.rows(screen).last ?? ""

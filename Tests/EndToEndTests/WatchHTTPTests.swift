@@ -1,6 +1,7 @@
 import AuditTestSupport
 import Foundation
 import GenesysClient
+import GenesysSimulator
 import Testing
 
 /// `watch --http`: the real binary serving /metrics, /healthz and /readyz while it watches a
@@ -107,5 +108,28 @@ struct WatchHTTPTests {
         #expect(watch.terminationStatus == 0)
         let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(logged.contains("stopped"), "\(logged)")
+    }
+
+    @Test("a port already taken: one line naming it, exit 1, nothing left running")
+    func portTaken() async throws {
+        let directory = try CommandRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let sim = TestSupport.simulator(users: 20, seed: 5)
+        try await sim.withRunning { endpoint in
+            // Something else listens on the port first.
+            let squatter = HostileServer(upstream: endpoint.apiBaseURL, rules: [])
+            try await squatter.withRunning { url in
+                let port = try #require(url.split(separator: ":").last.map(String.init))
+                let run = try await CommandRunner.measure(
+                    ["watch", "--http", port, "--no-drift", "--log-level", "warning"],
+                    environment: [
+                        "GENESYSCLOUD_OAUTHCLIENT_ID": endpoint.clientId, "GENESYSCLOUD_OAUTHCLIENT_SECRET": endpoint.clientSecret,
+                        "RBACWATCH_API_URL": endpoint.apiBaseURL, "RBACWATCH_STATE": directory.appendingPathComponent("state.sqlite").path,
+                    ])
+                #expect(run.status == 1)
+                #expect(run.stderr == "rbacwatch: --http: cannot listen on 127.0.0.1:\(port): Address already in use\n", "\(run.stderr)")
+                #expect(run.wall < .seconds(60))
+            }
+        }
     }
 }
