@@ -331,3 +331,13 @@ enum Themes {
         return (.standard, "no theme \(name) (built in: \(Theme.builtIn.keys.sorted().joined(separator: ", ")))")
     }
 }
+
+extension DashboardApp {
+    /// The dashboard over an engine, as `tui` and `demo` run it.
+    init(engine: EngineSetup, options: DashboardOptions, environment: [String: String], policy: RiskPolicy) {
+        self.init(
+            monitor: engine.monitor, readOnly: options.readOnly, themeName: options.theme,
+            approver: Actor.name(options.approver, environment: environment), environment: environment, policy: policy,
+            audit: engine.feedLoader)
+    }
+}

@@ -138,11 +138,7 @@ struct DemoCommand: AsyncParsableCommand {
                 feed: .followOrShow(role: "the rbacwatch demo"), rules: .defaults(), ingestion: settings)
             do {
                 try await engine.run {
-                    try await DashboardApp(
-                        monitor: engine.monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
-                        approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy,
-                        audit: engine.feedLoader
-                    ).run()
+                    try await DashboardApp(engine: engine, options: dashboard, environment: environment, policy: options.policy).run()
                 }
             } catch {
                 changes.cancel()

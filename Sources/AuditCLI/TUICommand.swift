@@ -61,11 +61,7 @@ struct TUICommand: AsyncParsableCommand {
                 options: options, keepSnapshots: keepSnapshots, feed: noAudit ? .none : .followOrShow(role: "the rbacwatch dashboard"),
                 rules: noAudit ? nil : try rules.load(environment: environment))
             try await engine.run {
-                try await DashboardApp(
-                    monitor: engine.monitor, readOnly: dashboard.readOnly, themeName: dashboard.theme,
-                    approver: Actor.name(dashboard.approver, environment: environment), environment: environment, policy: options.policy,
-                    audit: engine.feedLoader
-                ).run()
+                try await DashboardApp(engine: engine, options: dashboard, environment: environment, policy: options.policy).run()
             }
         }
     }

@@ -237,13 +237,7 @@ struct DashboardTmuxTests {
         let directory = try CommandRunner.temporaryDirectory()
         let (simulator, line) = try await startSimulator(users: 120)
         defer { if simulator.isRunning { simulator.terminate() } }
-        let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        let environment = [
-            "RBACWATCH_API_URL": try #require(ready["apiBaseUrl"] as? String),
-            "GENESYSCLOUD_OAUTHCLIENT_ID": try #require(ready["clientId"] as? String),
-            "GENESYSCLOUD_OAUTHCLIENT_SECRET": try #require(ready["clientSecret"] as? String),
-            "RBACWATCH_STATE": directory.appendingPathComponent("state.sqlite").path,
-        ]
+        let environment = try simulatorEnvironment(line, directory: directory)
         let accepted = try await CommandRunner.run(["baseline", "accept"], environment: environment)
         #expect(accepted.status == 0, "\(accepted.stderr)")
         let tmux = try await Tmux.start(["tui", "--interval", "1s"], environment: environment)

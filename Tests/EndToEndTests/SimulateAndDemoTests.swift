@@ -139,3 +139,15 @@ func startSimulator(users: Int, extra: [String] = []) async throws -> (Process, 
         throw error
     }
 }
+
+/// The environment that points rbacwatch at a simulator from its ready line, with a state file
+/// in `directory`.
+func simulatorEnvironment(_ line: String, directory: URL) throws -> [String: String] {
+    let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    return [
+        "RBACWATCH_API_URL": try #require(ready["apiBaseUrl"] as? String),
+        "GENESYSCLOUD_OAUTHCLIENT_ID": try #require(ready["clientId"] as? String),
+        "GENESYSCLOUD_OAUTHCLIENT_SECRET": try #require(ready["clientSecret"] as? String),
+        "RBACWATCH_STATE": directory.appendingPathComponent("state.sqlite").path,
+    ]
+}

@@ -38,14 +38,9 @@ struct WatchHTTPTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let (simulator, line) = try await startSimulator(users: 60)
         defer { if simulator.isRunning { simulator.terminate() } }
-        let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        let environment = [
-            "RBACWATCH_API_URL": try #require(ready["apiBaseUrl"] as? String),
-            "GENESYSCLOUD_OAUTHCLIENT_ID": try #require(ready["clientId"] as? String),
-            "GENESYSCLOUD_OAUTHCLIENT_SECRET": try #require(ready["clientSecret"] as? String),
-            "RBACWATCH_STATE": directory.appendingPathComponent("state.sqlite").path,
+        let environment = try simulatorEnvironment(line, directory: directory).merging([
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": directory.path,
-        ]
+        ]) { $1 }
         let accepted = try await CommandRunner.run(["baseline", "accept"], environment: environment)
         #expect(accepted.status == 0, "\(accepted.stderr)")
 
