@@ -175,11 +175,13 @@ struct WatchCommand: AsyncParsableCommand {
                     var previous: IngestionHealth?
                     for await update in ingestor.updates {
                         for note in IngestionNote.notes(outcome: update.outcome, health: update.health, previous: previous) { logger.log(note) }
+                        // The feed's first successful poll: from then on the store covers the span.
+                        let firstSuccess = previous?.lastSuccess == nil && update.health.lastSuccess != nil
                         previous = update.health
                         metrics?.observe(update)
                         for finding in update.findings { Console.jsonLine(FindingJSON.encode(finding)) }
-                        // New events may explain drift items still waiting for them.
-                        if update.judged > 0, let drift { await drift.monitor.reattribute() }
+                        // New events may explain drift items still waiting for them; so may the first poll.
+                        if update.judged > 0 || firstSuccess, let drift { await drift.monitor.reattribute() }
                     }
                 }, successTerminationBehavior: .ignore))
         if let drift { services.append(.init(service: Loop("the drift monitor") { await drift.monitor.run() }, successTerminationBehavior: .ignore)) }
@@ -302,7 +304,9 @@ struct DriftWatch {
             for reviewed in review.items where !reviewed.state.isApproved && !printed.contains(reviewed.item.fingerprint) {
                 let fingerprint = reviewed.item.fingerprint
                 let attribution = update.attribution?[fingerprint]
-                if attribution?.status == .pending {
+                // Pending, or no attribution yet because the feed has not made its first poll
+                // (watch always follows the feed): wait for the events that explain it.
+                if attribution?.status == .pending || update.attribution == nil {
                     let since = waitingSince[fingerprint] ?? now
                     waitingSince[fingerprint] = since
                     if now.timeIntervalSince(since) < Self.attributionWait { continue }
