@@ -167,11 +167,11 @@ struct WatchCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let status { services.append(.init(service: status)) }
         if let drift {
-            services.append(.init(service: Drain("the drift printer") { await drift.printNewItems() }, successTerminationBehavior: .ignore))
+            services.append(.init(service: EngineService.drain("the drift printer") { await drift.printNewItems() }, successTerminationBehavior: .ignore))
         }
         services.append(
             .init(
-                service: Drain("the finding printer") {
+                service: EngineService.drain("the finding printer") {
                     var previous: IngestionHealth?
                     for await update in ingestor.updates {
                         for note in IngestionNote.notes(outcome: update.outcome, health: update.health, previous: previous) { logger.log(note) }
@@ -184,8 +184,8 @@ struct WatchCommand: AsyncParsableCommand {
                         if update.judged > 0 || firstSuccess, let drift { await drift.monitor.reattribute() }
                     }
                 }, successTerminationBehavior: .ignore))
-        if let drift { services.append(.init(service: Loop("the drift monitor") { await drift.monitor.run() }, successTerminationBehavior: .ignore)) }
-        services.append(.init(service: Loop("the audit feed") { await ingestor.run() }, successTerminationBehavior: .ignore))
+        if let drift { services.append(.init(service: EngineService.loop("the drift monitor") { await drift.monitor.run() }, successTerminationBehavior: .ignore)) }
+        services.append(.init(service: EngineService.loop("the audit feed") { await ingestor.run() }, successTerminationBehavior: .ignore))
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [], logger: Logger(label: "rbacwatch.services", factory: { _ in SwiftLogNoOpLogHandler() })))
         let signals = SignalWatch { number in
@@ -204,29 +204,31 @@ struct WatchCommand: AsyncParsableCommand {
         logger.notice("stopped")
     }
 
-    /// An engine loop as a service: cancelled when the group shuts down gracefully.
-    struct Loop: Service, CustomStringConvertible {
+    /// A piece of the engine as a service. A loop is cancelled when the group shuts it down
+    /// gracefully; a drain reads until what it reads ends (its loop stopped first), then waits for
+    /// its turn in the shutdown, so the group sees services end in order.
+    struct EngineService: Service, CustomStringConvertible {
+        enum Kind { case loop, drain }
+        let kind: Kind
         let description: String
         let body: @Sendable () async -> Void
-        init(_ description: String, _ body: @escaping @Sendable () async -> Void) {
-            self.description = description
-            self.body = body
-        }
-        func run() async throws { try await cancelWhenGracefulShutdown { await body() } }
-    }
 
-    /// A consumer as a service: it reads until what it reads ends (its loop stopped first), then
-    /// waits for its turn in the group's shutdown, so the group sees services end in order.
-    struct Drain: Service, CustomStringConvertible {
-        let description: String
-        let body: @Sendable () async -> Void
-        init(_ description: String, _ body: @escaping @Sendable () async -> Void) {
-            self.description = description
-            self.body = body
+        static func loop(_ description: String, _ body: @escaping @Sendable () async -> Void) -> Self {
+            Self(kind: .loop, description: description, body: body)
         }
+
+        static func drain(_ description: String, _ body: @escaping @Sendable () async -> Void) -> Self {
+            Self(kind: .drain, description: description, body: body)
+        }
+
         func run() async throws {
-            await body()
-            try? await gracefulShutdown()
+            switch kind {
+            case .loop:
+                try await cancelWhenGracefulShutdown { await body() }
+            case .drain:
+                await body()
+                try? await gracefulShutdown()
+            }
         }
     }
 
