@@ -118,6 +118,8 @@ public struct PollOutcome: Sendable, Equatable {
     public var nextDelay: TimeInterval = 60
     /// How long each of this poll's store transactions took.
     public var storeWrites: [Duration] = []
+    /// The poll stopped at its budget (time or windows) with its progress recorded.
+    public var budgetSpent = false
 
     public init() {}
 }
@@ -128,23 +130,15 @@ public struct PollOutcome: Sendable, Equatable {
 /// loses nothing and duplicates nothing. A long pause is a gap, backfilled window by window
 /// (realtime within its reach, async beyond it) and recorded. 429s back off; if they persist,
 /// a circuit breaker narrows polling to the critical services until the API is healthy again.
+///
+/// Every one of those decisions is `IngestionStateMachine`'s; this actor only carries out its
+/// actions against the source, the store and the clock, and publishes each poll's outcome.
 public actor AuditIngestor {
     private let source: any AuditSource
     private let store: any AuditStore
-    private let settings: IngestionSettings
     private let clock: any WallClock
     private let logger: Logger
-    private var engine: RuleEngine
-    /// How far back the rules remember (throttles, correlation windows), and whether the
-    /// engine has been brought up to date with what the store already judged.
-    private let memory: TimeInterval
-    private var warmed = false
-    private let ruleServices: [String]
-    private var buffer = ReorderBuffer()
-    private var services: [String]?
-    public private(set) var health = IngestionHealth()
-    private var lastRateLimited: Date?
-    private var consecutiveLimits = 0
+    private var machine: IngestionStateMachine
     private let continuation: AsyncStream<IngestionUpdate>.Continuation
     public nonisolated let updates: AsyncStream<IngestionUpdate>
 
@@ -154,21 +148,20 @@ public actor AuditIngestor {
     ) {
         self.source = source
         self.store = store
-        self.settings = settings
         self.clock = clock
         self.logger = logger
-        self.engine = RuleEngine(rules: rules)
-        self.memory = min(rules.memorySeconds, 86_400)
-        self.ruleServices = rules.services
+        self.machine = IngestionStateMachine(rules: rules, settings: settings)
         (updates, continuation) = AsyncStream.makeStream(of: IngestionUpdate.self, bufferingPolicy: .bufferingNewest(16))
     }
+
+    public var health: IngestionHealth { machine.health }
 
     /// Polls until cancelled.
     public func run() async {
         while !Task.isCancelled {
             let outcome = await poll()
             do {
-                try await clock.sleep(for: Bounded.duration(seconds: outcome.nextDelay, clampedTo: 0...settings.maxBackoff))
+                try await clock.sleep(for: Bounded.duration(seconds: outcome.nextDelay, clampedTo: 0...machine.settings.maxBackoff))
             } catch {
                 break
             }
@@ -176,209 +169,58 @@ public actor AuditIngestor {
         continuation.finish()
     }
 
-    /// The services to ask for: those the rules look at that the audit API knows (read from
-    /// `servicemapping` once), or the critical ones while narrowed.
-    func wantedServices() async throws -> [String] {
-        if services == nil {
-            let known = try await source.services()
-            let wanted = ruleServices == ["*"] ? known : ruleServices.filter { name in known.contains(name) }
-            services = wanted.isEmpty ? known : wanted
-            health.services = services ?? []
-            let unknown = ruleServices.filter { $0 != "*" && !known.contains($0) }
-            if !unknown.isEmpty {
-                logger.debug("the audit API does not list these services; rules for them will not fire", metadata: ["services": "\(unknown)"])
-            }
-        }
-        let all = services ?? []
-        if health.mode == .criticalOnly {
-            let critical = all.filter { settings.criticalServices.contains($0) }
-            return critical.isEmpty ? Array(all.prefix(1)) : critical
-        }
-        return all
-    }
-
-    /// One cycle: fetch the window (or the gap, in chunks), judge what is due, record it.
+    /// One cycle: the state machine's actions for one poll, carried out in turn.
     @discardableResult
     public func poll() async -> PollOutcome {
-        let now = clock.now()
-        health.lastPoll = now
-        var outcome = PollOutcome()
-        outcome.nextDelay = settings.pollInterval
-        do {
-            let wanted = try await wantedServices()
-            let stored = try await store.ingestionCheckpoint()
-            var checkpoint = stored ?? IngestionCheckpoint(highWater: now.addingTimeInterval(-settings.initialLookback), updatedAt: now)
-            let narrowed = health.mode == .criticalOnly
-            let water = narrowed ? (checkpoint.criticalHighWater ?? checkpoint.highWater) : checkpoint.highWater
-            let settled = now.addingTimeInterval(-settings.lag)
-            var gap: IngestionGap?
-            if stored != nil, now.timeIntervalSince(water) > settings.pollInterval + settings.overlap + settings.lag, water < settled {
-                gap = IngestionGap(start: water, end: settled, detectedAt: now)
-                logger.debug(
-                    "audit gap: backfilling", metadata: ["from": "\(ISOTimestamp.string(water))", "seconds": "\(Int(settled.timeIntervalSince(water)))"])
-            }
-            if !warmed, stored != nil {
-                // A restart: replay what was judged within the rules' memory, findings discarded,
-                // so throttles hold and bursts that straddle the restart still count.
-                for event in try await store.auditEvents(from: water.addingTimeInterval(-memory), to: water)
-                    .sorted(by: { ($0.date, $0.id) < ($1.date, $1.id) })
-                {
-                    _ = engine.judge(event)
-                }
-            }
-            warmed = true
-            let approvals = try await store.approvals()
-            var start = water.addingTimeInterval(-settings.overlap)
-            // At most 48 windows however long the gap: a week's backfill goes by the half-day.
-            let chunk = max(settings.chunk, now.timeIntervalSince(start) / 48)
-            var windows = 0
-            health.truncated = nil
-            while now.timeIntervalSince(start) >= 0.001 {
-                windows += 1
-                if windows > settings.maxWindowsPerPoll || clock.now().timeIntervalSince(now) > settings.pollBudget {
-                    // Progress so far is recorded; the next poll carries on from there — at once
-                    // after a long stretch of real work, after the usual interval when windows
-                    // kept stopping early (a source that repeats itself is not asked faster).
-                    logger.debug("audit poll budget spent; continuing at the next poll", metadata: ["windows": "\(windows - 1)"])
-                    if windows <= settings.maxWindowsPerPoll { outcome.nextDelay = 0 }
-                    break
-                }
-                var end = min(now, start.addingTimeInterval(chunk))
-                let realtime = start >= now.addingTimeInterval(-settings.realtimeReach)
-                var fetched: [AuditEvent] = []
-                var quarantined: [QuarantinedRecord] = []
-                var stalled = false
-                for service in wanted {
-                    let read = try await source.fetch(from: start, to: end, service: service, entityType: nil, realtime: realtime)
-                    fetched += read.events
-                    quarantined += read.quarantined
+        var action = machine.startPoll(now: clock.now())
+        // Each window takes a bounded number of steps and the machine bounds the windows; this
+        // ceiling only guards against a machine that never finishes.
+        for _ in 0..<1_000_000 {
+            do {
+                switch action {
+                case .listServices:
+                    let (unknown, next) = machine.servicesListed(try await source.services())
+                    if !unknown.isEmpty {
+                        logger.debug("the audit API does not list these services; rules for them will not fire", metadata: ["services": "\(unknown)"])
+                    }
+                    action = next
+                case .readCheckpoint:
+                    action = machine.checkpointRead(try await store.ingestionCheckpoint())
+                case .replay(let from, let to):
+                    action = machine.replayed(try await store.auditEvents(from: from, to: to))
+                case .readApprovals:
+                    action = machine.approvalsRead(try await store.approvals(), at: clock.now())
+                case .fetch(let from, let to, let service, let realtime):
+                    let read = try await source.fetch(from: from, to: to, service: service, entityType: nil, realtime: realtime)
                     if let truncation = read.truncation {
-                        // The window is complete only up to where the source stopped; the next
-                        // window starts there. A stop that made no progress at all (every event
-                        // read dated at the window's start) moves on a millisecond, so a server
-                        // that repeats itself cannot hold the feed in place.
-                        stalled = stalled || truncation.before <= start
-                        end = min(end, max(truncation.before, start.addingTimeInterval(0.001)))
-                        health.truncated = "\(service): \(truncation.reason)"
                         logger.debug("audit query stopped early", metadata: ["service": "\(service)", "reason": "\(truncation.reason)"])
                     }
+                    action = machine.fetched(read)
+                case .lookUp(let ids):
+                    action = machine.lookedUp(try await store.recordedAuditEvents(ids: ids))
+                case .record(let batch):
+                    let started = ContinuousClock.now
+                    let count = try await store.recordAudit(batch)
+                    action = machine.recorded(count: count, took: ContinuousClock.now - started, at: clock.now())
+                case .countQuarantine:
+                    action = machine.quarantineCounted(try await store.quarantineCount())
+                case .finished(let outcome):
+                    if let failed = outcome.failed { logger.debug("audit poll failed: \(failed)") }
+                    continuation.yield(IngestionUpdate(health: machine.health, findings: outcome.findings, judged: outcome.judged, outcome: outcome))
+                    return outcome
                 }
-                outcome.fetched += fetched.count
-                let recorded = try await store.recordedAuditEvents(ids: fetched.map(\.id))
-                var fresh: [AuditEvent] = []
-                var seen = Set<String>()
-                for event in fetched {
-                    guard seen.insert(event.id).inserted else {
-                        health.duplicatesSkipped += 1
-                        continue
-                    }
-                    if let earlier = recorded[event.id] ?? buffer.event(event.id) {
-                        health.duplicatesSkipped += 1
-                        if !earlier.sameSubstance(as: event) {
-                            // The same id with different content: never judged silently as a
-                            // duplicate, never dropped — set aside with what changed.
-                            quarantined.append(
-                                QuarantinedRecord(
-                                    kind: .rewritten, eventId: event.id,
-                                    reason: "event \(event.id) came back with different content: " + earlier.differences(from: event).joined(separator: ", "),
-                                    raw: event.canonicalJSON(), receivedAt: now))
-                        }
-                        continue
-                    }
-                    if event.date.timeIntervalSince(now) > settings.maxClockSkew { health.futureDated += 1 }
-                    fresh.append(event)
-                }
-                outcome.new += buffer.insert(fresh, arrivedAt: now)
-                let cutoff = min(end, settled)
-                let due = buffer.release(before: cutoff, futureHeldSince: now.addingTimeInterval(-settings.lag), skew: settings.maxClockSkew)
-                var findings: [AuditFinding] = []
-                for event in due {
-                    if let last = health.lastEvent, event.date < last { health.lateEvents += 1 }
-                    findings += engine.judge(event)
-                    // The newest event judged, but never past now: a future-dated one says nothing of lag.
-                    health.lastEvent = min(max(health.lastEvent ?? event.date, event.date), now)
-                }
-                findings = RuleEngine.applyApprovals(findings, approvals: approvals, now: now)
-                if narrowed {
-                    checkpoint.criticalHighWater = max(checkpoint.criticalHighWater ?? water, cutoff)
-                } else {
-                    checkpoint.highWater = max(checkpoint.highWater, cutoff)
-                    checkpoint.criticalHighWater = nil
-                }
-                checkpoint.updatedAt = now
-                for index in quarantined.indices { quarantined[index].receivedAt = now }
-                let writeStarted = ContinuousClock.now
-                let recordedCount = try await store.recordAudit(
-                    AuditBatch(events: due, findings: findings, checkpoint: checkpoint, gap: gap, quarantined: quarantined))
-                outcome.storeWrites.append(ContinuousClock.now - writeStarted)
-                if let gapRecorded = gap {
-                    health.gaps.append(gapRecorded)
-                    outcome.gap = gapRecorded
-                    gap = nil
-                }
-                outcome.judged += due.count
-                outcome.judgedIds += due.map(\.id)
-                outcome.quarantined += quarantined
-                health.eventsJudged += recordedCount
-                health.findings += findings.count
-                outcome.findings += findings
-                if !quarantined.isEmpty {
-                    logger.debug(
-                        "audit records quarantined", metadata: ["count": "\(quarantined.count)", "first": "\(quarantined[0].reason)"])
-                }
-                start = end
-                // A source that stopped without moving forward is asked again at the next poll,
-                // not window after window now.
-                if stalled { break }
+            } catch AuditSourceError.rateLimited(let retryAfter) {
+                action = machine.failed(.rateLimited(retryAfter: retryAfter.map(Bounded.seconds)))
+            } catch where error is CancellationError || Task.isCancelled {
+                // Stopping (the store or the source may wrap the cancellation in its own error).
+                action = machine.failed(.cancelled)
+            } catch {
+                action = machine.failed(.failed((error as? AuditSourceError)?.description ?? "\(error)"))
             }
-            health.quarantined = try await store.quarantineCount()
-            health.buffered = buffer.count
-            health.lastSuccess = now
-            health.lastError = nil
-            health.retryAfterCapped = nil
-            health.lagSeconds = now.timeIntervalSince(narrowed ? (checkpoint.criticalHighWater ?? checkpoint.highWater) : checkpoint.highWater)
-            consecutiveLimits = 0
-            if narrowed {
-                if let last = lastRateLimited, now.timeIntervalSince(last) >= settings.recoverAfter {
-                    health.mode = .normal
-                    health.throttledSince = nil
-                    logger.debug("audit API healthy again: polling every service, backfilling what narrowed polling skipped")
-                    outcome.nextDelay = 0
-                }
-            } else {
-                health.throttledSince = nil
-            }
-        } catch AuditSourceError.rateLimited(let retryAfter) {
-            outcome.rateLimited = true
-            consecutiveLimits += 1
-            lastRateLimited = now
-            health.throttledSince = health.throttledSince ?? now
-            health.lastError = "rate limited (429)"
-            let backoff = min(settings.maxBackoff, settings.pollInterval * pow(2, Double(min(consecutiveLimits, 6))) / 2)
-            let asked = retryAfter.map(Bounded.seconds) ?? 0
-            health.retryAfterCapped = asked > settings.maxRetryAfter ? asked : nil
-            if asked > settings.maxRetryAfter {
-                health.lastError =
-                    "rate limited (429): the server asked for \(IngestionHealth.duration(asked)), waiting \(IngestionHealth.duration(settings.maxRetryAfter)) (the ceiling)"
-            }
-            outcome.nextDelay = max(min(asked, settings.maxRetryAfter), backoff)
-            if health.mode == .normal, let since = health.throttledSince, now.timeIntervalSince(since) >= settings.circuitAfter {
-                health.mode = .criticalOnly
-                logger.debug(
-                    "audit API throttled for \(Int(now.timeIntervalSince(since))) s: circuit open, polling only the critical services",
-                    metadata: ["services": "\(settings.criticalServices)"])
-            }
-        } catch where error is CancellationError || Task.isCancelled {
-            // Stopping (the store or the source may wrap the cancellation in its own error).
-            outcome.failed = "cancelled"
-        } catch {
-            let message = (error as? AuditSourceError)?.description ?? "\(error)"
-            health.lastError = message
-            outcome.failed = message
-            logger.debug("audit poll failed: \(message)")
         }
-        health.buffered = buffer.count
-        continuation.yield(IngestionUpdate(health: health, findings: outcome.findings, judged: outcome.judged, outcome: outcome))
+        action = machine.failed(.failed("the ingestion state machine did not finish its poll"))
+        guard case .finished(let outcome) = action else { return PollOutcome() }
+        continuation.yield(IngestionUpdate(health: machine.health, findings: outcome.findings, judged: outcome.judged, outcome: outcome))
         return outcome
     }
 }

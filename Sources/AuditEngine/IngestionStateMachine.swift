@@ -1,0 +1,365 @@
+import AuditCore
+import AuditStore
+import Foundation
+
+/// The ingestion policy — windows, overlap, the reorder lag, gaps, the poll budget, backoff and
+/// the circuit breaker — as a state machine that does no I/O. Each input returns the next
+/// action; `AuditIngestor` carries the actions out (the source, the store) and feeds back what
+/// came of them, in the manner of postgres-nio's `PoolStateMachine`. Tests drive it with dates
+/// and values alone.
+///
+/// One poll runs: `startPoll` → (`listServices` → `servicesListed`) → `readCheckpoint` →
+/// `checkpointRead` → (`replay` → `replayed`) → `readApprovals` → `approvalsRead`, then per
+/// window one `fetch` per service → `fetched`, `lookUp` → `lookedUp`, `record` → `recorded`;
+/// after the last window `countQuarantine` → `quarantineCounted` → `finished`. Any failure along
+/// the way goes to `failed`, which also ends in `finished`.
+public struct IngestionStateMachine: Sendable {
+    public enum Action: Sendable {
+        /// Ask the source which services it knows (once per process).
+        case listServices
+        case readCheckpoint
+        /// Judge the stored events of this span again, findings discarded (a restart: the rules'
+        /// memory is rebuilt so throttles and bursts that straddle it still count).
+        case replay(from: Date, to: Date)
+        case readApprovals
+        /// Read one service's events dated in `[from, to)`.
+        case fetch(from: Date, to: Date, service: String, realtime: Bool)
+        /// Which of these event ids the store already holds.
+        case lookUp(ids: [String])
+        /// Write this batch in one transaction.
+        case record(AuditBatch)
+        case countQuarantine
+        /// The poll is over: publish the outcome, then wait `outcome.nextDelay`.
+        case finished(PollOutcome)
+    }
+
+    /// Why a step could not be carried out.
+    public enum Failure: Sendable, Equatable {
+        /// 429, with the `Retry-After` in seconds when one came.
+        case rateLimited(retryAfter: Double?)
+        case cancelled
+        case failed(String)
+    }
+
+    public let settings: IngestionSettings
+    public private(set) var health = IngestionHealth()
+    private var engine: RuleEngine
+    /// How far back the rules remember (throttles, correlation windows).
+    private let memory: TimeInterval
+    private let ruleServices: [String]
+    private var services: [String]?
+    /// Whether the rules have been brought up to date with what the store already judged.
+    private var warmed = false
+    private var buffer = ReorderBuffer()
+    private var lastRateLimited: Date?
+    private var consecutiveLimits = 0
+    private var poll: Poll?
+
+    /// One poll in progress.
+    struct Poll: Sendable {
+        var now: Date
+        var outcome = PollOutcome()
+        var stored = false
+        var checkpoint: IngestionCheckpoint
+        var narrowed = false
+        var water: Date
+        var settled: Date
+        var gap: IngestionGap?
+        var approvals: [Approval] = []
+        var wanted: [String] = []
+        var start: Date
+        var chunk: TimeInterval = 0
+        var windows = 0
+        // The window being read.
+        var end: Date
+        var realtime = true
+        var serviceIndex = 0
+        var fetched: [AuditEvent] = []
+        var quarantined: [QuarantinedRecord] = []
+        var stalled = false
+        var pending: (due: [AuditEvent], findings: [AuditFinding], quarantined: [QuarantinedRecord])?
+    }
+
+    public init(rules: RuleSet, settings: IngestionSettings = IngestionSettings()) {
+        self.settings = settings
+        self.engine = RuleEngine(rules: rules)
+        self.memory = min(rules.memorySeconds, 86_400)
+        self.ruleServices = rules.services
+    }
+
+    /// Events in the reorder buffer.
+    public var buffered: Int { buffer.count }
+
+    // MARK: - Inputs
+
+    /// A poll begins at `now`.
+    public mutating func startPoll(now: Date) -> Action {
+        health.lastPoll = now
+        var outcome = PollOutcome()
+        outcome.nextDelay = settings.pollInterval
+        poll = Poll(
+            now: now, outcome: outcome, checkpoint: IngestionCheckpoint(highWater: now, updatedAt: now), water: now,
+            settled: now.addingTimeInterval(-settings.lag), start: now, end: now)
+        return services == nil ? .listServices : .readCheckpoint
+    }
+
+    /// The services the source knows: those the rules look at are asked for (all of them when
+    /// the rules name none the source knows). Returns the rules' services the source does not
+    /// list (their rules cannot fire) with the next action.
+    public mutating func servicesListed(_ known: [String]) -> (unknown: [String], next: Action) {
+        let wanted = ruleServices == ["*"] ? known : ruleServices.filter { known.contains($0) }
+        services = wanted.isEmpty ? known : wanted
+        health.services = services ?? []
+        return (ruleServices.filter { $0 != "*" && !known.contains($0) }, .readCheckpoint)
+    }
+
+    /// The stored checkpoint (nil: the first poll ever starts `initialLookback` back).
+    public mutating func checkpointRead(_ stored: IngestionCheckpoint?) -> Action {
+        guard var p = poll else { return .readCheckpoint }
+        let now = p.now
+        p.stored = stored != nil
+        p.checkpoint = stored ?? IngestionCheckpoint(highWater: now.addingTimeInterval(-settings.initialLookback), updatedAt: now)
+        p.narrowed = health.mode == .criticalOnly
+        p.water = p.narrowed ? (p.checkpoint.criticalHighWater ?? p.checkpoint.highWater) : p.checkpoint.highWater
+        p.wanted = wantedServices()
+        if p.stored, now.timeIntervalSince(p.water) > settings.pollInterval + settings.overlap + settings.lag, p.water < p.settled {
+            p.gap = IngestionGap(start: p.water, end: p.settled, detectedAt: now)
+        }
+        poll = p
+        if !warmed, p.stored {
+            return .replay(from: p.water.addingTimeInterval(-memory), to: p.water)
+        }
+        warmed = true
+        return .readApprovals
+    }
+
+    /// The stored events of the replay span (any order).
+    public mutating func replayed(_ events: [AuditEvent]) -> Action {
+        for event in events.sorted(by: { ($0.date, $0.id) < ($1.date, $1.id) }) {
+            _ = engine.judge(event)
+        }
+        warmed = true
+        return .readApprovals
+    }
+
+    /// The approvals in force; `at` is the time now (the poll budget counts from the poll's start).
+    public mutating func approvalsRead(_ approvals: [Approval], at time: Date) -> Action {
+        guard var p = poll else { return .readCheckpoint }
+        p.approvals = approvals
+        p.start = p.water.addingTimeInterval(-settings.overlap)
+        // At most 48 windows however long the gap: a week's backfill goes by the half-day.
+        p.chunk = max(settings.chunk, p.now.timeIntervalSince(p.start) / 48)
+        health.truncated = nil
+        poll = p
+        return nextWindow(at: time)
+    }
+
+    /// What one service's read of the current window returned.
+    public mutating func fetched(_ read: AuditFetch) -> Action {
+        guard var p = poll, p.serviceIndex < p.wanted.count else { return .countQuarantine }
+        let service = p.wanted[p.serviceIndex]
+        p.fetched += read.events
+        p.quarantined += read.quarantined
+        if let truncation = read.truncation {
+            // The window is complete only up to where the source stopped; the next window
+            // starts there. A stop that made no progress at all (every event read dated at the
+            // window's start) moves on a millisecond, so a server that repeats itself cannot
+            // hold the feed in place.
+            p.stalled = p.stalled || truncation.before <= p.start
+            p.end = min(p.end, max(truncation.before, p.start.addingTimeInterval(0.001)))
+            health.truncated = "\(service): \(truncation.reason)"
+        }
+        p.serviceIndex += 1
+        poll = p
+        if p.serviceIndex < p.wanted.count {
+            return .fetch(from: p.start, to: p.end, service: p.wanted[p.serviceIndex], realtime: p.realtime)
+        }
+        return .lookUp(ids: p.fetched.map(\.id))
+    }
+
+    /// The events of the window the store already holds, by id.
+    public mutating func lookedUp(_ recorded: [String: AuditEvent]) -> Action {
+        guard var p = poll else { return .countQuarantine }
+        let now = p.now
+        p.outcome.fetched += p.fetched.count
+        var fresh: [AuditEvent] = []
+        var seen = Set<String>()
+        var quarantined = p.quarantined
+        for event in p.fetched {
+            guard seen.insert(event.id).inserted else {
+                health.duplicatesSkipped += 1
+                continue
+            }
+            if let earlier = recorded[event.id] ?? buffer.event(event.id) {
+                health.duplicatesSkipped += 1
+                if !earlier.sameSubstance(as: event) {
+                    // The same id with different content: never judged silently as a duplicate,
+                    // never dropped — set aside with what changed.
+                    quarantined.append(
+                        QuarantinedRecord(
+                            kind: .rewritten, eventId: event.id,
+                            reason: "event \(event.id) came back with different content: " + earlier.differences(from: event).joined(separator: ", "),
+                            raw: event.canonicalJSON(), receivedAt: now))
+                }
+                continue
+            }
+            if event.date.timeIntervalSince(now) > settings.maxClockSkew { health.futureDated += 1 }
+            fresh.append(event)
+        }
+        p.outcome.new += buffer.insert(fresh, arrivedAt: now)
+        let cutoff = min(p.end, p.settled)
+        let due = buffer.release(before: cutoff, futureHeldSince: now.addingTimeInterval(-settings.lag), skew: settings.maxClockSkew)
+        var findings: [AuditFinding] = []
+        for event in due {
+            if let last = health.lastEvent, event.date < last { health.lateEvents += 1 }
+            findings += engine.judge(event)
+            // The newest event judged, but never past now: a future-dated one says nothing of lag.
+            health.lastEvent = min(max(health.lastEvent ?? event.date, event.date), now)
+        }
+        findings = RuleEngine.applyApprovals(findings, approvals: p.approvals, now: now)
+        if p.narrowed {
+            p.checkpoint.criticalHighWater = max(p.checkpoint.criticalHighWater ?? p.water, cutoff)
+        } else {
+            p.checkpoint.highWater = max(p.checkpoint.highWater, cutoff)
+            p.checkpoint.criticalHighWater = nil
+        }
+        p.checkpoint.updatedAt = now
+        for index in quarantined.indices { quarantined[index].receivedAt = now }
+        p.pending = (due, findings, quarantined)
+        poll = p
+        return .record(AuditBatch(events: due, findings: findings, checkpoint: p.checkpoint, gap: p.gap, quarantined: quarantined))
+    }
+
+    /// The batch is written: `count` events were new to the store, the write took `took`; `at`
+    /// is the time now.
+    public mutating func recorded(count: Int, took: Duration, at time: Date) -> Action {
+        guard var p = poll, let pending = p.pending else { return .countQuarantine }
+        p.outcome.storeWrites.append(took)
+        if let gap = p.gap {
+            health.gaps.append(gap)
+            p.outcome.gap = gap
+            p.gap = nil
+        }
+        p.outcome.judged += pending.due.count
+        p.outcome.judgedIds += pending.due.map(\.id)
+        p.outcome.quarantined += pending.quarantined
+        p.outcome.findings += pending.findings
+        health.eventsJudged += count
+        health.findings += pending.findings.count
+        p.pending = nil
+        p.start = p.end
+        poll = p
+        // A source that stopped without moving forward is asked again at the next poll, not
+        // window after window now.
+        if p.stalled { return .countQuarantine }
+        return nextWindow(at: time)
+    }
+
+    /// The store's quarantine count: the poll succeeded.
+    public mutating func quarantineCounted(_ count: Int) -> Action {
+        guard var p = poll else { return .finished(PollOutcome()) }
+        let now = p.now
+        health.quarantined = count
+        health.lastSuccess = now
+        health.lastError = nil
+        health.retryAfterCapped = nil
+        health.lagSeconds = now.timeIntervalSince(p.narrowed ? (p.checkpoint.criticalHighWater ?? p.checkpoint.highWater) : p.checkpoint.highWater)
+        consecutiveLimits = 0
+        if p.narrowed {
+            if let last = lastRateLimited, now.timeIntervalSince(last) >= settings.recoverAfter {
+                // Healthy again: every service, and at once, to backfill what narrowed polling skipped.
+                health.mode = .normal
+                health.throttledSince = nil
+                p.outcome.nextDelay = 0
+            }
+        } else {
+            health.throttledSince = nil
+        }
+        return finish(p.outcome)
+    }
+
+    /// A step failed: the poll ends, and the failure decides when to try again.
+    public mutating func failed(_ failure: Failure) -> Action {
+        let now = poll?.now ?? health.lastPoll ?? Date.distantPast
+        var outcome = PollOutcome()
+        outcome.nextDelay = settings.pollInterval
+        switch failure {
+        case .rateLimited(let retryAfter):
+            outcome.rateLimited = true
+            consecutiveLimits += 1
+            lastRateLimited = now
+            health.throttledSince = health.throttledSince ?? now
+            health.lastError = "rate limited (429)"
+            let backoff = min(settings.maxBackoff, settings.pollInterval * pow(2, Double(min(consecutiveLimits, 6))) / 2)
+            let asked = retryAfter.map { Bounded.seconds($0, clampedTo: 0...1e12) } ?? 0
+            health.retryAfterCapped = asked > settings.maxRetryAfter ? asked : nil
+            if asked > settings.maxRetryAfter {
+                health.lastError =
+                    "rate limited (429): the server asked for \(IngestionHealth.duration(asked)), waiting \(IngestionHealth.duration(settings.maxRetryAfter)) (the ceiling)"
+            }
+            outcome.nextDelay = max(min(asked, settings.maxRetryAfter), backoff)
+            if health.mode == .normal, let since = health.throttledSince, now.timeIntervalSince(since) >= settings.circuitAfter {
+                // Throttled too long: the circuit opens and only the critical services are polled.
+                health.mode = .criticalOnly
+            }
+        case .cancelled:
+            outcome.failed = "cancelled"
+        case .failed(let message):
+            health.lastError = message
+            outcome.failed = message
+        }
+        // What earlier windows of this poll recorded stays recorded (and counted).
+        if let p = poll {
+            outcome.fetched = p.outcome.fetched
+            outcome.new = p.outcome.new
+            outcome.judged = p.outcome.judged
+            outcome.judgedIds = p.outcome.judgedIds
+            outcome.findings = p.outcome.findings
+            outcome.gap = p.outcome.gap
+            outcome.quarantined = p.outcome.quarantined
+            outcome.storeWrites = p.outcome.storeWrites
+        }
+        return finish(outcome)
+    }
+
+    // MARK: - Decisions
+
+    /// The services to ask for: all wanted, or the critical ones while narrowed.
+    func wantedServices() -> [String] {
+        let all = services ?? []
+        guard health.mode == .criticalOnly else { return all }
+        let critical = all.filter { settings.criticalServices.contains($0) }
+        return critical.isEmpty ? Array(all.prefix(1)) : critical
+    }
+
+    /// The next window to read, or the end of the poll (caught up, or the budget spent).
+    private mutating func nextWindow(at time: Date) -> Action {
+        guard var p = poll else { return .countQuarantine }
+        guard p.now.timeIntervalSince(p.start) >= 0.001 else { return .countQuarantine }
+        p.windows += 1
+        if p.windows > settings.maxWindowsPerPoll || time.timeIntervalSince(p.now) > settings.pollBudget {
+            // Progress so far is recorded; the next poll carries on from there — at once after a
+            // long stretch of real work, after the usual interval when windows kept stopping
+            // early (a source that repeats itself is not asked faster).
+            if p.windows <= settings.maxWindowsPerPoll { p.outcome.nextDelay = 0 }
+            p.outcome.budgetSpent = true
+            poll = p
+            return .countQuarantine
+        }
+        p.end = min(p.now, p.start.addingTimeInterval(p.chunk))
+        p.realtime = p.start >= p.now.addingTimeInterval(-settings.realtimeReach)
+        p.serviceIndex = 0
+        p.fetched = []
+        p.quarantined = []
+        p.stalled = false
+        poll = p
+        guard let first = p.wanted.first else { return .lookUp(ids: []) }
+        return .fetch(from: p.start, to: p.end, service: first, realtime: p.realtime)
+    }
+
+    private mutating func finish(_ outcome: PollOutcome) -> Action {
+        health.buffered = buffer.count
+        poll = nil
+        return .finished(outcome)
+    }
+}
