@@ -1,0 +1,324 @@
+import AuditCore
+import AuditEngine
+import AuditStore
+import Foundation
+import Testing
+
+/// The ingestion policy on its own: no source, no store, no clock but the dates the tests pass.
+/// `World` answers the machine's actions from plain values, the way `AuditIngestor` answers them
+/// from the API and the store.
+@Suite("Ingestion state machine")
+struct IngestionStateMachineTests {
+    static let t0 = Date(timeIntervalSince1970: 1_795_000_000)
+
+    static func event(_ id: String, at seconds: Double, service: String = "PeoplePermissions", role: String = "Queue Viewer") -> AuditEvent {
+        AuditEvent(
+            id: id, date: t0.addingTimeInterval(seconds), serviceName: service, entityType: "Role", action: "MemberAdd", entityId: "r-1",
+            entityName: role, userId: "u-1", changes: [AuditEvent.Change(property: "divisionId", newValues: ["*"])])
+    }
+
+    /// What the machine's actions are answered from; it keeps what the machine writes.
+    struct World {
+        var known = ["PeoplePermissions"]
+        var events: [AuditEvent] = []
+        var checkpoint: IngestionCheckpoint?
+        var recorded: [String: AuditEvent] = [:]
+        var findings: [AuditFinding] = []
+        var gaps: [IngestionGap] = []
+        var quarantined: [QuarantinedRecord] = []
+        /// Answers a fetch of this service with a truncation, when set.
+        var truncate: (service: String, before: Date, reason: String)?
+        /// The next fetch fails with this.
+        var failNextFetch: IngestionStateMachine.Failure?
+        /// Moves on every store write (the poll budget counts real time).
+        var writeTakes: TimeInterval = 0
+        var actions: [String] = []
+        var fetches: [(from: Date, to: Date, service: String, realtime: Bool)] = []
+
+        /// Runs one poll at `now`; returns its outcome.
+        mutating func poll(_ machine: inout IngestionStateMachine, at now: Date) -> PollOutcome {
+            var time = now
+            var action = machine.startPoll(now: now)
+            for _ in 0..<10_000 {
+                switch action {
+                case .listServices:
+                    actions.append("services")
+                    action = machine.servicesListed(known).next
+                case .readCheckpoint:
+                    actions.append("checkpoint")
+                    action = machine.checkpointRead(checkpoint)
+                case .replay(let from, let to):
+                    actions.append("replay")
+                    action = machine.replayed(recorded.values.filter { $0.date >= from && $0.date < to })
+                case .readApprovals:
+                    actions.append("approvals")
+                    action = machine.approvalsRead([], at: time)
+                case .fetch(let from, let to, let service, let realtime):
+                    actions.append("fetch")
+                    fetches.append((from, to, service, realtime))
+                    if let failure = failNextFetch {
+                        failNextFetch = nil
+                        action = machine.failed(failure)
+                        continue
+                    }
+                    var read = AuditFetch(events: events.filter { $0.serviceName == service && $0.date >= from && $0.date < to })
+                    if let truncate, truncate.service == service {
+                        read.events = read.events.filter { $0.date < truncate.before }
+                        read.truncation = AuditFetch.Truncation(before: truncate.before, reason: truncate.reason)
+                    }
+                    action = machine.fetched(read)
+                case .lookUp(let ids):
+                    action = machine.lookedUp(recorded.filter { ids.contains($0.key) })
+                case .record(let batch):
+                    actions.append("record")
+                    var added = 0
+                    for event in batch.events where recorded[event.id] == nil {
+                        recorded[event.id] = event
+                        added += 1
+                    }
+                    findings += batch.findings
+                    if let gap = batch.gap { gaps.append(gap) }
+                    quarantined += batch.quarantined
+                    checkpoint = batch.checkpoint
+                    time = time.addingTimeInterval(writeTakes)
+                    action = machine.recorded(count: added, took: .zero, at: time)
+                case .countQuarantine:
+                    action = machine.quarantineCounted(quarantined.count)
+                case .finished(let outcome):
+                    return outcome
+                }
+            }
+            Issue.record("the poll did not finish within 10,000 actions")
+            return PollOutcome()
+        }
+    }
+
+    @Test("the first poll lists the services once, starts an hour back and reads it in windows up to now; events younger than the lag wait")
+    func firstPoll() {
+        var machine = IngestionStateMachine(rules: .defaults())
+        var world = World()
+        world.events = [Self.event("old", at: -1800), Self.event("young", at: -30)]
+        let outcome = world.poll(&machine, at: Self.t0)
+        #expect(world.actions.first == "services")
+        #expect(machine.health.services == ["PeoplePermissions"])
+        #expect(world.fetches.first?.from == Self.t0.addingTimeInterval(-3600 - 65), "the initial lookback, less the overlap")
+        #expect(world.fetches.last?.to == Self.t0)
+        #expect(world.fetches.allSatisfy { $0.realtime })
+        #expect(outcome.fetched == 2)
+        #expect(outcome.judgedIds == ["old"], "the young event is held for the lag")
+        #expect(machine.buffered == 1)
+        #expect(world.checkpoint?.highWater == Self.t0.addingTimeInterval(-60), "the mark stops at the settled edge")
+        #expect(outcome.findings.map(\.ruleId).contains("RBW-003"))
+        #expect(outcome.nextDelay == 60)
+
+        world.actions = []
+        let second = world.poll(&machine, at: Self.t0.addingTimeInterval(60))
+        #expect(!world.actions.contains("services"), "the service list is read once per process")
+        #expect(second.judgedIds == ["young"])
+        #expect(second.new == 0, "the overlap fetched it again; the buffer already held it")
+        #expect(machine.health.duplicatesSkipped == 1)
+    }
+
+    @Test("the services asked for are those the rules name that the API knows; every one when a rule matches any service")
+    func services() {
+        let named = RuleSet(rules: RuleSet.defaults().rules.filter { !$0.match.services.isEmpty })
+        var machine = IngestionStateMachine(rules: named)
+        _ = machine.startPoll(now: Self.t0)
+        let (unknown, _) = machine.servicesListed(["PeoplePermissions", "Outbound", "Telephony"])
+        #expect(machine.health.services == ["PeoplePermissions", "Telephony"])
+        #expect(unknown.contains("Webhooks"), "named by a rule, not listed by the API: reported")
+        var any = IngestionStateMachine(rules: .defaults())
+        _ = any.startPoll(now: Self.t0)
+        _ = any.servicesListed(["PeoplePermissions", "Outbound"])
+        #expect(any.health.services == ["PeoplePermissions", "Outbound"], "a default rule matches any service")
+    }
+
+    @Test("a long pause is a gap: recorded once, in the first window's batch, and read in at most 48 windows")
+    func gap() {
+        var machine = IngestionStateMachine(rules: .defaults())
+        var world = World()
+        world.checkpoint = IngestionCheckpoint(highWater: Self.t0.addingTimeInterval(-7 * 86_400), updatedAt: Self.t0.addingTimeInterval(-7 * 86_400))
+        world.events = (0..<20).map { Self.event("e\($0)", at: -Double($0) * 30_000 - 100) }
+        let outcome = world.poll(&machine, at: Self.t0)
+        #expect(world.gaps.count == 1)
+        #expect(world.gaps.first?.start == Self.t0.addingTimeInterval(-7 * 86_400))
+        #expect(world.gaps.first?.end == Self.t0.addingTimeInterval(-60))
+        #expect(outcome.gap == world.gaps.first)
+        #expect(world.fetches.count <= 48)
+        #expect(world.actions.contains("replay"), "a stored checkpoint and a fresh process: the rules' memory is rebuilt first")
+        #expect(outcome.judged == 20, "a week's backfill in one poll: \(outcome.judged)")
+        #expect(world.fetches.allSatisfy { $0.realtime }, "a week is within the realtime query's reach")
+    }
+
+    @Test("beyond the realtime reach the windows use the async query")
+    func asyncBeyondReach() {
+        var machine = IngestionStateMachine(rules: .defaults())
+        var world = World()
+        world.checkpoint = IngestionCheckpoint(highWater: Self.t0.addingTimeInterval(-20 * 86_400), updatedAt: Self.t0)
+        _ = world.poll(&machine, at: Self.t0)
+        #expect(world.fetches.first?.realtime == false)
+        #expect(world.fetches.last?.realtime == true)
+    }
+
+    @Test("an event back with different content is quarantined as rewritten; the same content is a duplicate")
+    func rewritten() {
+        var machine = IngestionStateMachine(rules: .defaults())
+        var world = World()
+        let original = Self.event("e1", at: -100)
+        world.events = [original]
+        _ = world.poll(&machine, at: Self.t0)
+        var changed = original
+        changed.action = "MemberRemove"
+        world.events = [original, changed, Self.event("e2", at: -90)]
+        world.events.removeFirst()
+        let second = world.poll(&machine, at: Self.t0.addingTimeInterval(60))
+        #expect(second.judgedIds == ["e2"])
+        #expect(second.quarantined.map(\.kind) == [.rewritten])
+        #expect(second.quarantined.first?.reason.contains("action MemberAdd → MemberRemove") == true)
+        #expect(machine.health.quarantined == 1)
+    }
+
+    @Test("429s back off exponentially to the ceiling, a Retry-After over 5 minutes waits 5 minutes, and 5 minutes throttled opens the circuit")
+    func backoffAndCircuit() {
+        var machine = IngestionStateMachine(rules: .defaults())
+        var world = World()
+        _ = world.poll(&machine, at: Self.t0)
+        var time = Self.t0
+        var delays: [TimeInterval] = []
+        for _ in 0..<4 {
+            time = time.addingTimeInterval(60)
+            world.failNextFetch = .rateLimited(retryAfter: 2)
+            let outcome = world.poll(&machine, at: time)
+            #expect(outcome.rateLimited)
+            delays.append(outcome.nextDelay)
+        }
+        #expect(delays == [60, 120, 240, 480])
+        #expect(machine.health.mode == .normal, "throttled for 180 s: not yet")
+        time = time.addingTimeInterval(130)
+        world.failNextFetch = .rateLimited(retryAfter: 999_999)
+        let capped = world.poll(&machine, at: time)
+        #expect(capped.nextDelay == 600, "the backoff ceiling (10 min) is over the Retry-After ceiling (5 min)")
+        #expect(machine.health.retryAfterCapped == 999_999)
+        #expect(machine.health.lastError?.contains("waiting 5m (the ceiling)") == true)
+        #expect(machine.health.mode == .criticalOnly, "throttled for 310 s")
+        #expect(machine.health.summary.contains("CRITICAL-ONLY"))
+    }
+
+    @Test("narrowed polling reads the critical services only and keeps its own mark; five quiet minutes widen it again at once")
+    func circuitRecovers() {
+        var settings = IngestionSettings()
+        settings.circuitAfter = 0
+        var machine = IngestionStateMachine(rules: .defaults(), settings: settings)
+        var world = World()
+        world.known = ["PeoplePermissions", "Telephony", "Routing"]
+        _ = world.poll(&machine, at: Self.t0)
+        let full = world.checkpoint?.highWater
+        world.failNextFetch = .rateLimited(retryAfter: nil)
+        _ = world.poll(&machine, at: Self.t0.addingTimeInterval(60))
+        #expect(machine.health.mode == .criticalOnly)
+        world.fetches = []
+        let narrowed = world.poll(&machine, at: Self.t0.addingTimeInterval(120))
+        #expect(Set(world.fetches.map(\.service)) == ["PeoplePermissions"])
+        #expect(world.checkpoint?.highWater == full, "full coverage ended where the circuit opened")
+        #expect(world.checkpoint?.criticalHighWater == Self.t0.addingTimeInterval(60))
+        #expect(narrowed.nextDelay == 60, "not yet five minutes since the last 429")
+        let widened = world.poll(&machine, at: Self.t0.addingTimeInterval(60 + 300))
+        #expect(machine.health.mode == .normal)
+        #expect(widened.nextDelay == 0, "at once, to backfill what narrowed polling skipped")
+        world.fetches = []
+        _ = world.poll(&machine, at: Self.t0.addingTimeInterval(60 + 300))
+        #expect(Set(world.fetches.map(\.service)) == ["PeoplePermissions", "Telephony", "Routing"])
+        #expect(world.fetches.first?.from == full?.addingTimeInterval(-65), "the backfill starts from where full coverage ended")
+    }
+
+    @Test("a poll stops at its time budget with its progress recorded and carries on at once; a window budget waits the interval")
+    func budget() {
+        var settings = IngestionSettings()
+        settings.pollBudget = 100
+        var machine = IngestionStateMachine(rules: .defaults(), settings: settings)
+        var world = World()
+        world.checkpoint = IngestionCheckpoint(highWater: Self.t0.addingTimeInterval(-5 * 3600), updatedAt: Self.t0)
+        world.writeTakes = 60
+        let outcome = world.poll(&machine, at: Self.t0)
+        #expect(outcome.budgetSpent)
+        #expect(outcome.nextDelay == 0)
+        #expect(world.actions.filter { $0 == "record" }.count == 2, "two windows of 60 s each, then over the 100 s budget")
+        #expect(world.checkpoint?.highWater == Self.t0.addingTimeInterval(-5 * 3600 - 65 + 2 * 3600))
+
+        settings = IngestionSettings()
+        settings.maxWindowsPerPoll = 2
+        machine = IngestionStateMachine(rules: .defaults(), settings: settings)
+        world = World()
+        world.checkpoint = IngestionCheckpoint(highWater: Self.t0.addingTimeInterval(-5 * 3600), updatedAt: Self.t0)
+        let windows = world.poll(&machine, at: Self.t0)
+        #expect(windows.budgetSpent)
+        #expect(windows.nextDelay == 60)
+    }
+
+    @Test("a source that stops without moving forward is asked again at the next poll, a millisecond on, not window after window")
+    func stalledSource() {
+        var machine = IngestionStateMachine(rules: .defaults())
+        var world = World()
+        let start = Self.t0.addingTimeInterval(-3600 - 65)
+        world.truncate = ("PeoplePermissions", start, "the pages repeat")
+        let outcome = world.poll(&machine, at: Self.t0)
+        #expect(world.fetches.count == 1)
+        #expect(world.checkpoint?.highWater == Self.t0.addingTimeInterval(-3600), "the stored mark never moves backwards")
+        #expect(machine.health.truncated == "PeoplePermissions: the pages repeat")
+        #expect(outcome.nextDelay == 60)
+        world.truncate = nil
+        world.fetches = []
+        _ = world.poll(&machine, at: Self.t0.addingTimeInterval(60))
+        #expect(machine.health.truncated == nil)
+    }
+
+    @Test("a failure mid-poll keeps what earlier windows recorded, says why, and the next success clears it")
+    func failureThenRecovery() {
+        var machine = IngestionStateMachine(rules: .defaults())
+        var world = World()
+        world.failNextFetch = .failed("the audit API answered 503")
+        let failed = world.poll(&machine, at: Self.t0)
+        #expect(failed.failed == "the audit API answered 503")
+        #expect(machine.health.lastError == "the audit API answered 503")
+        #expect(machine.health.lastSuccess == nil)
+        #expect(world.checkpoint == nil, "nothing recorded")
+        _ = world.poll(&machine, at: Self.t0.addingTimeInterval(60))
+        #expect(machine.health.lastError == nil)
+        #expect(machine.health.lastSuccess == Self.t0.addingTimeInterval(60))
+        #expect(machine.health.summary == "audit lag 60s")
+    }
+
+    @Test("a future-dated event is counted, judged once held for the lag, and never moves the lag")
+    func futureDated() {
+        var machine = IngestionStateMachine(rules: .defaults())
+        var world = World()
+        world.events = [Self.event("future", at: 10 * 86_400)]
+        // The window only reaches now; the source returns what it has, whatever its date.
+        world.truncate = nil
+        var read = AuditFetch(events: world.events)
+        _ = machine.startPoll(now: Self.t0)
+        _ = machine.servicesListed(["PeoplePermissions"])
+        _ = machine.checkpointRead(nil)
+        var action = machine.approvalsRead([], at: Self.t0)
+        while case .fetch = action {
+            action = machine.fetched(read)
+            read = AuditFetch()
+        }
+        guard case .lookUp = action else {
+            Issue.record("expected a look-up, got \(action)")
+            return
+        }
+        guard case .record(let batch) = machine.lookedUp([:]) else {
+            Issue.record("expected a record")
+            return
+        }
+        #expect(batch.events.isEmpty, "held for the lag first")
+        #expect(machine.health.futureDated == 1)
+        world.checkpoint = batch.checkpoint
+        world.recorded = [:]
+        world.events = []
+        let later = world.poll(&machine, at: Self.t0.addingTimeInterval(61))
+        #expect(later.judgedIds == ["future"])
+        #expect(machine.health.lastEvent == Self.t0.addingTimeInterval(61), "never past now")
+    }
+}
