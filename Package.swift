@@ -67,8 +67,10 @@ let package = Package(
             dependencies: ["AuditCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
-        // The dashboard, pure: state, reducer, renderer, keymap, themes. Depends only on the core.
-        .target(name: "TerminalUI", dependencies: ["AuditCore"], swiftSettings: swiftSettings),
+        // The dashboard's looks, pure: state, reducer, renderer, keymap, themes. It renders the
+        // rows the engine publishes (AuditEngine's DashboardFeed); it computes no risk and reads
+        // no store.
+        .target(name: "TerminalUI", dependencies: ["AuditCore", "AuditEngine"], swiftSettings: swiftSettings),
         // ncursesw, through a shim for what Swift cannot import.
         .systemLibrary(name: "CNCurses", path: "Sources/CNCurses", providers: [.apt(["libncurses-dev"])]),
         // The only importer of CNCurses: a terminal thread that reads keys and draws frames.

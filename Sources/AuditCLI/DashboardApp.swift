@@ -33,17 +33,17 @@ final class EventQueue: Sendable {
     func finish() { signal.finish() }
 }
 
-/// The dashboard: a terminal, a background monitor, and one loop that merges keys, data and
-/// ticks into the reducer and draws the result. The UI never waits on the network or the store.
+/// The dashboard: a terminal, the engine's feed in the background, and one loop that merges
+/// keys, data and ticks into the reducer and draws the result. The UI never waits on the
+/// network or the store.
 struct DashboardApp {
     var monitor: DriftMonitor
+    /// The engine's display-ready values (drift rows, the audit feed), and the work behind them.
+    var feed: DashboardFeed
     var readOnly: Bool
     var themeName: String?
     var approver: String
     var environment: [String: String]
-    var policy: RiskPolicy
-    /// The audit feed, when the dashboard runs one beside the drift monitor.
-    var audit: AuditFeedLoader?
 
     /// Refuses to start without a terminal.
     static func requireTerminal() throws {
@@ -73,10 +73,17 @@ struct DashboardApp {
         let queue = EventQueue()
         let signals = SignalWatch(queue: queue)
         defer { signals.cancel() }
-        let policy = self.policy
-        let monitor = self.monitor
+        let feed = self.feed
         let tasks = [
-            Task { await monitor.run() },
+            Task { await feed.run() },
+            Task {
+                for await update in feed.updates {
+                    switch update {
+                    case .drift(let data): queue.push(.data(data))
+                    case .audit(let audit): queue.push(.audit(audit))
+                    }
+                }
+            },
             Task {
                 for await event in terminal.stream {
                     switch event {
@@ -86,43 +93,13 @@ struct DashboardApp {
                 }
             },
             Task {
-                for await update in monitor.updates {
-                    queue.push(.data(Self.dashboard(update, policy: policy)))
-                }
-            },
-            Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
                     queue.push(.tick(Date()))
                 }
             },
         ]
-        var auditTasks: [Task<Void, Never>] = []
-        if let audit, let ingestor = audit.ingestor {
-            auditTasks = [
-                Task { await ingestor.run() },
-                Task {
-                    queue.push(.audit(await audit.load(health: nil)))
-                    for await update in ingestor.updates {
-                        queue.push(.audit(await audit.load(health: update.health)))
-                        // New events may explain drift items that were pending.
-                        if update.judged > 0 { await monitor.reattribute() }
-                    }
-                },
-            ]
-        } else if let audit {
-            // Another process follows the feed: show what it records.
-            auditTasks = [
-                Task {
-                    while !Task.isCancelled {
-                        queue.push(.audit(await audit.load()))
-                        await monitor.reattribute()
-                        try? await Task.sleep(for: .seconds(5))
-                    }
-                }
-            ]
-        }
-        defer { for task in tasks + auditTasks { task.cancel() } }
+        defer { for task in tasks { task.cancel() } }
 
         terminal.present(render(state), depth: depth)
         loop: for await _ in queue.wakes {
@@ -131,7 +108,7 @@ struct DashboardApp {
                     switch effect {
                     case .quit: break loop
                     case .redraw: terminal.redraw()
-                    case .refresh: Task { await monitor.refresh() }
+                    case .refresh: Task { [monitor] in await monitor.refresh() }
                     case .setTheme(let name):
                         let (loaded, problem) = Themes.load(name, environment: environment)
                         if let problem {
@@ -143,9 +120,8 @@ struct DashboardApp {
                         let approver = self.approver
                         Task {
                             do {
-                                let approval = try await monitor.approve(
+                                let approval = try await feed.approve(
                                     fingerprint: fingerprint, ticket: ticket, note: note, lifetime: lifetime, approver: approver)
-                                if let audit = self.audit { queue.push(.audit(await audit.load())) }
                                 queue.push(
                                     .notice(
                                         "approved \(fingerprint.prefix(12))\(ticket.map { " (\($0))" } ?? "") until \(DriftReport.timestamp(approval.expiresAt).prefix(16))",
@@ -160,112 +136,6 @@ struct DashboardApp {
             if state.quitting { break }
             terminal.present(render(state), depth: depth)
         }
-    }
-
-    /// Rows for the panes, computed off the UI loop.
-    static func dashboard(_ update: MonitorUpdate, policy: RiskPolicy) -> DashboardData {
-        let status: MonitorStatus =
-            switch update.status {
-            case .starting: .starting
-            case .collecting: .collecting
-            case .ready: .ready
-            case .refused(let refusal): .failed(refusal.description)
-            case .failed(let message): .failed(message)
-            }
-        guard let snapshot = update.snapshot else {
-            var data = DashboardData.empty
-            data.status = status
-            data.feed = update.failures.map(DashboardBuilder.failureRow)
-                .reversed()
-            return data
-        }
-        return DashboardBuilder.build(
-            snapshot: snapshot, review: update.review, baselineVersion: update.baselineVersion, lineage: update.lineage,
-            firstSeen: update.firstSeen, appeared: update.appeared,
-            failures: update.failures, risk: update.risk ?? RiskRollup(snapshot: snapshot, policy: policy), status: status, collectedAt: update.collectedAt,
-            nextRefresh: update.nextRefresh, attribution: update.attribution ?? [:])
-    }
-}
-
-/// The dashboard's view of the audit feed: the latest findings from the store with today's
-/// approvals applied, the events and rules behind them, and ingestion health for the header.
-actor AuditFeedLoader {
-    /// The dashboard's own ingestor; nil when another process (`keptBy`) follows the feed into
-    /// the same state file, whose findings are then read from the store every few seconds.
-    let ingestor: AuditIngestor?
-    let keptBy: StateLock.Holder?
-    let store: any AuditStore
-    let rules: [String: AuditRule]
-    /// Findings shown at most.
-    let limit: Int
-    private var health: IngestionHealth?
-    private var known: Set<String>?
-    private var appeared: [String: Date] = [:]
-    private var events: [String: AuditEvent] = [:]
-
-    init(ingestor: AuditIngestor?, keptBy: StateLock.Holder? = nil, store: any AuditStore, rules: RuleSet, limit: Int = 500) {
-        self.ingestor = ingestor
-        self.keptBy = keptBy
-        self.store = store
-        self.rules = Dictionary(rules.rules.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
-        self.limit = limit
-    }
-
-    /// The feed now; `health` replaces the last one known (nil: keep it).
-    func load(health: IngestionHealth? = nil) async -> AuditFeed {
-        if let health { self.health = health }
-        let now = Date()
-        var findings: [AuditFinding] = []
-        var problem: String?
-        do {
-            findings = RuleEngine.applyApprovals(try await store.auditFindings(FindingQuery(limit: limit)), approvals: try await store.approvals(), now: now)
-        } catch {
-            problem = "findings could not be read: \(error)"
-        }
-        // Findings that arrive while the dashboard is open are highlighted.
-        let ids = Set(findings.map(\.id))
-        if let known {
-            for id in ids.subtracting(known) where appeared[id] == nil { appeared[id] = now }
-        }
-        known = ids
-        appeared = appeared.filter { ids.contains($0.key) }
-        var details: [String: FindingDetail] = [:]
-        for finding in findings {
-            let eventId = finding.eventIds.last ?? ""
-            if events[eventId] == nil, let event = try? await store.auditEvent(id: eventId) { events[eventId] = event }
-            details[finding.id] = FindingDetail(finding: finding, event: events[eventId], rule: rules[finding.ruleId])
-        }
-        let wanted = Set(findings.compactMap(\.eventIds.last))
-        events = events.filter { wanted.contains($0.key) }
-        var view = Self.view(health, problem: problem, now: now)
-        if ingestor == nil, let keptBy {
-            view = await followed(by: keptBy, problem: problem, now: now)
-        }
-        return AuditFeed(rows: AuditFeed.rows(findings, appeared: appeared), details: details, health: view)
-    }
-
-    /// The feed another process keeps: its lag from the store's checkpoint, and who keeps it.
-    func followed(by holder: StateLock.Holder, problem: String?, now: Date) async -> IngestionView {
-        let kept = "the audit feed is kept by \(holder)"
-        guard let checkpoint = try? await store.ingestionCheckpoint() else {
-            return IngestionView(mode: .starting, lagSeconds: nil, lastEvent: nil, message: problem ?? kept)
-        }
-        let stale = now.timeIntervalSince(checkpoint.updatedAt) > 600
-        return IngestionView(
-            mode: stale ? .failing : .normal, lagSeconds: now.timeIntervalSince(checkpoint.highWater), lastEvent: nil,
-            message: problem ?? (stale ? "\(kept), which has recorded nothing for \(Int(now.timeIntervalSince(checkpoint.updatedAt) / 60)) min" : kept))
-    }
-
-    static func view(_ health: IngestionHealth?, problem: String?, now: Date) -> IngestionView {
-        guard let health, health.lastPoll != nil else { return IngestionView(mode: .starting, lagSeconds: nil, lastEvent: nil, message: problem) }
-        let failing = health.lastError != nil && (health.lastSuccess.map { now.timeIntervalSince($0) > 300 } ?? true)
-        let mode: IngestionView.Mode =
-            health.mode == .criticalOnly ? .criticalOnly : health.throttledSince != nil ? .throttled : failing ? .failing : .normal
-        let quarantined =
-            health.quarantined > 0
-            ? "\(health.quarantined) audit record\(health.quarantined == 1 ? "" : "s") quarantined (rbacwatch findings quarantine)" : nil
-        return IngestionView(
-            mode: mode, lagSeconds: health.lagSeconds, lastEvent: health.lastEvent, message: problem ?? health.lastError ?? quarantined)
     }
 }
 
@@ -334,10 +204,9 @@ enum Themes {
 
 extension DashboardApp {
     /// The dashboard over an engine, as `tui` and `demo` run it.
-    init(engine: EngineSetup, options: DashboardOptions, environment: [String: String], policy: RiskPolicy) {
+    init(engine: EngineSetup, options: DashboardOptions, environment: [String: String]) {
         self.init(
-            monitor: engine.monitor, readOnly: options.readOnly, themeName: options.theme,
-            approver: Actor.name(options.approver, environment: environment), environment: environment, policy: policy,
-            audit: engine.feedLoader)
+            monitor: engine.monitor, feed: engine.dashboardFeed, readOnly: options.readOnly, themeName: options.theme,
+            approver: Actor.name(options.approver, environment: environment), environment: environment)
     }
 }

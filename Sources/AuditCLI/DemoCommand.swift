@@ -138,7 +138,7 @@ struct DemoCommand: AsyncParsableCommand {
                 feed: .followOrShow(role: "the rbacwatch demo"), rules: .defaults(), ingestion: settings)
             do {
                 try await engine.run {
-                    try await DashboardApp(engine: engine, options: dashboard, environment: environment, policy: options.policy).run()
+                    try await DashboardApp(engine: engine, options: dashboard, environment: environment).run()
                 }
             } catch {
                 changes.cancel()

@@ -71,9 +71,12 @@ struct EngineSetup {
         }
     }
 
-    /// What a dashboard reads the feed through (nil without a feed).
-    var feedLoader: AuditFeedLoader? {
-        rules.map { AuditFeedLoader(ingestor: ingestor, keptBy: keptBy, store: store, rules: $0) }
+    /// What a dashboard shows: the monitor's drift and the audit feed — this process's
+    /// ingestor's, another process's records, or none.
+    var dashboardFeed: DashboardFeed {
+        let source: DashboardFeed.Source =
+            if let ingestor { .ingesting(ingestor) } else if rules != nil, let keptBy { .keptBy(keptBy) } else { .none }
+        return DashboardFeed(monitor: monitor, source: source, store: store, rules: rules ?? RuleSet(rules: []))
     }
 
     /// Ends the client; the feed's lock goes when the last copy of this value does.

@@ -61,7 +61,7 @@ struct TUICommand: AsyncParsableCommand {
                 options: options, keepSnapshots: keepSnapshots, feed: noAudit ? .none : .followOrShow(role: "the rbacwatch dashboard"),
                 rules: noAudit ? nil : try rules.load(environment: environment))
             try await engine.run {
-                try await DashboardApp(engine: engine, options: dashboard, environment: environment, policy: options.policy).run()
+                try await DashboardApp(engine: engine, options: dashboard, environment: environment).run()
             }
         }
     }

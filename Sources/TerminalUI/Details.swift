@@ -1,4 +1,5 @@
 import AuditCore
+import AuditEngine
 import Foundation
 
 /// Drill-down pages, built from the data when Enter is pressed.

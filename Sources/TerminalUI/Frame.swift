@@ -1,4 +1,5 @@
 import AuditCore
+import AuditEngine
 
 /// A colour as the theme gives it; the driver maps it to what the terminal can show.
 public struct RGB: Sendable, Hashable {

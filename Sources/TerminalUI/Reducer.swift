@@ -1,4 +1,5 @@
 import AuditCore
+import AuditEngine
 import Foundation
 
 public enum AppEvent: Sendable {

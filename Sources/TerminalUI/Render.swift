@@ -1,4 +1,5 @@
 import AuditCore
+import AuditEngine
 import Foundation
 
 /// Seconds a new feed item stays highlighted.
@@ -50,8 +51,8 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     // Right: the collector's state, or unapproved drift by severity.
     var right: [(String, Style)] = []
     switch data.status {
-    case .failed(let message):
-        right.append((" collection failed: \(message) ", theme.style(.error)))
+    case .failed, .refused:
+        right.append((" collection failed: \(data.status.problem ?? "") ", theme.style(.error)))
     case .starting, .collecting:
         right.append((" collecting… ", style))
     case .ready:
@@ -67,7 +68,7 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
         case .failing: right.append((" audit FAILING ", theme.style(.error)))
         }
     }
-    if case .failed = data.status {} else {
+    if data.status.problem == nil {
         // What needs a look: unapproved drift items and open audit findings, by severity.
         let open = data.openBySeverity
         for severity in Severity.allCases.reversed() {
@@ -237,7 +238,7 @@ func renderList(_ frame: inout Frame, _ state: AppState, _ layout: Layout) {
             switch state.data.status {
             case _ where state.rowCount(pane) > 0: "no rows match the filter (Esc clears it)"
             case .starting, .collecting: "collecting the organisation…"
-            case .failed(let message): "collection failed: \(message)"
+            case .failed, .refused: "collection failed: \(state.data.status.problem ?? "")"
             case .ready: "nothing here"
             }
         frame.put("  " + text, row: layout.listTop, column: 0, style: theme.style(.muted))

@@ -1,4 +1,5 @@
 import AuditCore
+import AuditEngine
 import Foundation
 
 /// What a piece of the screen *is*; themes say how each looks.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditCore
+import AuditEngine
 import Foundation
 import GenesysClient
 import GenesysSimulator
