@@ -4,6 +4,7 @@ import AuditStore
 import CursesDriver
 import Dispatch
 import Foundation
+import ServiceLifecycle
 import Synchronization
 import TerminalUI
 
@@ -73,17 +74,36 @@ struct DashboardApp {
         let queue = EventQueue()
         let signals = SignalWatch(queue: queue)
         defer { signals.cancel() }
+        // The background work as one service group: the engine's feed (monitor, ingestor) and
+        // the reader that hands its values to the loop; shut down gracefully when the loop ends.
         let feed = self.feed
+        let background = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: EngineService.loop("the dashboard feed") { await feed.run() }),
+                    .init(
+                        service: EngineService.drain("the dashboard feed's reader") {
+                            for await update in feed.updates {
+                                switch update {
+                                case .drift(let data): queue.push(.data(data))
+                                case .audit(let audit): queue.push(.audit(audit))
+                                }
+                            }
+                        }, successTerminationBehavior: .ignore),
+                ],
+                gracefulShutdownSignals: [], logger: CLILogging.silent))
+        let backgroundRun = Task {
+            do {
+                try await background.run()
+            } catch {
+                queue.push(.notice("the background work stopped: \(error)", isError: true))
+            }
+        }
+        defer {
+            Task { await background.triggerGracefulShutdown() }
+            backgroundRun.cancel()
+        }
         let tasks = [
-            Task { await feed.run() },
-            Task {
-                for await update in feed.updates {
-                    switch update {
-                    case .drift(let data): queue.push(.data(data))
-                    case .audit(let audit): queue.push(.audit(audit))
-                    }
-                }
-            },
             Task {
                 for await event in terminal.stream {
                     switch event {
