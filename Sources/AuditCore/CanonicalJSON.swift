@@ -84,6 +84,29 @@ public struct CanonicalJSONWriter: Sendable {
         bytes.append(contentsOf: String(int).utf8)
     }
 
+    /// A value already encoded as JSON by this writer (a payload inside an envelope).
+    public mutating func raw(_ json: [UInt8]) {
+        prepareValue()
+        bytes.append(contentsOf: json)
+    }
+
+    /// A decimal number with up to three fraction digits (epoch seconds with milliseconds).
+    public mutating func value(milliseconds: Int64) {
+        prepareValue()
+        let negative = milliseconds < 0
+        let magnitude = milliseconds.magnitude
+        if negative { bytes.append(UInt8(ascii: "-")) }
+        bytes.append(contentsOf: String(magnitude / 1000).utf8)
+        let fraction = magnitude % 1000
+        if fraction != 0 {
+            bytes.append(UInt8(ascii: "."))
+            var digits = Array(String(fraction).utf8)
+            while digits.count < 3 { digits.insert(UInt8(ascii: "0"), at: 0) }
+            while digits.last == UInt8(ascii: "0") { digits.removeLast() }
+            bytes.append(contentsOf: digits)
+        }
+    }
+
     public mutating func value(_ bool: Bool) {
         prepareValue()
         bytes.append(contentsOf: bool ? Array("true".utf8) : Array("false".utf8))

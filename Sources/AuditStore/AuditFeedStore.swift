@@ -39,16 +39,20 @@ public struct AuditBatch: Sendable {
     public var gap: IngestionGap?
     /// Records set aside in this window (kept once each, by digest).
     public var quarantined: [QuarantinedRecord]
+    /// The findings' payloads for each destination that wants them (queued in the same
+    /// transaction, each only if its trigger event is new).
+    public var deliveries: [OutboxItem]
 
     public init(
         events: [AuditEvent], findings: [AuditFinding], checkpoint: IngestionCheckpoint, gap: IngestionGap? = nil,
-        quarantined: [QuarantinedRecord] = []
+        quarantined: [QuarantinedRecord] = [], deliveries: [OutboxItem] = []
     ) {
         self.events = events
         self.findings = findings
         self.checkpoint = checkpoint
         self.gap = gap
         self.quarantined = quarantined
+        self.deliveries = deliveries
     }
 }
 

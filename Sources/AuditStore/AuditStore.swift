@@ -65,10 +65,10 @@ public struct Finding: Sendable, Equatable {
 
 /// Where rbacwatch keeps its state, by concern: snapshots and baselines, role lineage, approvals
 /// with the drift findings they apply to, the audit log (events, findings, quarantine) and the
-/// feed's checkpoint and gaps. A backend implements every part; each part has contract tests
-/// run against every backend (Tests/AuditStoreTests): SQLite (the default) and in-memory. The
-/// PostgreSQL backend and the delivery outbox of later work plug in as further parts.
-public typealias AuditStore = SnapshotStore & LineageStore & ApprovalStore & AuditLogStore & CheckpointStore
+/// feed's checkpoint and gaps, and the delivery outbox. A backend implements every part; each
+/// part has contract tests run against every backend (Tests/AuditStoreTests): SQLite (the
+/// default) and in-memory.
+public typealias AuditStore = SnapshotStore & LineageStore & ApprovalStore & AuditLogStore & CheckpointStore & OutboxStore
 
 /// Snapshots (content-addressed) and versioned baselines.
 public protocol SnapshotStore: Sendable {
@@ -107,8 +107,10 @@ public protocol ApprovalStore: Sendable {
     /// Revokes the unrevoked approvals of a fingerprint; returns how many.
     func revokeApprovals(fingerprint: String, at: Date) async throws -> Int
 
-    /// Remembers the items of a comparison (first and last seen).
-    func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at: Date) async throws
+    /// Remembers the items of a comparison (first and last seen), and queues `deliveries` (drift
+    /// item payloads, by fingerprint) in the same transaction — each fingerprint once ever,
+    /// whatever later checks and outbox pruning do.
+    func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at: Date, deliveries: [OutboxItem]) async throws
     /// Findings whose fingerprint starts with `prefix`.
     func findings(fingerprintPrefix prefix: String) async throws -> [Finding]
 }
@@ -148,6 +150,13 @@ public protocol CheckpointStore: Sendable {
 /// Quarantined records kept, the newest: a source that sends nothing but garbage fills this
 /// and no more.
 public let quarantineLimit = 10_000
+
+extension ApprovalStore {
+    /// Remembers the items of a comparison, queueing nothing.
+    public func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at date: Date) async throws {
+        try await recordFindings(items, baselineVersion: baselineVersion, at: date, deliveries: [])
+    }
+}
 
 extension SnapshotStore {
     /// The snapshot of the current baseline.

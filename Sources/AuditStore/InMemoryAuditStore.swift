@@ -16,6 +16,13 @@ public actor InMemoryAuditStore: AuditStore {
     private var findingKeys = Set<String>()
     private var gaps: [IngestionGap] = []
     private var quarantine: [QuarantinedRecord] = []
+    // The outbox (InMemoryAuditStore+Outbox.swift).
+    var outbox: [Int64: OutboxEntry] = [:]
+    var outboxPosition: [Int64: Int64] = [:]
+    var outboxKeys: [String: Int64] = [:]
+    var outboxCounter: Int64 = 0
+    var destinationHealth: [String: (paused: String?, lastError: String?, lastSuccess: Date?)] = [:]
+    var queuedDriftFingerprints = Set<String>()
 
     public init() {}
 
@@ -82,7 +89,10 @@ public actor InMemoryAuditStore: AuditStore {
         return count
     }
 
-    public func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at date: Date) async throws {
+    public func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at date: Date, deliveries: [OutboxItem]) async throws {
+        let due = deliveries.filter { !queuedDriftFingerprints.contains($0.payload.id) }
+        queueItems(due, at: date)
+        for item in due { queuedDriftFingerprints.insert(item.payload.id) }
         let date = date.storePrecision
         for item in items {
             let firstSeen = findingsByFingerprint[item.fingerprint]?.firstSeen ?? date
@@ -134,6 +144,7 @@ public actor InMemoryAuditStore: AuditStore {
             quarantine.append(stored)
         }
         if quarantine.count > quarantineLimit { quarantine.removeFirst(quarantine.count - quarantineLimit) }
+        queueItems(batch.deliveries.filter { item in item.trigger.map { fresh.contains($0) } ?? true }, at: batch.checkpoint.updatedAt)
         return fresh.count
     }
 

@@ -81,6 +81,7 @@ extension SQLiteAuditStore {
                     Self.milliseconds(batch.checkpoint.highWater), batch.checkpoint.criticalHighWater.map(Self.milliseconds),
                     batch.checkpoint.updatedAt.timeIntervalSince1970,
                 ])
+            try Self.queue(batch.deliveries.filter { item in item.trigger.map { fresh.contains($0) } ?? true }, at: batch.checkpoint.updatedAt, in: db)
             if let gap = batch.gap {
                 try db.execute(
                     // The same span again (a retried batch) is the same gap.

@@ -165,8 +165,8 @@ extension SQLiteAuditStore {
 
     // MARK: Findings
 
-    public func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at date: Date) async throws {
-        guard !items.isEmpty else { return }
+    public func recordFindings(_ items: [DriftItem], baselineVersion: Int?, at date: Date, deliveries: [OutboxItem]) async throws {
+        guard !items.isEmpty || !deliveries.isEmpty else { return }
         let rows = items.map { ($0.fingerprint, $0.kind.rawValue, $0.severity.rawValue, $0.summary, $0.causeFingerprint) }
         let date = date.storePrecision
         try await write { db in
@@ -182,6 +182,16 @@ extension SQLiteAuditStore {
                 try statement.execute(arguments: [
                     row.0, row.1, row.2, row.3, row.4, date.timeIntervalSince1970, date.timeIntervalSince1970, baselineVersion,
                 ])
+            }
+            // Each drift item's payloads are queued once ever: the finding row remembers it.
+            var due: [OutboxItem] = []
+            for item in deliveries {
+                let queued = try Double.fetchOne(db, sql: "SELECT queued_at FROM finding WHERE fingerprint = ?", arguments: [item.payload.id])
+                if queued == nil { due.append(item) }
+            }
+            try Self.queue(due, at: date, in: db)
+            for fingerprint in Set(due.map(\.payload.id)) {
+                try db.execute(sql: "UPDATE finding SET queued_at = ? WHERE fingerprint = ?", arguments: [date.timeIntervalSince1970, fingerprint])
             }
         }
     }

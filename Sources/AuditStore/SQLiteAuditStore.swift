@@ -282,6 +282,38 @@ public final class SQLiteAuditStore: AuditStore {
                     CREATE INDEX audit_quarantine_by_time ON audit_quarantine(received_at);
                     """)
         }
+        migrator.registerMigration("v4-outbox") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE outbox (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        destination TEXT NOT NULL,
+                        payload_id TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        severity INTEGER NOT NULL,
+                        rule TEXT NOT NULL,
+                        title TEXT NOT NULL,
+                        payload_time INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        state TEXT NOT NULL,
+                        position INTEGER NOT NULL,
+                        enqueued_at REAL NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        last_error TEXT,
+                        settled_at REAL,
+                        UNIQUE (destination, payload_id)
+                    );
+                    CREATE INDEX outbox_queue ON outbox(destination, state, position);
+                    CREATE INDEX outbox_position ON outbox(position);
+                    CREATE TABLE destination_health (
+                        destination TEXT PRIMARY KEY NOT NULL,
+                        paused TEXT,
+                        last_error TEXT,
+                        last_success REAL
+                    );
+                    ALTER TABLE finding ADD COLUMN queued_at REAL;
+                    """)
+        }
         return migrator
     }
 

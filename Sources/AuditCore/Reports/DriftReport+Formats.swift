@@ -104,9 +104,22 @@ extension DriftReport {
         return w.bytes
     }
 
-    static func encode(_ reviewed: ReviewedItem, attribution: ItemAttribution?, schema: String? = nil, to w: inout CanonicalJSONWriter) {
+    /// What a delivered drift item carries beyond the report's members.
+    struct ItemExtras {
+        var actor: AuditEvent?
+        var baselineVersion: Int?
+        var detectedAt: Date
+        var id: String
+        var organization: Organization?
+        var source: String
+    }
+
+    static func encode(
+        _ reviewed: ReviewedItem, attribution: ItemAttribution?, schema: String? = nil, to w: inout CanonicalJSONWriter, extra: ItemExtras? = nil
+    ) {
         let item = reviewed.item
         w.beginObject()
+        if let actor = extra?.actor { DeliveryPayload.encodeActor(actor, to: &w) }
         w.field("after", item.after)
         if let approval = reviewed.state.approval {
             w.key("approval")
@@ -121,13 +134,17 @@ extension DriftReport {
             w.field("status", attribution.status.rawValue)
             w.endObject()
         }
+        if let version = extra?.baselineVersion { w.field("baselineVersion", version) }
         w.field("before", item.before)
         w.field("cause", item.causeFingerprint)
+        if let extra { w.field("detectedAt", ISOTimestamp.string(extra.detectedAt)) }
         encode(item.division, "division", to: &w)
         w.field("escalation", item.escalation)
         w.field("fingerprint", item.fingerprint)
+        if let extra { w.field("id", extra.id) }
         w.field("kind", item.kind.rawValue)
         encode(item.member, "member", to: &w)
+        DeliveryPayload.encode(extra?.organization, to: &w)
         w.field("permissionsAdded", item.permissionsAdded)
         w.field("permissionsRemoved", item.permissionsRemoved)
         encode(item.previous, "previous", to: &w)
@@ -135,6 +152,7 @@ extension DriftReport {
         encode(item.role, "role", to: &w)
         w.field("schema", schema)
         w.field("severity", item.severity.name)
+        if let extra { w.field("source", extra.source) }
         w.field("status", status(reviewed.state))
         encode(item.subject, "subject", to: &w)
         w.field("summary", item.summary)
