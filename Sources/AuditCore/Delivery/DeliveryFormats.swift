@@ -182,7 +182,7 @@ public enum Syslog {
             + "\(field(header.procId, max: 128)) \(field(payload.kind.rawValue, max: 32)) - "
         var out = Array(head.utf8)
         switch format {
-        case .json: out += payload.body
+        case .json: out += TerminalSafe.sanitizeJSON(payload.body)
         case .cef: out += Array(CEF.line(payload).utf8)
         }
         return out
@@ -248,7 +248,8 @@ public enum CEF {
         return header.joined(separator: "|") + "|" + extensions.map { "\($0.0)=\(value($0.1))" }.joined(separator: " ")
     }
 
-    /// A header field: `\` and `|` escaped, line breaks as spaces (they end a header).
+    /// A header field: `\` and `|` escaped, line breaks as spaces (they end a header), other
+    /// control characters shown inert (`\\x1B`: a reader sees the text `\x1B`).
     public static func header(_ text: String) -> String {
         var out = ""
         for character in text.unicodeScalars {
@@ -256,13 +257,20 @@ public enum CEF {
             case "\\": out += "\\\\"
             case "|": out += "\\|"
             case "\n", "\r": out += " "
-            default: out.unicodeScalars.append(character)
+            default: out += inert(character)
             }
         }
         return out
     }
 
-    /// An extension value: `\` and `=` escaped, newlines as `\n`, carriage returns as `\r`.
+    /// A scalar as itself, or, when a terminal would act on it, as visible text.
+    static func inert(_ scalar: Unicode.Scalar) -> String {
+        guard TerminalSafe.isUnsafe(scalar) else { return String(scalar) }
+        return TerminalSafe.sanitize(String(scalar)).replacingOccurrences(of: "\\", with: "\\\\")
+    }
+
+    /// An extension value: `\` and `=` escaped, newlines as `\n`, carriage returns as `\r`, other
+    /// control characters shown inert.
     public static func value(_ text: String) -> String {
         var out = ""
         for character in text.unicodeScalars {
@@ -271,7 +279,7 @@ public enum CEF {
             case "=": out += "\\="
             case "\n": out += "\\n"
             case "\r": out += "\\r"
-            default: out.unicodeScalars.append(character)
+            default: out += inert(character)
             }
         }
         return out

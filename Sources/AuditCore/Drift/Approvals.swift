@@ -68,6 +68,11 @@ public enum ReviewState: Sendable, Hashable {
 public struct ReviewedItem: Sendable, Hashable {
     public var item: DriftItem
     public var state: ReviewState
+
+    public init(item: DriftItem, state: ReviewState) {
+        self.item = item
+        self.state = state
+    }
 }
 
 /// A comparison with its approvals applied: what a report, a gate or the dashboard shows.
