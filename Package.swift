@@ -47,11 +47,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The local simulator of the Platform API. It imports neither the client nor the core,
-        // so the two sides cannot agree on a mistake.
+        // The local simulator of the Platform API, and of the SIEM receivers rbacwatch delivers to
+        // (Splunk HEC, Datadog, webhooks). It imports neither the client nor the core, so the two
+        // sides cannot agree on a mistake.
         .target(
             name: "GenesysSimulator",
             dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -165,6 +165,20 @@ extension JSON {
         return value
     }
 
+    /// Parses JSON values written one after another (a Splunk HEC body: `{…}{…}`), at most
+    /// `limit` of them.
+    static func parseConcatenated(_ bytes: [UInt8], limit: Int = 100_000) throws -> [JSON] {
+        var parser = Parser(bytes: bytes)
+        var values: [JSON] = []
+        parser.skipSpace()
+        while parser.index < bytes.count {
+            guard values.count < limit else { throw parser.error("too many values") }
+            values.append(try parser.value(depth: 0))
+            parser.skipSpace()
+        }
+        return values
+    }
+
     private struct Parser {
         let bytes: [UInt8]
         var index = 0
