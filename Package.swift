@@ -47,6 +47,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The SIEM receivers' API shapes: what Splunk HEC, Datadog, webhooks and a JSONL file are
+        // sent, and how their answers read (DeliveryResult).
+        .target(name: "SIEMClient", dependencies: ["AuditCore", "GenesysClient"], swiftSettings: swiftSettings),
         // The local simulator of the Platform API, and of the SIEM receivers rbacwatch delivers to
         // (Splunk HEC, Datadog, webhooks). It imports neither the client nor the core, so the two
         // sides cannot agree on a mistake.
@@ -103,6 +106,7 @@ let package = Package(
                 "TerminalUI",
                 "CursesDriver",
                 "GenesysClient",
+                "SIEMClient",
                 "GenesysSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -168,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "AuditEngineTests",
             dependencies: [
-                "AuditEngine", "AuditCore", "AuditStore", "GenesysClient", "GenesysSimulator", "AuditTestSupport",
+                "AuditEngine", "AuditCore", "AuditStore", "GenesysClient", "GenesysSimulator", "AuditTestSupport", "SIEMClient",
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
