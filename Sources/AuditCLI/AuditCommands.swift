@@ -37,10 +37,14 @@ struct RuleOptions: ParsableArguments {
 enum AuditFeedSetup {
     static func ingestor(
         _ connection: GenesysConnection, store: any AuditStore, rules: RuleSet, settings: IngestionSettings = IngestionSettings(),
-        logger: Logger = CLILogging.silent
+        logger: Logger = CLILogging.silent, delivery: DeliveryRouter? = nil, organization: Organization? = nil
     ) -> (AuditIngestor, GenesysAPIClient) {
         let client = auditClient(connection, logger: logger)
-        return (AuditIngestor(source: GenesysAuditSource(client: client), store: store, rules: rules, settings: settings, logger: logger), client)
+        return (
+            AuditIngestor(
+                source: GenesysAuditSource(client: client), store: store, rules: rules, settings: settings, logger: logger, delivery: delivery,
+                organization: organization), client
+        )
     }
 
     /// A client for the audit API: one short wait absorbs a passing 429; anything longer is the

@@ -35,10 +35,11 @@ struct EngineSetup {
     init(
         connection: GenesysConnection, store: any AuditStore, statePath: String, driftInterval: Duration, options: DriftOptions,
         keepSnapshots: Int = 10, feed: FeedPolicy, rules: RuleSet?, ingestion: IngestionSettings = IngestionSettings(),
-        logger: Logger = CLILogging.silent, collected: (@Sendable (Duration, CollectionReport) -> Void)? = nil
+        logger: Logger = CLILogging.silent, delivery: DeliveryRouter? = nil, organization: Organization? = nil,
+        collected: (@Sendable (Duration, CollectionReport) -> Void)? = nil
     ) throws {
         self.store = store
-        monitor = DriftMonitor(store: store, interval: driftInterval, options: options, keepSnapshots: keepSnapshots) {
+        monitor = DriftMonitor(store: store, interval: driftInterval, options: options, keepSnapshots: keepSnapshots, delivery: delivery) {
             let started = ContinuousClock.now
             let (snapshot, report) = try await SnapshotRunner.collect(connection, settings: .init(), logger: logger, progress: ProgressLine(enabled: false))
             collected?(ContinuousClock.now - started, report)
@@ -62,7 +63,8 @@ struct EngineSetup {
             self.rules = rules ?? .defaults()
         }
         if lock != nil, let rules = self.rules {
-            let (ingestor, client) = AuditFeedSetup.ingestor(connection, store: store, rules: rules, settings: ingestion, logger: logger)
+            let (ingestor, client) = AuditFeedSetup.ingestor(
+                connection, store: store, rules: rules, settings: ingestion, logger: logger, delivery: delivery, organization: organization)
             self.ingestor = ingestor
             self.client = client
         } else {

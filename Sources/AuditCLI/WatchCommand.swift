@@ -30,6 +30,7 @@ struct WatchCommand: AsyncParsableCommand {
     @OptionGroup var state: StateOptions
     @OptionGroup var rules: RuleOptions
     @OptionGroup var comparison: ComparisonOptions
+    @OptionGroup var delivery: DeliveryOptions
 
     @Flag(help: "Run one cycle (a poll and a drift check) and exit.")
     var once = false
@@ -94,11 +95,28 @@ struct WatchCommand: AsyncParsableCommand {
             settings.initialLookback = lookback.seconds
             let registry = http.map { _ in PrometheusCollectorRegistry() }
             let metrics = registry.map { EngineMetrics(registry: $0) }
+            // Destinations: read and their secrets resolved before anything runs (one line if not).
+            let destinations = try delivery.load(environment: environment)
+            let deliverySetup = destinations.isEmpty ? nil : DeliverySetup(destinations)
+            let deliveryServices = try deliverySetup?.services(store: store, environment: environment) ?? []
+            var organization: Organization?
+            if deliverySetup != nil {
+                // Every payload names its organisation.
+                let probe = AuditFeedSetup.auditClient(resolved, logger: logger)
+                do {
+                    organization = try await probe.organization()
+                } catch {
+                    await probe.shutdown()
+                    for service in deliveryServices { await service.shutdown() }
+                    throw OperationError("cannot read the organisation (GET /api/v2/organizations/me), which every delivered payload names: \(error)")
+                }
+                await probe.shutdown()
+            }
             // One process follows the feed into a state file; a second is told who does.
             let engine = try EngineSetup(
                 connection: resolved, store: store, statePath: state.resolvedPath(environment: environment), driftInterval: driftInterval.duration,
                 options: options, keepSnapshots: keepSnapshots, feed: .follow(role: "rbacwatch watch"), rules: ruleSet, ingestion: settings,
-                logger: logger,
+                logger: logger, delivery: deliverySetup?.router, organization: organization,
                 collected: { duration, report in metrics?.observeCollection(duration: duration, requests: report.statistics.requests) })
             guard let ingestor = engine.ingestor, let client = engine.client else { throw OperationError("the audit feed could not be set up") }
             let drift = noDrift ? nil : DriftWatch(store: store, options: options, logger: logger, metrics: metrics, monitor: engine.monitor)
@@ -136,20 +154,24 @@ struct WatchCommand: AsyncParsableCommand {
                             logger.info("drift check done", metadata: ["unapproved": "\(items.count)"])
                         }
                     }
+                    for service in deliveryServices { await Self.deliverOnce(service, store: store, logger: logger) }
                 } else {
                     var status: StatusEndpoint?
                     if let http, let registry {
                         status = Self.statusEndpoint(
                             http, registry: registry, ingestor: ingestor, drift: drift, settings: settings,
-                            driftInterval: driftInterval.seconds, logger: logger)
+                            driftInterval: driftInterval.seconds, deliveries: deliveryServices, logger: logger)
                     }
-                    try await Self.runUntilSignalled(ingestor, drift: drift, metrics: metrics, status: status, logger: logger)
+                    try await Self.runUntilSignalled(
+                        ingestor, drift: drift, metrics: metrics, status: status, deliveries: deliveryServices, store: store, logger: logger)
                 }
             } catch {
                 await engine.shutdown()
+                for service in deliveryServices { await service.shutdown() }
                 throw error
             }
             await engine.shutdown()
+            for service in deliveryServices { await service.shutdown() }
             if let threshold, let worst, worst >= threshold { throw ExitCode(RBACWatchExit.driftFound) }
             if partial { throw ExitCode(RBACWatchExit.partial) }
         }
@@ -158,7 +180,8 @@ struct WatchCommand: AsyncParsableCommand {
     /// Polls (and checks drift) until SIGTERM, SIGINT or SIGHUP; the cycle in progress finishes
     /// (its window is recorded or not at all) before the process exits.
     static func runUntilSignalled(
-        _ ingestor: AuditIngestor, drift: DriftWatch?, metrics: EngineMetrics?, status: StatusEndpoint?, logger: Logger
+        _ ingestor: AuditIngestor, drift: DriftWatch?, metrics: EngineMetrics?, status: StatusEndpoint?, deliveries: [DeliveryService] = [],
+        store: any AuditStore, logger: Logger
     ) async throws {
         // One ServiceGroup: shut down in reverse order — the loops first (the cycle in progress
         // finishes or is not recorded at all), then the printers drain what the loops published,
@@ -184,6 +207,16 @@ struct WatchCommand: AsyncParsableCommand {
                         if update.judged > 0 || firstSuccess, let drift { await drift.monitor.reattribute() }
                     }
                 }, successTerminationBehavior: .ignore))
+        // Delivery stops after the loops that queue (their last batches are sent if they can be).
+        for delivery in deliveries {
+            services.append(.init(service: EngineService.loop("delivery to \(delivery.destination.name)") { await delivery.run() }, successTerminationBehavior: .ignore))
+        }
+        if !deliveries.isEmpty {
+            services.append(
+                .init(
+                    service: EngineService.loop("the delivery log") { await Self.followDeliveries(deliveries, store: store, metrics: metrics, logger: logger) },
+                    successTerminationBehavior: .ignore))
+        }
         if let drift { services.append(.init(service: EngineService.loop("the drift monitor") { await drift.monitor.run() }, successTerminationBehavior: .ignore)) }
         services.append(.init(service: EngineService.loop("the audit feed") { await ingestor.run() }, successTerminationBehavior: .ignore))
         let group = ServiceGroup(
@@ -204,10 +237,62 @@ struct WatchCommand: AsyncParsableCommand {
         logger.notice("stopped")
     }
 
+    static func healths(_ deliveries: [DeliveryService]) async -> [DeliveryHealth] {
+        var out: [DeliveryHealth] = []
+        for service in deliveries { out.append(await service.health) }
+        return out
+    }
+
+    /// Sends what is queued for a destination now (`--once`), stopping at the first wait (a
+    /// receiver down or refusing): what is left stays queued for the next run.
+    static func deliverOnce(_ service: DeliveryService, store: any AuditStore, logger: Logger) async {
+        let name = service.destination.name
+        for _ in 0..<100_000 {
+            guard let queued = try? await store.queuedDeliveries(destination: name, limit: 1), !queued.isEmpty else { break }
+            if let wait = await service.step(), wait > 0 { break }
+        }
+        let health = await service.health
+        let left = (try? await store.destinationStatuses().first { $0.destination == name }?.queued) ?? 0
+        if let paused = health.paused {
+            logger.error("delivery to \(name) is paused: \(paused)", metadata: ["queued": "\(left)"])
+        } else if left > 0 {
+            logger.warning("delivery to \(name) stopped with \(left) queued: \(health.lastError ?? "retrying later")")
+        } else {
+            logger.info("delivered to \(name)", metadata: ["sent": "\(health.sent)"])
+        }
+    }
+
+    /// Logs each destination's changes of health (paused, resumed, dead letters) and keeps the
+    /// delivery metrics current.
+    static func followDeliveries(_ deliveries: [DeliveryService], store: any AuditStore, metrics: EngineMetrics?, logger: Logger) async {
+        var last: [String: DeliveryHealth] = [:]
+        while !Task.isCancelled {
+            let statuses = (try? await store.destinationStatuses()) ?? []
+            for service in deliveries {
+                let name = service.destination.name
+                let health = await service.health
+                let before = last[name] ?? DeliveryHealth(destination: name)
+                if health.paused != nil, before.paused == nil {
+                    logger.error("delivery to \(name) paused: \(health.paused ?? "")")
+                } else if health.paused == nil, before.paused != nil {
+                    logger.notice("delivery to \(name) resumed")
+                }
+                if health.deadLettered > before.deadLettered {
+                    logger.error("delivery to \(name): \(health.deadLettered - before.deadLettered) payload(s) dead-lettered: \(health.lastError ?? "")")
+                }
+                last[name] = health
+                if let status = statuses.first(where: { $0.destination == name }) ?? .some(DestinationStatus(destination: name)) {
+                    metrics?.observe(delivery: status, health: health, now: Date())
+                }
+            }
+            try? await Task.sleep(for: .seconds(5))
+        }
+    }
+
     /// `/metrics`, `/healthz` and `/readyz` for `watch --http`.
     static func statusEndpoint(
         _ address: HTTPAddress, registry: PrometheusCollectorRegistry, ingestor: AuditIngestor, drift: DriftWatch?,
-        settings: IngestionSettings, driftInterval: TimeInterval, logger: Logger
+        settings: IngestionSettings, driftInterval: TimeInterval, deliveries: [DeliveryService] = [], logger: Logger
     ) -> StatusEndpoint {
         let startedAt = Date()
         return StatusEndpoint(
@@ -215,7 +300,7 @@ struct WatchCommand: AsyncParsableCommand {
             readiness: {
                 Readiness.evaluate(
                     loggedIn: true, health: await ingestor.health, drift: drift?.latest.value, pollInterval: settings.pollInterval,
-                    driftInterval: driftInterval, startedAt: startedAt, now: Date())
+                    driftInterval: driftInterval, startedAt: startedAt, now: Date(), deliveries: await Self.healths(deliveries))
             },
             onListening: { port in
                 logger.notice("serving /metrics, /healthz and /readyz on http://\(address.host):\(port)")

@@ -90,7 +90,7 @@ public struct IngestionHealth: Sendable, Equatable {
         return "audit " + (parts.isEmpty ? "ok" : parts.joined(separator: " · "))
     }
 
-    static func duration(_ seconds: Double) -> String {
+    public static func duration(_ seconds: Double) -> String {
         let s = Bounded.seconds(seconds, clampedTo: -1e12...1e12)
         switch s {
         case ..<120: return "\(Int64(s.rounded()))s"
@@ -144,13 +144,14 @@ public actor AuditIngestor {
 
     public init(
         source: any AuditSource, store: any AuditStore, rules: RuleSet, settings: IngestionSettings = IngestionSettings(),
-        clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "rbacwatch.audit", factory: { _ in SwiftLogNoOpLogHandler() })
+        clock: any WallClock = SystemWallClock(), logger: Logger = Logger(label: "rbacwatch.audit", factory: { _ in SwiftLogNoOpLogHandler() }),
+        delivery: DeliveryRouter? = nil, organization: Organization? = nil
     ) {
         self.source = source
         self.store = store
         self.clock = clock
         self.logger = logger
-        self.machine = IngestionStateMachine(rules: rules, settings: settings)
+        self.machine = IngestionStateMachine(rules: rules, settings: settings, delivery: delivery, organization: organization)
         (updates, continuation) = AsyncStream.makeStream(of: IngestionUpdate.self, bufferingPolicy: .bufferingNewest(16))
     }
 

@@ -61,6 +61,9 @@ public enum DriftCheck {
         public var keepSnapshots = 10
         /// Link items to audit events (the store's, and the source's when given).
         public var attribute = true
+        /// Where unapproved drift items are delivered (nil: nowhere). Each is queued once, with
+        /// the check that records it, as soon as its attribution is known.
+        public var delivery: DeliveryRouter?
 
         public init() {}
     }
@@ -99,14 +102,34 @@ public enum DriftCheck {
         let result = DriftEngine.diff(
             baseline: baselineSnapshot, current: current, lineage: try await store.roleLineage(), options: settings.options)
         try await store.recordLineage(result.newLineage, at: now)
-        try await store.recordFindings(result.items, baselineVersion: record?.version, at: now)
         let review = DriftReview(result: result, approvals: try await store.approvals(), now: now)
         let attribution = settings.attribute
             ? await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineAt, currentAt: collectedAt, source: source)
             : nil
+        let deliveries =
+            settings.delivery.map {
+                Self.deliveryItems(review: review, attribution: attribution?.attribution, router: $0, organization: current.organization, at: now, baselineVersion: record?.version)
+            } ?? []
+        try await store.recordFindings(result.items, baselineVersion: record?.version, at: now, deliveries: deliveries)
         return Outcome(
             result: result, review: review, baseline: record, baselineSnapshot: baselineSnapshot, baselineCollectedAt: baselineAt,
             lineage: try await store.roleLineage(), attribution: attribution)
+    }
+}
+
+extension DriftCheck {
+    /// Pure: the payloads of the unapproved items whose attribution is settled (an item still
+    /// waiting for its audit event is queued by a later check, explained).
+    public static func deliveryItems(
+        review: DriftReview, attribution: [String: ItemAttribution]?, router: DeliveryRouter, organization: Organization?, at now: Date,
+        baselineVersion: Int?
+    ) -> [OutboxItem] {
+        review.items.filter { !$0.state.isApproved }.flatMap { reviewed -> [OutboxItem] in
+            let attributed = attribution?[reviewed.item.fingerprint]
+            if attributed?.status == .pending { return [] }
+            return router.items(
+                for: DeliveryPayload.driftItem(reviewed, attribution: attributed, organization: organization, detectedAt: now, baselineVersion: baselineVersion))
+        }
     }
 }
 

@@ -86,7 +86,7 @@ public actor DriftMonitor {
 
     public init(
         store: any AuditStore, interval: Duration, options: DriftOptions = DriftOptions(), keepSnapshots: Int = 10,
-        clock: any WallClock = SystemWallClock(), collect: @escaping Collect
+        clock: any WallClock = SystemWallClock(), delivery: DeliveryRouter? = nil, collect: @escaping Collect
     ) {
         self.store = store
         self.collect = collect
@@ -94,6 +94,7 @@ public actor DriftMonitor {
         var settings = DriftCheck.Settings()
         settings.options = options
         settings.keepSnapshots = keepSnapshots
+        settings.delivery = delivery
         self.settings = settings
         self.clock = clock
         (updates, continuation) = AsyncStream.makeStream(of: MonitorUpdate.self, bufferingPolicy: .bufferingNewest(1))

@@ -37,6 +37,18 @@ public final class EngineMetrics: Sendable {
         var gaps = 0
         var drift: [String: CoreMetrics.Gauge] = [:]
         var findings: [String: CoreMetrics.Counter] = [:]
+        var delivery: [String: DeliveryHealth] = [:]
+        var deliveryMetrics: [String: DeliveryMetrics] = [:]
+    }
+
+    /// One destination's series.
+    struct DeliveryMetrics {
+        var queued: CoreMetrics.Gauge
+        var oldest: CoreMetrics.Gauge
+        var paused: CoreMetrics.Gauge
+        var sent: CoreMetrics.Counter
+        var failed: CoreMetrics.Counter
+        var deadLettered: CoreMetrics.Counter
     }
 
     public init(registry: PrometheusCollectorRegistry) {
@@ -155,6 +167,42 @@ public final class EngineMetrics: Sendable {
         }
     }
 
+    /// A destination's queue as the store has it, and its service's health (counters add what
+    /// happened since the last call).
+    public func observe(delivery status: DestinationStatus, health: DeliveryHealth?, now: Date) {
+        let name = status.destination
+        previous.withLock { previous in
+            let series =
+                previous.deliveryMetrics[name]
+                ?? {
+                    let labels = [("destination", name)]
+                    let made = DeliveryMetrics(
+                        queued: Self.gauge(registry, factory, "rbacwatch_delivery_queued", "", "Payloads queued for a destination.", labels: labels),
+                        oldest: Self.gauge(
+                            registry, factory, "rbacwatch_delivery_oldest_queued_age", "seconds", "Age of a destination's oldest queued payload.",
+                            labels: labels),
+                        paused: Self.gauge(registry, factory, "rbacwatch_delivery_paused", "", "1 while a destination is paused (a configuration failure).", labels: labels),
+                        sent: Self.counter(registry, factory, "rbacwatch_delivery_sent", "Payloads a destination accepted.", labels: labels),
+                        failed: Self.counter(registry, factory, "rbacwatch_delivery_failed", "Failed delivery attempts to a destination.", labels: labels),
+                        deadLettered: Self.counter(
+                            registry, factory, "rbacwatch_delivery_dead_lettered", "Payloads a destination refused until they went to the dead-letter queue.",
+                            labels: labels))
+                    previous.deliveryMetrics[name] = made
+                    return made
+                }()
+            series.queued.record(status.queued)
+            series.oldest.record(status.oldestQueued.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+            series.paused.record((health?.paused ?? status.paused) == nil ? 0 : 1)
+            if let health {
+                let before = previous.delivery[name] ?? DeliveryHealth(destination: name)
+                if health.sent > before.sent { series.sent.increment(by: health.sent - before.sent) }
+                if health.failed > before.failed { series.failed.increment(by: health.failed - before.failed) }
+                if health.deadLettered > before.deadLettered { series.deadLettered.increment(by: health.deadLettered - before.deadLettered) }
+                previous.delivery[name] = health
+            }
+        }
+    }
+
     static func nanoseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         return min(seconds, 1 << 32) * 1_000_000_000 + attoseconds / 1_000_000_000
@@ -181,9 +229,12 @@ public struct Readiness: Sendable, Equatable {
     ///     minute of grace) is late.
     public static func evaluate(
         loggedIn: Bool, health: IngestionHealth?, drift: MonitorUpdate?, pollInterval: TimeInterval, driftInterval: TimeInterval,
-        startedAt: Date, now: Date
+        startedAt: Date, now: Date, deliveries: [DeliveryHealth] = []
     ) -> Readiness {
         var reasons: [String] = []
+        for delivery in deliveries {
+            if let paused = delivery.paused { reasons.append("delivery to \(delivery.destination) is paused: \(paused)") }
+        }
         if !loggedIn { reasons.append("not logged in to the Platform API") }
         if let health {
             let allowed = 2 * pollInterval + 60

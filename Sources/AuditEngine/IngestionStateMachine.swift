@@ -80,8 +80,14 @@ public struct IngestionStateMachine: Sendable {
         var pending: (due: [AuditEvent], findings: [AuditFinding], quarantined: [QuarantinedRecord])?
     }
 
-    public init(rules: RuleSet, settings: IngestionSettings = IngestionSettings()) {
+    /// Where findings are delivered (nil: nowhere), and the organisation their payloads name.
+    private let delivery: DeliveryRouter?
+    private let organization: Organization?
+
+    public init(rules: RuleSet, settings: IngestionSettings = IngestionSettings(), delivery: DeliveryRouter? = nil, organization: Organization? = nil) {
         self.settings = settings
+        self.delivery = delivery
+        self.organization = organization
         self.engine = RuleEngine(rules: rules)
         self.memory = min(rules.memorySeconds, 86_400)
         self.ruleServices = rules.services
@@ -227,7 +233,9 @@ public struct IngestionStateMachine: Sendable {
         for index in quarantined.indices { quarantined[index].receivedAt = now }
         p.pending = (due, findings, quarantined)
         poll = p
-        return .record(AuditBatch(events: due, findings: findings, checkpoint: p.checkpoint, gap: p.gap, quarantined: quarantined))
+        let deliveries = delivery?.items(findings: findings, events: due, organization: organization) ?? []
+        return .record(
+            AuditBatch(events: due, findings: findings, checkpoint: p.checkpoint, gap: p.gap, quarantined: quarantined, deliveries: deliveries))
     }
 
     /// The batch is written: `count` events were new to the store, the write took `took`; `at`
