@@ -277,47 +277,9 @@ enum FindingTable {
     }
 }
 
-/// Findings as JSON lines (keys sorted): what `findings list --format json` prints and a SIEM reads.
+/// Findings as JSON lines (keys sorted): what `findings list --format json` and `watch` print.
 enum FindingJSON {
-    static func encode(_ f: AuditFinding) -> [UInt8] {
-        var w = CanonicalJSONWriter(reservingCapacity: 512)
-        w.beginObject()
-        w.field("action", f.action)
-        w.key("actor")
-        w.beginObject()
-        w.field("clientId", f.clientId)
-        w.field("id", f.actorId)
-        w.field("name", f.actor)
-        w.field("remoteIp", f.remoteIp)
-        w.endObject()
-        if let approval = f.approval {
-            w.key("approval")
-            w.beginObject()
-            w.field("approver", approval.approver)
-            w.field("expiresAt", ISOTimestamp.string(approval.expiresAt))
-            w.field("ticket", approval.ticket)
-            w.endObject()
-        }
-        w.field("controls", f.controls)
-        w.field("eventDate", ISOTimestamp.string(f.date))
-        w.field("eventIds", f.eventIds)
-        w.field("evidence", f.evidence)
-        w.field("fingerprint", f.fingerprint)
-        w.field("ruleId", f.ruleId)
-        w.field("schema", "rbacwatch.finding/1")
-        w.field("serviceName", f.serviceName)
-        w.field("severity", f.severity.name)
-        w.field("status", f.status.rawValue)
-        w.key("target")
-        w.beginObject()
-        w.field("id", f.entityId)
-        w.field("name", f.entityName)
-        w.field("type", f.entityType)
-        w.endObject()
-        w.field("title", f.title)
-        w.endObject()
-        return w.bytes
-    }
+    static func encode(_ f: AuditFinding) -> [UInt8] { DeliveryPayload.findingLine(f) }
 }
 
 /// Logs for `watch`: stderr, or a private file (0600) appended to.

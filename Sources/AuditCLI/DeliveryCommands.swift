@@ -114,9 +114,7 @@ struct DeliveriesStatusCommand: AsyncParsableCommand {
     @OptionGroup var state: StateOptions
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        try await CommandErrors.handle {
-            let store = try state.open(environment: environment)
+        try await state.withStore { store in
             let statuses = try await store.destinationStatuses()
             guard !statuses.isEmpty else {
                 Console.out("no deliveries yet (configure destinations with watch --destinations FILE)")
@@ -146,9 +144,7 @@ struct DeliveriesResumeCommand: AsyncParsableCommand {
     @Argument(help: "The destination's name.") var name: String
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        try await CommandErrors.handle {
-            let store = try state.open(environment: environment)
+        try await state.withStore { store in
             guard let status = try await store.destinationStatuses().first(where: { $0.destination == name }) else {
                 throw OperationError("no destination \(name) in this state file (see rbacwatch deliveries status)")
             }
@@ -237,9 +233,7 @@ struct DLQListCommand: AsyncParsableCommand {
     func validate() throws { try FlagCheck.range(limit, 1...10_000, "--limit") }
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        try await CommandErrors.handle {
-            let store = try state.open(environment: environment)
+        try await state.withStore { store in
             let dead = try await store.deadLetters(destination: destination, limit: limit)
             guard !dead.isEmpty else {
                 Console.out("the dead-letter queue is empty")
@@ -264,9 +258,7 @@ struct DLQShowCommand: AsyncParsableCommand {
     @Argument(help: "The entry's id (dlq list).") var id: Int64
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        try await CommandErrors.handle {
-            let store = try state.open(environment: environment)
+        try await state.withStore { store in
             guard let entry = try await store.outboxEntry(id: id), entry.state == .dead else {
                 throw OperationError("no dead-lettered entry \(id) (see rbacwatch dlq list)")
             }
@@ -289,9 +281,7 @@ struct DLQReplayCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        try await CommandErrors.handle {
-            let store = try state.open(environment: environment)
+        try await state.withStore { store in
             let count = try await store.replayDeadLetters(ids: all ? nil : ids, at: Date())
             if !all, count < ids.count { throw OperationError("queued \(count) of \(ids.count): the others are not dead-lettered entries") }
             Console.out("queued \(count) payload\(count == 1 ? "" : "s") again")
@@ -306,9 +296,7 @@ struct DLQPurgeCommand: AsyncParsableCommand {
     @Argument(help: "The entry's id (dlq list).") var id: Int64
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        try await CommandErrors.handle {
-            let store = try state.open(environment: environment)
+        try await state.withStore { store in
             guard try await store.purgeDeadLetter(id: id) else { throw OperationError("no dead-lettered entry \(id) (see rbacwatch dlq list)") }
             Console.out("purged \(id)")
         }

@@ -27,6 +27,14 @@ struct StateOptions: ParsableArguments {
 }
 
 extension StateOptions {
+    /// Runs a command's body with the store open, its errors as one line and an exit code.
+    func withStore(_ body: (SQLiteAuditStore) async throws -> Void) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        try await CommandErrors.handle {
+            try await body(try open(environment: environment))
+        }
+    }
+
     /// Takes the audit feed's lock on this state file: one process ingests into a file at a
     /// time. Otherwise one line names who holds it.
     func lockFeed(environment: [String: String], role: String) throws -> StateLock {

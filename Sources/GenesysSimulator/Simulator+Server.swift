@@ -76,37 +76,45 @@ extension GenesysSimulator {
     public func withRunning<T: Sendable>(
         _ body: @Sendable (SimulatorEndpoint) async throws -> T
     ) async throws -> T {
-        let (readyStream, readyContinuation) = AsyncStream.makeStream(of: SimulatorEndpoint.self)
-        let app = application(onReady: { endpoint in
-            readyContinuation.yield(endpoint)
-            readyContinuation.finish()
-        })
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: app)], gracefulShutdownSignals: [],
-                logger: Logger(label: "rbacwatch.simulator", factory: { _ in SwiftLogNoOpLogHandler() })))
-        return try await withThrowingTaskGroup(of: T?.self) { tasks in
-            tasks.addTask {
-                defer { readyContinuation.finish() }
-                try await group.run()
-                return nil
-            }
-            var iterator = readyStream.makeAsyncIterator()
-            guard let endpoint = await iterator.next() else {
-                // The server stopped before listening: surface its error (a port in use, say).
-                while try await tasks.next() != nil {}
-                throw SimulatorStartError()
-            }
-            do {
-                let result = try await body(endpoint)
-                await group.triggerGracefulShutdown()
-                for try await _ in tasks {}
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                while let _ = try? await tasks.next() {}
-                throw error
-            }
+        try await runServer({ ready in application(onReady: ready) }, body)
+    }
+}
+
+/// Runs a server (the simulator, the receivers) on a free port for the duration of `body`, then
+/// shuts it down gracefully; `body` gets what the server reported once listening.
+func runServer<Ready: Sendable, T: Sendable, S: Service>(
+    _ makeApp: (@escaping @Sendable (Ready) async -> Void) -> S, _ body: @Sendable (Ready) async throws -> T
+) async throws -> T {
+    let (readyStream, readyContinuation) = AsyncStream.makeStream(of: Ready.self)
+    let app = makeApp { ready in
+        readyContinuation.yield(ready)
+        readyContinuation.finish()
+    }
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [.init(service: app)], gracefulShutdownSignals: [],
+            logger: Logger(label: "rbacwatch.simulator", factory: { _ in SwiftLogNoOpLogHandler() })))
+    return try await withThrowingTaskGroup(of: T?.self) { tasks in
+        tasks.addTask {
+            defer { readyContinuation.finish() }
+            try await group.run()
+            return nil
+        }
+        var iterator = readyStream.makeAsyncIterator()
+        guard let ready = await iterator.next() else {
+            // The server stopped before listening: surface its error (a port in use, say).
+            while try await tasks.next() != nil {}
+            throw SimulatorStartError()
+        }
+        do {
+            let result = try await body(ready)
+            await group.triggerGracefulShutdown()
+            for try await _ in tasks {}
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            while let _ = try? await tasks.next() {}
+            throw error
         }
     }
 }

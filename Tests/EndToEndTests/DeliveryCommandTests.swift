@@ -23,6 +23,16 @@ struct DeliveryCommandTests {
         ["TEST_HEC_TOKEN": receivers.configuration.hecToken, "TEST_HOOK_SECRET": receivers.configuration.webhookSecret]
     }
 
+    /// A finding's payload, as the engine would queue it.
+    static func finding(_ fingerprint: String, event: String, rule: String = "RBW-003", entity: String = "Role") -> DeliveryPayload {
+        DeliveryPayload.finding(
+            AuditFinding(
+                fingerprint: fingerprint, ruleId: rule, title: "A finding", severity: .high, controls: [], eventIds: [event], date: Date(),
+                serviceName: "PeoplePermissions", entityType: "Role", entityId: "r", entityName: entity, action: "Create", actor: "Ana", actorId: "u-1",
+                clientId: nil, remoteIp: [], evidence: [], status: .open, approval: nil),
+            event: nil, organization: Organization(id: "org", name: "Acme"))
+    }
+
     static func payload(_ received: SIEMReceivers.Received) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(received.body)) as? [String: Any])
     }
@@ -58,8 +68,8 @@ struct DeliveryCommandTests {
                 #expect(hooks.allSatisfy { ($0["severity"] as? String).map { $0 == "high" || $0 == "critical" } ?? false }, "minimumSeverity high")
                 let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
                 #expect(lines.count == hec.count, "the file gets what HEC gets (no filters)")
-                var info = stat()
-                #expect(stat(jsonl, &info) == 0 && info.st_mode & 0o777 == 0o600)
+                let mode = try FileManager.default.attributesOfItem(atPath: jsonl)[.posixPermissions] as? Int
+                #expect(mode == 0o600)
 
                 let status = try await scenario.run(["deliveries", "status"])
                 #expect(status.status == 0, "\(status.stderr)")
@@ -85,14 +95,7 @@ struct DeliveryCommandTests {
                 #expect(empty.stdout.contains("the dead-letter queue is empty"))
                 // Two dead letters, as a run whose receiver refused them would leave them.
                 let store = try SQLiteAuditStore(path: scenario.statePath)
-                let payloads = (1...2).map { index in
-                    DeliveryPayload.finding(
-                        AuditFinding(
-                            fingerprint: "fp-dead-\(index)", ruleId: "RBW-005", title: "OAuth client created", severity: .high, controls: [], eventIds: ["ev-\(index)"],
-                            date: Date(), serviceName: "PeoplePermissions", entityType: "OAuthClient", entityId: "c-\(index)", entityName: "Exporter \(index)\u{1B}[31m",
-                            action: "Create", actor: "Ana", actorId: "u-1", clientId: nil, remoteIp: [], evidence: [], status: .open, approval: nil),
-                        event: nil, organization: Organization(id: "org", name: "Acme"))
-                }
+                let payloads = (1...2).map { Self.finding("fp-dead-\($0)", event: "ev-\($0)", rule: "RBW-005", entity: "Exporter \($0)\u{1B}[31m") }
                 try await store.enqueue(payloads.map { OutboxItem(destination: "splunk", payload: $0, rejected: "Splunk HEC answered 400 code 6: Invalid data format (after 5 attempts)") }, at: Date())
                 let list = try await scenario.run(["dlq", "list"])
                 #expect(list.status == 0 && list.stdout.contains("fp-dead-1:ev-1") && list.stdout.contains("400 code 6"), "\(list.stdout)")
@@ -145,14 +148,7 @@ struct DeliveryCommandTests {
                     #"{"destinations":[{"name":"splunk","kind":"splunk-hec","url":"\#(endpoints.hecURL)","secretEnv":"TEST_HEC_TOKEN","batchSize":10}]}"#.utf8
                 ).write(to: file)
                 let store = try SQLiteAuditStore(path: scenario.statePath)
-                let payloads = (0..<30).map { index in
-                    DeliveryPayload.finding(
-                        AuditFinding(
-                            fingerprint: "fp-\(index)", ruleId: "RBW-003", title: "Role granted in every division", severity: .high, controls: [],
-                            eventIds: ["ev-\(index)"], date: Date(), serviceName: "PeoplePermissions", entityType: "Role", entityId: "r", entityName: "Role",
-                            action: "MemberAdd", actor: "Ana", actorId: "u-1", clientId: nil, remoteIp: [], evidence: [], status: .open, approval: nil),
-                        event: nil, organization: Organization(id: "org", name: "Acme"))
-                }
+                let payloads = (0..<30).map { Self.finding("fp-\($0)", event: "ev-\($0)") }
                 try await store.enqueue(payloads.map { OutboxItem(destination: "splunk", payload: $0) }, at: Date())
                 // The receiver takes 5 s to answer: the first batch is in flight when the process dies.
                 receivers.plan(.hec) { $0.delay = .seconds(5) }

@@ -250,13 +250,21 @@ public enum CEF {
 
     /// A header field: `\` and `|` escaped, line breaks as spaces (they end a header), other
     /// control characters shown inert (`\\x1B`: a reader sees the text `\x1B`).
-    public static func header(_ text: String) -> String {
+    public static func header(_ text: String) -> String { escape(text, header: true) }
+
+    /// An extension value: `\` and `=` escaped, newlines as `\n`, carriage returns as `\r`, other
+    /// control characters shown inert.
+    public static func value(_ text: String) -> String { escape(text, header: false) }
+
+    static func escape(_ text: String, header: Bool) -> String {
         var out = ""
         for character in text.unicodeScalars {
             switch character {
             case "\\": out += "\\\\"
-            case "|": out += "\\|"
-            case "\n", "\r": out += " "
+            case "|" where header: out += "\\|"
+            case "=" where !header: out += "\\="
+            case "\n": out += header ? " " : "\\n"
+            case "\r": out += header ? " " : "\\r"
             default: out += inert(character)
             }
         }
@@ -267,21 +275,5 @@ public enum CEF {
     static func inert(_ scalar: Unicode.Scalar) -> String {
         guard TerminalSafe.isUnsafe(scalar) else { return String(scalar) }
         return TerminalSafe.sanitize(String(scalar)).replacingOccurrences(of: "\\", with: "\\\\")
-    }
-
-    /// An extension value: `\` and `=` escaped, newlines as `\n`, carriage returns as `\r`, other
-    /// control characters shown inert.
-    public static func value(_ text: String) -> String {
-        var out = ""
-        for character in text.unicodeScalars {
-            switch character {
-            case "\\": out += "\\\\"
-            case "=": out += "\\="
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            default: out += inert(character)
-            }
-        }
-        return out
     }
 }

@@ -51,20 +51,40 @@ extension DeliveryPayload {
     /// delivery; `watch`'s own lines may lack it).
     public static func finding(_ f: AuditFinding, event: AuditEvent?, organization: Organization?) -> DeliveryPayload {
         var w = CanonicalJSONWriter(reservingCapacity: 1024)
+        writeFinding(f, event: event, organization: organization, version: 2, to: &w)
+        let target = f.entityName.isEmpty ? f.entityId : f.entityName
+        return DeliveryPayload(
+            kind: .finding, id: f.id, severity: f.severity, time: f.date, rule: f.ruleId,
+            title: "\(f.ruleId) \(f.title): \(f.action) \(f.entityType) \(target) by \(f.actor)", body: w.bytes)
+    }
+
+    /// A finding as `watch` and `findings list --format json` print it: `rbacwatch.finding/1`
+    /// (the payload's members without the delivery ones).
+    public static func findingLine(_ f: AuditFinding) -> [UInt8] {
+        var w = CanonicalJSONWriter(reservingCapacity: 1024)
+        writeFinding(f, event: nil, organization: nil, version: 1, to: &w)
+        return w.bytes
+    }
+
+    /// One writer for both versions of a finding (keys in order).
+    static func writeFinding(_ f: AuditFinding, event: AuditEvent?, organization: Organization?, version: Int, to w: inout CanonicalJSONWriter) {
+        let delivered = version >= 2
         w.beginObject()
         w.field("action", f.action)
-        w.key("actor")
-        w.beginObject()
-        w.field("clientId", f.clientId)
-        w.field("id", f.actorId)
-        w.field("name", f.actor)
-        w.field("remoteIp", f.remoteIp)
-        w.endObject()
+        encodeActor(id: f.actorId, name: f.actor, clientId: f.clientId, remoteIp: f.remoteIp, to: &w)
         if let approval = f.approval {
             w.key("approval")
-            DriftReport.encode(approval, inherited: nil, to: &w)
+            if delivered {
+                DriftReport.encode(approval, inherited: nil, to: &w)
+            } else {
+                w.beginObject()
+                w.field("approver", approval.approver)
+                w.field("expiresAt", ISOTimestamp.string(approval.expiresAt))
+                w.field("ticket", approval.ticket)
+                w.endObject()
+            }
         }
-        if let event, !event.changes.isEmpty {
+        if delivered, let event, !event.changes.isEmpty {
             w.key("changes")
             w.beginArray()
             for change in event.changes {
@@ -81,14 +101,16 @@ extension DeliveryPayload {
         w.field("eventIds", f.eventIds)
         w.field("evidence", f.evidence)
         w.field("fingerprint", f.fingerprint)
-        w.field("id", f.id)
-        w.field("kind", Kind.finding.rawValue)
-        encode(organization, to: &w)
+        if delivered {
+            w.field("id", f.id)
+            w.field("kind", Kind.finding.rawValue)
+            encode(organization, to: &w)
+        }
         w.field("ruleId", f.ruleId)
-        w.field("schema", findingSchema)
+        w.field("schema", delivered ? findingSchema : "rbacwatch.finding/1")
         w.field("serviceName", f.serviceName)
         w.field("severity", f.severity.name)
-        w.field("source", "genesys-cloud-audit")
+        if delivered { w.field("source", "genesys-cloud-audit") }
         w.field("status", f.status.rawValue)
         w.key("target")
         w.beginObject()
@@ -98,10 +120,6 @@ extension DeliveryPayload {
         w.endObject()
         w.field("title", f.title)
         w.endObject()
-        let target = f.entityName.isEmpty ? f.entityId : f.entityName
-        return DeliveryPayload(
-            kind: .finding, id: f.id, severity: f.severity, time: f.date, rule: f.ruleId,
-            title: "\(f.ruleId) \(f.title): \(f.action) \(f.entityType) \(target) by \(f.actor)", body: w.bytes)
     }
 
     /// A reviewed drift item, with who made it happen when the audit feed says so.
@@ -129,13 +147,13 @@ extension DeliveryPayload {
         w.endObject()
     }
 
-    static func encodeActor(_ event: AuditEvent, to w: inout CanonicalJSONWriter) {
+    static func encodeActor(id: String?, name: String, clientId: String?, remoteIp: [String], to w: inout CanonicalJSONWriter) {
         w.key("actor")
         w.beginObject()
-        w.field("clientId", event.clientId)
-        w.field("id", event.userId)
-        w.field("name", event.actor)
-        w.field("remoteIp", event.remoteIp)
+        w.field("clientId", clientId)
+        w.field("id", id)
+        w.field("name", name)
+        w.field("remoteIp", remoteIp)
         w.endObject()
     }
 }

@@ -119,7 +119,9 @@ extension DriftReport {
     ) {
         let item = reviewed.item
         w.beginObject()
-        if let actor = extra?.actor { DeliveryPayload.encodeActor(actor, to: &w) }
+        if let actor = extra?.actor {
+            DeliveryPayload.encodeActor(id: actor.userId, name: actor.actor, clientId: actor.clientId, remoteIp: actor.remoteIp, to: &w)
+        }
         w.field("after", item.after)
         if let approval = reviewed.state.approval {
             w.key("approval")

@@ -44,36 +44,6 @@ extension SIEMReceivers {
 
     /// Runs the receivers on a free port for the duration of `body`.
     public func withRunning<T: Sendable>(_ body: @Sendable (Endpoints) async throws -> T) async throws -> T {
-        let (readyStream, readyContinuation) = AsyncStream.makeStream(of: Endpoints.self)
-        let app = application(onReady: { endpoints in
-            readyContinuation.yield(endpoints)
-            readyContinuation.finish()
-        })
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: app)], gracefulShutdownSignals: [],
-                logger: Logger(label: "rbacwatch.receivers", factory: { _ in SwiftLogNoOpLogHandler() })))
-        return try await withThrowingTaskGroup(of: T?.self) { tasks in
-            tasks.addTask {
-                defer { readyContinuation.finish() }
-                try await group.run()
-                return nil
-            }
-            var iterator = readyStream.makeAsyncIterator()
-            guard let endpoints = await iterator.next() else {
-                while try await tasks.next() != nil {}
-                throw SimulatorStartError()
-            }
-            do {
-                let result = try await body(endpoints)
-                await group.triggerGracefulShutdown()
-                for try await _ in tasks {}
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                for try await _ in tasks {}
-                throw error
-            }
-        }
+        try await runServer({ ready in application(onReady: ready) }, body)
     }
 }
