@@ -224,9 +224,9 @@ enum Themes {
 
 extension DashboardApp {
     /// The dashboard over an engine, as `tui` and `demo` run it.
-    init(engine: EngineSetup, options: DashboardOptions, environment: [String: String]) {
+    init(engine: EngineSetup, options: DashboardOptions, environment: [String: String], deliveries: [DeliveryService] = []) {
         self.init(
-            monitor: engine.monitor, feed: engine.dashboardFeed, readOnly: options.readOnly, themeName: options.theme,
+            monitor: engine.monitor, feed: engine.dashboardFeed(deliveries: deliveries), readOnly: options.readOnly, themeName: options.theme,
             approver: Actor.name(options.approver, environment: environment), environment: environment)
     }
 }

@@ -90,11 +90,19 @@ struct DeliverySetup {
         }
     }
 
-    /// A delivery service per destination.
-    func services(store: any AuditStore, environment: [String: String]) throws -> [DeliveryService] {
-        try destinations.map { destination in
-            DeliveryService(destination: destination, sender: try Self.sender(destination, environment: environment), store: store)
+    /// A delivery service per destination (a destination that cannot be set up is one line,
+    /// and the senders made before it are shut down).
+    func services(store: any AuditStore, environment: [String: String]) async throws -> [DeliveryService] {
+        var made: [DeliveryService] = []
+        for destination in destinations {
+            do {
+                made.append(DeliveryService(destination: destination, sender: try Self.sender(destination, environment: environment), store: store))
+            } catch {
+                for service in made { await service.shutdown() }
+                throw error
+            }
         }
+        return made
     }
 }
 

@@ -132,13 +132,35 @@ struct DemoCommand: AsyncParsableCommand {
             settings.lag = 3
             settings.overlap = 10
             settings.initialLookback = 600
-            // A --state another rbacwatch follows the feed into is shown, not ingested twice.
-            let engine = try EngineSetup(
-                connection: connection, store: store, statePath: path, driftInterval: interval.duration, options: options,
-                feed: .followOrShow(role: "the rbacwatch demo"), rules: .defaults(), ingestion: settings)
+            // Findings and drift items go to simulated SIEM receivers: a Splunk HEC with indexer
+            // acknowledgement and a signed webhook, served in-process (the header shows how delivery does).
+            let ingestion = settings
+            var receiverConfiguration = SIEMReceivers.Configuration()
+            receiverConfiguration.hecAck = true
+            let receivers = SIEMReceivers(configuration: receiverConfiguration)
             do {
-                try await engine.run {
-                    try await DashboardApp(engine: engine, options: dashboard, environment: environment).run()
+                try await receivers.withRunning { endpoints in
+                let destinations = Self.demoDestinations(endpoints)
+                let secrets = [
+                    "RBW_DEMO_HEC_TOKEN": receivers.configuration.hecToken, "RBW_DEMO_WEBHOOK_SECRET": receivers.configuration.webhookSecret,
+                ]
+                let deliverySetup = DeliverySetup(destinations)
+                let deliveries = try await deliverySetup.services(store: store, environment: secrets)
+                let truth = simulator.groundTruth()
+                // A --state another rbacwatch follows the feed into is shown, not ingested twice.
+                let engine = try EngineSetup(
+                    connection: connection, store: store, statePath: path, driftInterval: interval.duration, options: options,
+                    feed: .followOrShow(role: "the rbacwatch demo"), rules: .defaults(), ingestion: ingestion, delivery: deliverySetup.router,
+                    organization: Organization(id: truth.organizationId, name: truth.organizationName))
+                do {
+                    try await engine.run {
+                        try await DashboardApp(engine: engine, options: dashboard, environment: environment, deliveries: deliveries).run()
+                    }
+                } catch {
+                    for service in deliveries { await service.shutdown() }
+                    throw error
+                }
+                for service in deliveries { await service.shutdown() }
                 }
             } catch {
                 changes.cancel()
@@ -149,6 +171,20 @@ struct DemoCommand: AsyncParsableCommand {
             _ = await changes.value
             await admin.shutdown()
         }
+    }
+
+    /// The demo's destinations: the simulated receivers, secrets from the demo's own environment.
+    static func demoDestinations(_ endpoints: SIEMReceivers.Endpoints) -> [Destination] {
+        var splunk = Destination(name: "splunk", kind: .splunkHEC)
+        splunk.url = endpoints.hecURL
+        splunk.secret = .environment("RBW_DEMO_HEC_TOKEN")
+        splunk.acknowledgement = true
+        splunk.index = "rbacwatch-demo"
+        var webhook = Destination(name: "soc-webhook", kind: .webhook)
+        webhook.url = endpoints.webhookURL
+        webhook.secret = .environment("RBW_DEMO_WEBHOOK_SECRET")
+        webhook.minimumSeverity = .high
+        return [splunk, webhook]
     }
 
     static func connection(_ endpoint: SimulatorEndpoint) -> GenesysConnection {

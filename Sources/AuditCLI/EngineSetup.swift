@@ -75,10 +75,10 @@ struct EngineSetup {
 
     /// What a dashboard shows: the monitor's drift and the audit feed — this process's
     /// ingestor's, another process's records, or none.
-    var dashboardFeed: DashboardFeed {
+    func dashboardFeed(deliveries: [DeliveryService] = []) -> DashboardFeed {
         let source: DashboardFeed.Source =
             if let ingestor { .ingesting(ingestor) } else if rules != nil, let keptBy { .keptBy(keptBy) } else { .none }
-        return DashboardFeed(monitor: monitor, source: source, store: store, rules: rules ?? RuleSet(rules: []))
+        return DashboardFeed(monitor: monitor, source: source, store: store, rules: rules ?? RuleSet(rules: []), deliveries: deliveries)
     }
 
     /// Ends the client; the feed's lock goes when the last copy of this value does.

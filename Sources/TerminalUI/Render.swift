@@ -68,6 +68,17 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
         case .failing: right.append((" audit FAILING ", theme.style(.error)))
         }
     }
+    // Delivery to SIEMs: quiet when all is sent, loud when it is not.
+    if let delivery = data.audit.delivery {
+        if let paused = delivery.paused.first {
+            right.append((" SIEM PAUSED: \(TerminalSafe.sanitize(paused)) ", theme.style(.error)))
+        } else if delivery.queued > 0, let oldest = delivery.oldestQueued, state.now.timeIntervalSince(oldest) >= 60 {
+            right.append((" SIEM \(delivery.queued) queued, \(age(max(0, state.now.timeIntervalSince(oldest)))) ", headerBadge(theme, .high, on: style)))
+        } else {
+            right.append((" SIEM ok ", style))
+        }
+        if delivery.deadLettered > 0 { right.append((" DLQ \(delivery.deadLettered) ", headerBadge(theme, .high, on: style))) }
+    }
     if data.status.problem == nil {
         // What needs a look: unapproved drift items and open audit findings, by severity.
         let open = data.openBySeverity

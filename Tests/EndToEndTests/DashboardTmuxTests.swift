@@ -32,6 +32,8 @@ struct DashboardTmuxTests {
         // Users: the header, the tabs, a full list.
         var screen = try await tmux.waitFor("the users pane") { $0.contains("baseline v1") && $0.contains("1 Users 302") }
         #expect(screen.contains("NAME") && screen.contains("STATE") && screen.contains("DIVISION") && screen.contains("PERMS"))
+        // The demo delivers to its simulated receivers; the header says how that goes.
+        _ = try await tmux.waitFor("delivery health in the header") { $0.split(separator: "\n").first?.contains("SIEM ") == true }
         #expect(try await tmux.lines().count == 40)
 
         // Roles, inheritance, feed — by number and by Tab.

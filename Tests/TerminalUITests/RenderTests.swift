@@ -85,6 +85,20 @@ struct RenderTests {
             #expect(busyHeader.contains("collecting…") && busyHeader.contains(" audit "), "\(width) columns: \(busyHeader)")
         }
 
+        // Delivery to SIEMs: quiet when sent, a badge when it lags, pauses or dead-letters.
+        func deliveryHeader(_ view: DeliveryView) -> String {
+            var state = Fixture.state(width: 200, height: 24)
+            var feed = AuditFeed()
+            feed.delivery = view
+            _ = reduce(&state, .audit(feed))
+            return render(state).text.split(separator: "\n").first.map(String.init) ?? ""
+        }
+        #expect(deliveryHeader(DeliveryView(destinations: 2)).contains(" SIEM ok "))
+        let lagging = deliveryHeader(DeliveryView(destinations: 2, queued: 120, oldestQueued: Fixture.now.addingTimeInterval(-240)))
+        #expect(lagging.contains(" SIEM 120 queued, 4m "), "\(lagging)")
+        let paused = deliveryHeader(DeliveryView(destinations: 2, queued: 3, deadLettered: 2, paused: ["splunk: 403 invalid token\u{1B}[2J"]))
+        #expect(paused.contains(" SIEM PAUSED: splunk: 403 invalid token\\x1B[2J ") && paused.contains(" DLQ 2 "), "\(paused)")
+
         // A message on the footer leaves the way out beside it.
         var noticed = Fixture.state(width: 80, height: 24)
         _ = reduce(&noticed, .notice("approval not saved: the state file is busy: another rbacwatch is writing it; try again", isError: true))

@@ -45,14 +45,18 @@ public actor DashboardFeed {
     private var loaded = false
     /// The other process's checkpoint, read with its records.
     private var checkpoint: IngestionCheckpoint?
+    /// Delivery to SIEMs, run here beside the monitor and the ingestor.
+    private let deliveries: [DeliveryService]
+    private var delivery: DeliveryView?
     private let continuation: AsyncStream<Update>.Continuation
     public nonisolated let updates: AsyncStream<Update>
 
     public init(
         monitor: DriftMonitor, source: Source, store: any AuditStore, rules: RuleSet, limit: Int = 500, clock: any WallClock = SystemWallClock(),
-        followEvery: Duration = .seconds(5)
+        followEvery: Duration = .seconds(5), deliveries: [DeliveryService] = []
     ) {
         self.monitor = monitor
+        self.deliveries = deliveries
         self.source = source
         self.store = store
         self.rules = Dictionary(rules.rules.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
@@ -69,6 +73,15 @@ public actor DashboardFeed {
             group.addTask { await monitor.run() }
             group.addTask {
                 for await update in monitor.updates { await self.drift(update) }
+            }
+            for service in deliveries { group.addTask { await service.run() } }
+            if !deliveries.isEmpty {
+                group.addTask {
+                    while !Task.isCancelled {
+                        await self.refreshDelivery()
+                        guard (try? await self.clock.sleep(for: .seconds(2))) != nil else { break }
+                    }
+                }
             }
             switch source {
             case .none:
@@ -185,13 +198,24 @@ public actor DashboardFeed {
         publishAudit()
     }
 
+    /// The destinations' queues and pauses, published when they changed.
+    private func refreshDelivery() async {
+        guard let statuses = try? await store.destinationStatuses() else { return }
+        let view = DeliveryView(statuses, destinations: deliveries.map(\.destination.name))
+        guard view != delivery else { return }
+        delivery = view
+        publishAudit()
+    }
+
     private func publishAudit() {
         let now = clock.now()
         var view = IngestionView(health, problem: problem, now: now)
         if case .keptBy(let holder) = source {
             view = IngestionView(keptBy: holder, checkpoint: checkpoint, problem: problem, now: now)
         }
-        continuation.yield(.audit(AuditFeed(rows: AuditFeed.rows(findings, appeared: appeared), details: details, health: view)))
+        var feed = AuditFeed(rows: AuditFeed.rows(findings, appeared: appeared), details: details, health: view)
+        feed.delivery = delivery
+        continuation.yield(.audit(feed))
     }
 
     private var hasAudit: Bool {

@@ -1,4 +1,5 @@
 import AuditCore
+import AuditStore
 import Foundation
 
 // The dashboard's rows and feeds: display-ready values the engine builds off the UI loop and
@@ -78,6 +79,8 @@ public struct AuditFeed: Sendable, Equatable {
     /// By row id.
     public var details: [String: FindingDetail]
     public var health: IngestionView?
+    /// Delivery to SIEMs, when destinations are configured.
+    public var delivery: DeliveryView?
 
     public init(rows: [FeedRow] = [], details: [String: FindingDetail] = [:], health: IngestionView? = nil) {
         self.rows = rows
@@ -119,6 +122,36 @@ public struct FindingDetail: Sendable, Equatable {
         self.finding = finding
         self.event = event
         self.rule = rule
+    }
+}
+
+/// Delivery health for the header: every destination's queue and pauses, summed.
+public struct DeliveryView: Sendable, Equatable {
+    public var destinations: Int
+    public var queued: Int
+    public var oldestQueued: Date?
+    public var deadLettered: Int
+    /// `name: why` for each paused destination.
+    public var paused: [String]
+    /// The last failure of a destination still retrying, if one is.
+    public var retrying: String?
+
+    public init(destinations: Int, queued: Int = 0, oldestQueued: Date? = nil, deadLettered: Int = 0, paused: [String] = [], retrying: String? = nil) {
+        self.destinations = destinations
+        self.queued = queued
+        self.oldestQueued = oldestQueued
+        self.deadLettered = deadLettered
+        self.paused = paused
+        self.retrying = retrying
+    }
+
+    /// From the store's statuses of the configured destinations.
+    public init(_ statuses: [DestinationStatus], destinations: [String]) {
+        let mine = statuses.filter { destinations.contains($0.destination) }
+        self.init(
+            destinations: destinations.count, queued: mine.reduce(0) { $0 + $1.queued }, oldestQueued: mine.compactMap(\.oldestQueued).min(),
+            deadLettered: mine.reduce(0) { $0 + $1.deadLettered }, paused: mine.compactMap { status in status.paused.map { "\(status.destination): \($0)" } },
+            retrying: mine.first { $0.paused == nil && $0.queued > 0 && $0.lastError != nil }?.lastError)
     }
 }
 
