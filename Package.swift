@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -39,6 +40,7 @@ let package = Package(
         .target(
             name: "GenesysClient",
             dependencies: [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 "AuditCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -49,7 +51,13 @@ let package = Package(
         ),
         // The SIEM receivers' API shapes: what Splunk HEC, Datadog, webhooks and a JSONL file are
         // sent, and how their answers read (DeliveryResult).
-        .target(name: "SIEMClient", dependencies: ["AuditCore", "GenesysClient"], swiftSettings: swiftSettings),
+        .target(
+            name: "SIEMClient",
+            dependencies: [
+                "AuditCore", "GenesysClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings),
         // The local simulator of the Platform API, and of the SIEM receivers rbacwatch delivers to
         // (Splunk HEC, Datadog, webhooks). It imports neither the client nor the core, so the two
         // sides cannot agree on a mistake.

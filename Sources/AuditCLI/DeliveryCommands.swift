@@ -73,7 +73,14 @@ struct DeliverySetup {
     /// A sender for one destination (its own HTTP connection pool).
     static func sender(_ destination: Destination, environment: [String: String]) throws -> any DeliverySender {
         let secret = try secret(destination, environment: environment)
-        let transport = { AsyncHTTPClientTransport(connectTimeout: .seconds(10), idleTimeout: destination.timeout, maxBodyBytes: 1 << 20) }
+        if destination.insecureSkipVerify {
+            Console.err("rbacwatch: WARNING: destination \(destination.name): TLS certificates are NOT verified (insecureSkipVerify); anyone on the path can read and forge what is sent")
+        }
+        let transport = {
+            AsyncHTTPClientTransport(
+                connectTimeout: .seconds(10), idleTimeout: destination.timeout, maxBodyBytes: 1 << 20, caFile: destination.caFile,
+                insecureSkipVerify: destination.insecureSkipVerify)
+        }
         switch destination.kind {
         case .splunkHEC:
             return HECSender(transport: transport(), destination: destination, token: secret ?? Secret(""), host: hostName())
@@ -87,6 +94,12 @@ struct DeliverySetup {
             }
         case .file:
             return JSONLFileSender(path: destination.path ?? "")
+        case .syslog:
+            do {
+                return try SyslogSender(destination: destination, hostname: hostName())
+            } catch {
+                throw ConfigurationError(error.description)
+            }
         }
     }
 

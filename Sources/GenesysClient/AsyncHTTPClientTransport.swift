@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// `HTTPTransport` over async-http-client, with its own connection pool. Call `shutdown()`.
 ///
@@ -23,11 +24,19 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
     ///   - maxBodyBytes: replies larger than this fail with `.tooLarge`.
     ///   - idleTimeout: longest silence while a reply arrives (a stalled body ends here even
     ///     before the request's deadline).
+    ///   - caFile: PEM certificates to trust instead of the system's.
+    ///   - insecureSkipVerify: no certificate verification at all (the caller warns).
     public init(
         connectTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(30),
-        maxBodyBytes: Int = AsyncHTTPClientTransport.defaultMaxBodyBytes
+        maxBodyBytes: Int = AsyncHTTPClientTransport.defaultMaxBodyBytes, caFile: String? = nil, insecureSkipVerify: Bool = false
     ) {
         var configuration = HTTPClient.Configuration()
+        if caFile != nil || insecureSkipVerify {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            if let caFile { tls.trustRoots = .file(caFile) }
+            if insecureSkipVerify { tls.certificateVerification = .none }
+            configuration.tlsConfiguration = tls
+        }
         configuration.timeout = .init(connect: Self.timeAmount(connectTimeout), read: Self.timeAmount(idleTimeout))
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool = .init(idleTimeout: .seconds(30))

@@ -46,7 +46,7 @@ struct DeliveryTests {
                 destination.acknowledgement = receivers.configuration.hecAck
             case .datadog: destination.url = endpoints.datadogURL
             case .webhook: destination.url = endpoints.webhookURL
-            case .file: break
+            case .file, .syslog: break
             }
             return destination
         }
@@ -60,7 +60,7 @@ struct DeliveryTests {
                 case .webhook:
                     try WebhookSender(
                         transport: transport, destination: destination, secret: Secret(receivers.configuration.webhookSecret), now: { [clock] in clock.date() })
-                case .file: JSONLFileSender(path: "/dev/null")
+                case .file, .syslog: JSONLFileSender(path: "/dev/null")
                 }
             let service = DeliveryService(destination: destination, sender: sender, store: store, settings: settings, clock: ManualWallClock(clock), seed: 7)
             services.list.withLock { $0.append(service) }

@@ -6,6 +6,8 @@ public struct Destination: Sendable, Equatable {
         case splunkHEC = "splunk-hec"
         case datadog
         case webhook
+        /// RFC 5424 over TCP or TLS with octet counting (`url` `tcp://host:port` or `tls://host:port`).
+        case syslog
         /// JSON lines appended to a local file (0600).
         case file
     }
@@ -43,6 +45,25 @@ public struct Destination: Sendable, Equatable {
     // Datadog.
     public var service = "rbacwatch"
     public var tags: [String] = []
+    // Syslog.
+    public var message: Syslog.Message = .json
+    public var facility = 13
+    public var appName = "rbacwatch"
+    // TLS (https://, tls://): a CA file to trust, or no verification at all (said loudly).
+    public var caFile: String?
+    public var insecureSkipVerify = false
+
+    /// Syslog: host and port from `tcp://host:port` / `tls://host:port`, and whether TLS.
+    public var syslogAddress: (host: String, port: Int, tls: Bool)? {
+        guard kind == .syslog, let url else { return nil }
+        let tls = url.hasPrefix("tls://")
+        guard tls || url.hasPrefix("tcp://") else { return nil }
+        let rest = url.dropFirst(6)
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = String(rest[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port, tls)
+    }
 
     public init(name: String, kind: Kind) {
         self.name = name
@@ -106,7 +127,8 @@ public enum DestinationsFile {
         }
         let known: Set<String> = [
             "name", "kind", "url", "site", "path", "secretEnv", "secretFile", "minimumSeverity", "kinds", "rules", "batchSize", "batchBytes",
-            "timeoutSeconds", "index", "source", "sourcetype", "acknowledgement", "service", "tags",
+            "timeoutSeconds", "index", "source", "sourcetype", "acknowledgement", "service", "tags", "format", "facility", "appName", "caFile",
+            "insecureSkipVerify",
         ]
         for key in members.keys.sorted() where !known.contains(key) {
             if secretNames.contains(key) {
@@ -169,6 +191,17 @@ public enum DestinationsFile {
         }
         destination.service = try string("service") ?? destination.service
         destination.tags = try strings("tags") ?? []
+        if let format = try string("format") {
+            guard let parsed = Syslog.Message(rawValue: format) else { throw fail("format must be json or cef") }
+            destination.message = parsed
+        }
+        destination.facility = try integer("facility", 0...23) ?? destination.facility
+        destination.appName = try string("appName") ?? destination.appName
+        destination.caFile = try string("caFile")
+        if let skip = members["insecureSkipVerify"] {
+            guard case .bool(let flag) = skip else { throw fail("insecureSkipVerify must be true or false") }
+            destination.insecureSkipVerify = flag
+        }
         switch kind {
         case .splunkHEC, .webhook:
             guard let url = destination.url, url.hasPrefix("https://") || url.hasPrefix("http://") else { throw fail("url (http or https) is required") }
@@ -183,6 +216,12 @@ public enum DestinationsFile {
             destination.batchSize = min(destination.batchSize, 1000)
         case .file:
             guard destination.path != nil else { throw fail("path is required") }
+        case .syslog:
+            guard destination.syslogAddress != nil else { throw fail("url must be tcp://host:port or tls://host:port") }
+        }
+        if destination.caFile != nil || destination.insecureSkipVerify {
+            let encrypted = destination.syslogAddress?.tls == true || destination.url?.hasPrefix("https://") == true
+            guard encrypted else { throw fail("caFile and insecureSkipVerify are for https:// and tls:// destinations") }
         }
         if destination.acknowledgement && kind != .splunkHEC { throw fail("acknowledgement is for splunk-hec only") }
         return destination
