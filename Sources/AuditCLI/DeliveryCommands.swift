@@ -12,6 +12,19 @@ struct DeliveryOptions: ParsableArguments {
     @Option(name: .customLong("destinations"), help: "Destinations file (JSON; env: RBACWATCH_DESTINATIONS). Findings and drift items are delivered there.")
     var path: String?
 
+    @Option(name: .customLong("retain-delivered"), help: "How long delivered payloads stay in the outbox before they are deleted (1h–365d).")
+    var retainDelivered = Interval(argument: "7d")!
+
+    func validate() throws {
+        try retainDelivered.check("--retain-delivered", 3600...(365 * 86_400))
+    }
+
+    var settings: DeliverySettings {
+        var settings = DeliverySettings()
+        settings.retainDelivered = retainDelivered.seconds
+        return settings
+    }
+
     func resolvedPath(environment: [String: String]) -> String? {
         path ?? environment["RBACWATCH_DESTINATIONS"].flatMap { $0.isEmpty ? nil : $0 }
     }
@@ -105,11 +118,13 @@ struct DeliverySetup {
 
     /// A delivery service per destination (a destination that cannot be set up is one line,
     /// and the senders made before it are shut down).
-    func services(store: any AuditStore, environment: [String: String]) async throws -> [DeliveryService] {
+    func services(store: any AuditStore, environment: [String: String], settings: DeliverySettings = DeliverySettings()) async throws -> [DeliveryService] {
         var made: [DeliveryService] = []
         for destination in destinations {
             do {
-                made.append(DeliveryService(destination: destination, sender: try Self.sender(destination, environment: environment), store: store))
+                made.append(
+                    DeliveryService(
+                        destination: destination, sender: try Self.sender(destination, environment: environment), store: store, settings: settings))
             } catch {
                 for service in made { await service.shutdown() }
                 throw error

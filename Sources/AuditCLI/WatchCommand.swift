@@ -98,7 +98,7 @@ struct WatchCommand: AsyncParsableCommand {
             // Destinations: read and their secrets resolved before anything runs (one line if not).
             let destinations = try delivery.load(environment: environment)
             let deliverySetup = destinations.isEmpty ? nil : DeliverySetup(destinations)
-            let deliveryServices = try await deliverySetup?.services(store: store, environment: environment) ?? []
+            let deliveryServices = try await deliverySetup?.services(store: store, environment: environment, settings: delivery.settings) ?? []
             var organization: Organization?
             if deliverySetup != nil {
                 // Every payload names its organisation.

@@ -67,6 +67,37 @@ struct MetricsTests {
         }
     }
 
+    @Test("delivery per destination: queue depth and age, paused, sent, failed and dead-lettered; /readyz names a paused destination")
+    func delivery() async {
+        let registry = PrometheusCollectorRegistry()
+        let metrics = EngineMetrics(registry: registry)
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        var status = DestinationStatus(destination: "splunk")
+        status.queued = 120
+        status.oldestQueued = now.addingTimeInterval(-240)
+        var health = DeliveryHealth(destination: "splunk")
+        health.sent = 5
+        health.failed = 2
+        metrics.observe(delivery: status, health: health, now: now)
+        health.sent = 9
+        health.deadLettered = 1
+        health.paused = "Splunk HEC answered 403 code 4: Invalid token"
+        metrics.observe(delivery: status, health: health, now: now)
+        let exposition = registry.emitToString()
+        #expect(Self.value(exposition, "rbacwatch_delivery_queued{destination=\"splunk\"}") == 120, "\(exposition)")
+        #expect(Self.value(exposition, "rbacwatch_delivery_oldest_queued_age_seconds{destination=\"splunk\"}") == 240)
+        #expect(Self.value(exposition, "rbacwatch_delivery_sent_total{destination=\"splunk\"}") == 9, "counters add what happened since")
+        #expect(Self.value(exposition, "rbacwatch_delivery_failed_total{destination=\"splunk\"}") == 2)
+        #expect(Self.value(exposition, "rbacwatch_delivery_dead_lettered_total{destination=\"splunk\"}") == 1)
+        #expect(Self.value(exposition, "rbacwatch_delivery_paused{destination=\"splunk\"}") == 1)
+        let check = await Promtool.check(exposition)
+        #expect(check.status == 0, "promtool check metrics: \(check.output)")
+        let readiness = Readiness.evaluate(
+            loggedIn: true, health: nil, drift: nil, pollInterval: 60, driftInterval: 900, startedAt: now, now: now, deliveries: [health])
+        #expect(!readiness.ready)
+        #expect(readiness.reasons == ["delivery to splunk is paused: Splunk HEC answered 403 code 4: Invalid token"])
+    }
+
     @Test("readiness: ready when logged in and both loops are recent; otherwise 503 with each reason")
     func readiness() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
