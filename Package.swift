@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "SIEMClient",
             dependencies: [
-                "AuditCore", "GenesysClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "AuditCore", "GenesysClient", "CZlib", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings),
@@ -64,6 +64,7 @@ let package = Package(
         .target(
             name: "GenesysSimulator",
             dependencies: [
+                "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -84,6 +85,8 @@ let package = Package(
         // rows the engine publishes (AuditEngine's DashboardFeed); it computes no risk and reads
         // no store.
         .target(name: "TerminalUI", dependencies: ["AuditCore", "AuditEngine"], swiftSettings: swiftSettings),
+        // zlib (gzip for Datadog's intake, and the simulated receiver that reads it).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // ncursesw, through a shim for what Swift cannot import.
         .systemLibrary(name: "CNCurses", path: "Sources/CNCurses", providers: [.apt(["libncurses-dev"])]),
         // The only importer of CNCurses: a terminal thread that reads keys and draws frames.

@@ -134,6 +134,7 @@ public struct DatadogSender: DeliverySender {
     let key: Secret
     let tags: DatadogLogs.Tags
     let timeout: Duration
+    let gzip: Bool
 
     public init(transport: any HTTPTransport, destination: Destination, key: Secret, host: String) {
         self.transport = transport
@@ -142,15 +143,22 @@ public struct DatadogSender: DeliverySender {
         self.key = key
         self.tags = DatadogLogs.Tags(service: destination.service, hostname: host, tags: destination.tags)
         self.timeout = destination.timeout
+        self.gzip = destination.gzip
     }
 
     public func send(_ payloads: [DeliveryPayload]) async -> DeliveryResult {
-        let body = DatadogLogs.batch(payloads.map { DatadogLogs.log($0, tags) })
+        var body = DatadogLogs.batch(payloads.map { DatadogLogs.log($0, tags) })
+        var headers = [("DD-API-KEY", key.reveal()), ("Content-Type", "application/json")]
+        if gzip {
+            do {
+                body = try Gzip.compress(body)
+                headers.append(("Content-Encoding", "gzip"))
+            } catch {
+                return .rejected(error.description)
+            }
+        }
         do {
-            let response = try await transport.send(
-                HTTPRequestData(
-                    method: "POST", url: url, headers: [("DD-API-KEY", key.reveal()), ("Content-Type", "application/json")], body: body,
-                    timeout: timeout))
+            let response = try await transport.send(HTTPRequestData(method: "POST", url: url, headers: headers, body: body, timeout: timeout))
             return classify(response, what: "Datadog")
         } catch {
             return transportFailure(error, what: "Datadog")

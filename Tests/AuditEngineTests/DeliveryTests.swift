@@ -214,6 +214,7 @@ struct DeliveryTests {
             #expect(await service.health.paused == nil)
             #expect(try await rig.store.destinationStatuses().first?.paused == nil)
             #expect(rig.receivers.received(.datadog).map(\.id) == payloads.map(\.id))
+            #expect(rig.receivers.gzippedRequests >= 1, "Datadog bodies go gzip-compressed")
         }
     }
 

@@ -45,6 +45,8 @@ public struct Destination: Sendable, Equatable {
     // Datadog.
     public var service = "rbacwatch"
     public var tags: [String] = []
+    /// Datadog: send the body gzip-compressed (the default).
+    public var gzip = true
     // Syslog.
     public var message: Syslog.Message = .json
     public var facility = 13
@@ -128,7 +130,7 @@ public enum DestinationsFile {
         let known: Set<String> = [
             "name", "kind", "url", "site", "path", "secretEnv", "secretFile", "minimumSeverity", "kinds", "rules", "batchSize", "batchBytes",
             "timeoutSeconds", "index", "source", "sourcetype", "acknowledgement", "service", "tags", "format", "facility", "appName", "caFile",
-            "insecureSkipVerify",
+            "insecureSkipVerify", "gzip",
         ]
         for key in members.keys.sorted() where !known.contains(key) {
             if secretNames.contains(key) {
@@ -196,6 +198,10 @@ public enum DestinationsFile {
             destination.message = parsed
         }
         destination.facility = try integer("facility", 0...23) ?? destination.facility
+        if let gzip = members["gzip"] {
+            guard case .bool(let flag) = gzip, kind == .datadog else { throw fail("gzip (true or false) is for datadog") }
+            destination.gzip = flag
+        }
         destination.appName = try string("appName") ?? destination.appName
         destination.caFile = try string("caFile")
         if let skip = members["insecureSkipVerify"] {

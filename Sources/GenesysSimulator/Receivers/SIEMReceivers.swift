@@ -75,6 +75,7 @@ public final class SIEMReceivers: Sendable {
         var pendingAcks: [String: [Int: (entries: [Int], polls: Int)]] = [:]
         var webhookIds = Set<String>()
         var duplicateWebhooks = 0
+        var gzipped = 0
     }
 
     public init(configuration: Configuration = Configuration()) {
@@ -95,6 +96,9 @@ public final class SIEMReceivers: Sendable {
     public func requests(_ kind: Kind) -> Int {
         state.withLock { $0.requests[kind] ?? 0 }
     }
+
+    /// Datadog requests that came gzip-compressed.
+    public var gzippedRequests: Int { state.withLock { $0.gzipped } }
 
     /// Webhook messages received again with an id already seen (deduped, answered 200).
     public var duplicateWebhooks: Int { state.withLock { $0.duplicateWebhooks } }
@@ -218,11 +222,18 @@ public final class SIEMReceivers: Sendable {
         }
         if plan.down { return answer(503, "Service Unavailable") }
         guard request.header("DD-API-KEY") == configuration.datadogKey, !plan.unauthorized else { return answer(403, "Forbidden") }
-        if let encoding = request.header("Content-Encoding"), encoding != "identity" {
-            return answer(415, "Unsupported Content-Encoding in this simulator: \(encoding)")
+        var raw = request.body
+        switch request.header("Content-Encoding")?.lowercased() {
+        case nil, "identity": break
+        case "gzip":
+            // The 5 MB limit is on the uncompressed payload.
+            guard let inflated = Gunzip.decompress(raw, limit: 5_000_000) else { return answer(400, "Bad Request: not gzip, or larger than 5 MB inflated") }
+            raw = inflated
+            state.withLock { $0.gzipped += 1 }
+        case let other?: return answer(415, "Unsupported Content-Encoding: \(other)")
         }
-        guard request.body.count <= 5_000_000 else { return answer(413, "Payload Too Large") }
-        guard let body = try? JSON.parse(request.body), let logs = body.arrayValue else { return answer(400, "Bad Request: not a JSON array") }
+        guard raw.count <= 5_000_000 else { return answer(413, "Payload Too Large") }
+        guard let body = try? JSON.parse(raw), let logs = body.arrayValue else { return answer(400, "Bad Request: not a JSON array") }
         guard logs.count <= 1000 else { return answer(413, "Payload Too Large: more than 1000 logs") }
         var accepted: [Received] = []
         for log in logs {
