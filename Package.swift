@@ -140,6 +140,7 @@ let package = Package(
                 "AuditStore",
                 "GenesysClient",
                 "GenesysSimulator",
+                "SIEMClient",
                 "TerminalUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
