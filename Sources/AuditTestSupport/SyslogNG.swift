@@ -113,7 +113,9 @@ public final class SyslogNG: @unchecked Sendable {
     public func stop() {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            // Sleeping, not waitUntilExit (which spins the calling thread until the child is reaped).
+            for _ in 0..<500 where process.isRunning { usleep(10_000) }
+            if !process.isRunning { process.waitUntilExit() }
         }
         try? FileManager.default.removeItem(at: directory)
     }

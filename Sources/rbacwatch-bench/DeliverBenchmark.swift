@@ -45,6 +45,8 @@ struct DeliverBenchmark: AsyncParsableCommand {
         var downSeconds: Double
         var residentMBBeforeOutage: Double
         var peakResidentMBDuringOutage: Double
+        /// While draining, the in-process receiver keeps every payload it accepts: its memory, not the sender's.
+        var peakResidentMBWhileDraining: Double
         var queuedDuringOutage: Int
         var drainSecondsAfterOutage: Double
         var firstDeliveryAfterOutageSeconds: Double
@@ -186,6 +188,7 @@ struct DeliverBenchmark: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(100))
             }
             Bench.log("down for \(down) s with \(queued) queued: resident \(before) → peak \(peak) MB")
+            let peakDown = peak
             receivers.plan(.hec) { $0.down = false }
             let back = ContinuousClock.now
             let baseline = receivers.received(.hec).count
@@ -202,7 +205,8 @@ struct DeliverBenchmark: AsyncParsableCommand {
             let fileBytes = ((try? FileManager.default.attributesOfItem(atPath: statePath)[.size] as? Int) ?? nil) ?? 0
             return Output(
                 build: Bench.buildConfiguration, findings: findings, batch: batch, payloadBytes: payloadBytes / max(1, findings), stages: stages,
-                downSeconds: down, residentMBBeforeOutage: before, peakResidentMBDuringOutage: peak, queuedDuringOutage: queued,
+                downSeconds: down, residentMBBeforeOutage: before, peakResidentMBDuringOutage: peakDown, peakResidentMBWhileDraining: peak,
+                queuedDuringOutage: queued,
                 drainSecondsAfterOutage: drainSeconds, firstDeliveryAfterOutageSeconds: first ?? drainSeconds,
                 outboxFileMB: (Double(fileBytes) / 1_048_576).rounded(toPlaces: 1))
         }
@@ -215,7 +219,8 @@ struct DeliverBenchmark: AsyncParsableCommand {
                     + String(Int(stage.perSecond)).padding(toLength: 12, withPad: " ", startingAt: 0) + stage.note)
         }
         print(
-            "outage: HEC down \(output.downSeconds) s with \(output.queuedDuringOutage) queued; resident \(output.residentMBBeforeOutage) MB → peak \(output.peakResidentMBDuringOutage) MB; "
+            "outage: HEC down \(output.downSeconds) s with \(output.queuedDuringOutage) queued; resident \(output.residentMBBeforeOutage) MB → peak \(output.peakResidentMBDuringOutage) MB while down "
+                + "(\(output.peakResidentMBWhileDraining) MB while draining, the in-process receivers keeping every payload); "
                 + "first delivery \(output.firstDeliveryAfterOutageSeconds) s after it came back, drained in \(output.drainSecondsAfterOutage) s; outbox file \(output.outboxFileMB) MB")
         if let json {
             let encoder = JSONEncoder()

@@ -91,6 +91,30 @@ struct DeliveryPayloadTests {
         #expect(file.trimmingCharacters(in: .newlines) == PayloadSchemas.text(kind).trimmingCharacters(in: .newlines))
     }
 
+    @Test("OCSF 1.7 where JSON goes: a finding as a Detection Finding, a drift item as a Compliance Finding, ids and organisation kept")
+    func ocsf() throws {
+        let finding = DeliveryPayload.finding(Self.finding(approved: true), event: Self.event(), organization: Self.org)
+        let detection = try #require(OCSFPayload.event(finding).flatMap(JSONValue.parse))
+        #expect(detection["class_uid"] == .number(2004) && detection["type_uid"] == .number(200_401))
+        #expect(detection["finding_info"]?["uid"] == .string("rbacwatch-finding-fp-1:ev-1"))
+        #expect(detection["finding_info"]?["analytic"]?["uid"] == .string("RBW-001"))
+        #expect(detection["severity_id"] == .number(5) && detection["status"] == .string("Suppressed"), "critical, approved")
+        #expect(detection["actor"]?["user"]?["name"] == .string("Zoë O'Brien") && detection["src_endpoint"]?["ip"] == .string("203.0.113.7"))
+        #expect(detection["time"] == .number(1_800_000_000_250))
+        #expect(detection["unmapped"]?["organization_id"] == .string("org-1") && detection["unmapped"]?["ticket"] == .string("CHG-1"))
+        let drift = DeliveryPayload.driftItem(Self.driftItem(), attribution: nil, organization: Self.org, detectedAt: Self.at, baselineVersion: 1)
+        let compliance = try #require(OCSFPayload.event(drift).flatMap(JSONValue.parse))
+        #expect(compliance["class_uid"] == .number(2003) && compliance["compliance"]?["status"] == .string("Fail"))
+        guard case .array(let resources)? = compliance["resources"] else {
+            Issue.record("no resources")
+            return
+        }
+        #expect(resources.count == 3 && resources[0]["uid"] == .string("g-1"))
+        #expect(throws: DestinationsFile.ParseError.self, "OCSF goes where JSON goes, not into CEF") {
+            try DestinationsFile.parse(Array(#"{"destinations":[{"name":"x","kind":"syslog","url":"tcp://h:1","format":"cef","ocsf":true}]}"#.utf8))
+        }
+    }
+
     @Test("HEC: one envelope per payload with time in seconds and milliseconds, the payload as event, routing fields")
     func hec() throws {
         let payload = DeliveryPayload.finding(Self.finding(), event: nil, organization: Self.org)

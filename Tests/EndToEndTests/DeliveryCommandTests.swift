@@ -33,6 +33,15 @@ struct DeliveryCommandTests {
             event: nil, organization: Organization(id: "org", name: "Acme"))
     }
 
+    /// Waits (bounded, sleeping: Foundation's waitUntilExit spins a thread of the shared pool)
+    /// until the process has exited.
+    static func exited(_ process: Process) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!process.isRunning, "the process did not exit within 30 s")
+        if !process.isRunning { process.waitUntilExit() }
+    }
+
     static func payload(_ received: SIEMReceivers.Received) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(received.body)) as? [String: Any])
     }
@@ -171,7 +180,7 @@ struct DeliveryCommandTests {
                 while receivers.requests(.hec) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
                 #expect(receivers.requests(.hec) == 1, "a batch is in flight")
                 kill(first.processIdentifier, SIGKILL)
-                first.waitUntilExit()
+                try await Self.exited(first)
                 #expect(first.terminationReason == .uncaughtSignal)
                 // The receiver still takes the batch it was sent (it answers a dead connection).
                 try await Task.sleep(for: .seconds(6))
@@ -185,7 +194,7 @@ struct DeliveryCommandTests {
                     try await Task.sleep(for: .milliseconds(50))
                 }
                 second.terminate()
-                second.waitUntilExit()
+                try await Self.exited(second)
                 #expect(second.terminationStatus == 0)
                 let ids = receivers.received(.hec).compactMap(\.id)
                 #expect(Set(ids) == Set(payloads.map(\.id)), "every payload at least once")

@@ -36,6 +36,9 @@ public struct Destination: Sendable, Equatable {
     public var batchBytes = 1_000_000
     /// Whole-request deadline.
     public var timeout: Duration = .seconds(30)
+    /// Send payloads as OCSF 1.7 events (Detection Finding, Compliance Finding) instead of
+    /// rbacwatch's own schema.
+    public var ocsf = false
     // HEC.
     public var index: String?
     public var source = "rbacwatch"
@@ -130,7 +133,7 @@ public enum DestinationsFile {
         let known: Set<String> = [
             "name", "kind", "url", "site", "path", "secretEnv", "secretFile", "minimumSeverity", "kinds", "rules", "batchSize", "batchBytes",
             "timeoutSeconds", "index", "source", "sourcetype", "acknowledgement", "service", "tags", "format", "facility", "appName", "caFile",
-            "insecureSkipVerify", "gzip",
+            "insecureSkipVerify", "gzip", "ocsf",
         ]
         for key in members.keys.sorted() where !known.contains(key) {
             if secretNames.contains(key) {
@@ -198,6 +201,10 @@ public enum DestinationsFile {
             destination.message = parsed
         }
         destination.facility = try integer("facility", 0...23) ?? destination.facility
+        if let ocsf = members["ocsf"] {
+            guard case .bool(let flag) = ocsf else { throw fail("ocsf must be true or false") }
+            destination.ocsf = flag
+        }
         if let gzip = members["gzip"] {
             guard case .bool(let flag) = gzip, kind == .datadog else { throw fail("gzip (true or false) is for datadog") }
             destination.gzip = flag
@@ -230,6 +237,7 @@ public enum DestinationsFile {
             guard encrypted else { throw fail("caFile and insecureSkipVerify are for https:// and tls:// destinations") }
         }
         if destination.acknowledgement && kind != .splunkHEC { throw fail("acknowledgement is for splunk-hec only") }
+        if destination.ocsf && kind == .syslog && destination.message == .cef { throw fail("ocsf goes where JSON goes: not with format cef") }
         return destination
     }
 }

@@ -96,7 +96,14 @@ public struct DeliveryRouter: Sendable {
         guard !wanting.isEmpty else { return [] }
         let problems = payload.violations()
         let rejected = problems.isEmpty ? nil : "schema \(payload.kind.schema): " + problems.prefix(5).joined(separator: "; ")
-        return wanting.map { OutboxItem(destination: $0.name, payload: payload, trigger: trigger, rejected: rejected) }
+        // OCSF is made from the validated payload, once, for the destinations that take it.
+        let ocsf = wanting.contains(where: \.ocsf) && rejected == nil ? OCSFPayload.event(payload) : nil
+        return wanting.map { destination in
+            guard destination.ocsf, let ocsf else { return OutboxItem(destination: destination.name, payload: payload, trigger: trigger, rejected: rejected) }
+            var converted = payload
+            converted.body = ocsf
+            return OutboxItem(destination: destination.name, payload: converted, trigger: trigger, rejected: rejected)
+        }
     }
 
     /// The outbox items for findings judged from `events` (the finding's trigger event gives
