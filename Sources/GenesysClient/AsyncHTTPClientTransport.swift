@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 
 /// `HTTPTransport` over async-http-client, with its own connection pool. Call `shutdown()`.
@@ -151,6 +152,14 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
         let kind = String(describing: type(of: error))
         if text.contains("connectTimeout") || text.contains("Timeout") {
             return TransportError(.timeout, "timed out talking to \(host)")
+        }
+        if let connection = error as? NIOConnectionError, connection.connectionErrors.isEmpty,
+            connection.dnsAError != nil || connection.dnsAAAAError != nil
+        {
+            return TransportError(.nameResolution, "the name \(host) does not resolve")
+        }
+        if error is NIOSSLError || kind.contains("NIOSSL") || kind.contains("BoringSSL") || text.contains("handshake") {
+            return TransportError(.tls, "TLS with \(host) failed: the certificate is not trusted for this name, or the handshake was refused")
         }
         if kind.contains("NIOConnectionError") || text.contains("connectionRefused") || text.contains("Connection refused")
             || text.contains("resolution") || text.contains("unreachable")

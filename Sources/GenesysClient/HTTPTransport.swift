@@ -37,8 +37,12 @@ public struct HTTPResponseData: Sendable {
 /// A failure below HTTP: nothing usable came back.
 public struct TransportError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable, Equatable {
-        /// The host could not be reached (DNS, refused, unreachable).
+        /// The host could not be reached (refused, unreachable).
         case connect
+        /// The host's name does not resolve.
+        case nameResolution
+        /// The TLS handshake failed (an untrusted or mismatched certificate, say).
+        case tls
         /// The connection closed or reset before a full reply.
         case reset
         case timeout

@@ -34,8 +34,13 @@ func summary(_ body: [UInt8]) -> String? {
     return TerminalSafe.sanitize(text)
 }
 
+/// A failure below HTTP: a name that does not resolve and a TLS handshake that fails are the
+/// operator's to fix (pause); the rest passes (retry).
 func transportFailure(_ error: TransportError, what: String) -> DeliveryResult {
-    .transient("\(what): \(error.message)", retryAfter: nil)
+    switch error.kind {
+    case .nameResolution, .tls: .configuration("\(what): \(error.message)")
+    default: .transient("\(what): \(error.message)", retryAfter: nil)
+    }
 }
 
 /// Splunk HTTP Event Collector: envelopes concatenated in one body; with indexer

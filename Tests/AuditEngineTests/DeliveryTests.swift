@@ -284,6 +284,31 @@ struct DeliveryTests {
     }
 }
 
+extension DeliveryTests {
+    @Test("a name that does not resolve pauses the destination (the operator's to fix); a port nobody listens on is retried")
+    func nameResolution() async throws {
+        var unresolvable = Destination(name: "nowhere", kind: .splunkHEC)
+        unresolvable.url = "http://rbacwatch-no-such-host.invalid:8088"
+        let sender = HECSender(transport: AsyncHTTPClientTransport(connectTimeout: .seconds(5)), destination: unresolvable, token: Secret("t"), host: "h")
+        let result = await sender.send([Self.payload(1)])
+        await sender.shutdown()
+        guard case .configuration(let why) = result else {
+            Issue.record("expected a pause, got \(result)")
+            return
+        }
+        #expect(why.contains("does not resolve"), "\(why)")
+        var closed = unresolvable
+        closed.url = "http://127.0.0.1:1"
+        let refused = HECSender(transport: AsyncHTTPClientTransport(connectTimeout: .seconds(5)), destination: closed, token: Secret("t"), host: "h")
+        let retried = await refused.send([Self.payload(1)])
+        await refused.shutdown()
+        guard case .transient = retried else {
+            Issue.record("expected a retry, got \(retried)")
+            return
+        }
+    }
+}
+
 @Suite("Delivery policy")
 struct DeliveryPolicyTests {
     @Test("backoff doubles from a second to five minutes with ±20 % jitter; Retry-After is honoured up to ten minutes")

@@ -183,7 +183,8 @@ struct DeliveryCommandTests {
                 try await Self.exited(first)
                 #expect(first.terminationReason == .uncaughtSignal)
                 // The receiver still takes the batch it was sent (it answers a dead connection).
-                try await Task.sleep(for: .seconds(6))
+                let answered = ContinuousClock.now + .seconds(30)
+                while receivers.received(.hec).count < 10, ContinuousClock.now < answered { try await Task.sleep(for: .milliseconds(50)) }
                 #expect(receivers.received(.hec).count == 10)
                 #expect(try await store.queuedDeliveries(destination: "splunk", limit: 100).count == 30, "nothing was recorded delivered")
 
