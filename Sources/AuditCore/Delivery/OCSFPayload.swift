@@ -37,17 +37,7 @@ public enum OCSFPayload {
         w.field("category_uid", 2)
         w.field("class_name", finding ? "Detection Finding" : "Compliance Finding")
         w.field("class_uid", finding ? 2004 : 2003)
-        if !finding {
-            w.key("compliance")
-            w.beginObject()
-            w.field("control", "rbacwatch:\(payload.rule)")
-            w.field("requirements", ["Access changes follow an approved baseline or a recorded approval"])
-            w.field("standards", ["rbacwatch RBAC baseline"])
-            w.field("status", approved ? "Pass" : "Fail")
-            w.field("status_detail", texts(json["reasons"]).joined(separator: "; "))
-            w.field("status_id", approved ? 1 : 3)
-            w.endObject()
-        }
+        if !finding { DriftReport.ocsfCompliance(kind: payload.rule, approved: approved, reasons: texts(json["reasons"]), to: &w) }
         w.key("finding_info")
         w.beginObject()
         if finding {

@@ -238,15 +238,7 @@ extension DriftReport {
             w.field("category_uid", 2)
             w.field("class_name", "Compliance Finding")
             w.field("class_uid", 2003)
-            w.key("compliance")
-            w.beginObject()
-            w.field("control", "rbacwatch:\(item.kind.rawValue)")
-            w.field("requirements", ["Access changes follow an approved baseline or a recorded approval"])
-            w.field("standards", ["rbacwatch RBAC baseline"])
-            w.field("status", approved ? "Pass" : "Fail")
-            w.field("status_detail", item.reasons.joined(separator: "; "))
-            w.field("status_id", approved ? 1 : 3)
-            w.endObject()
+            Self.ocsfCompliance(kind: item.kind.rawValue, approved: approved, reasons: item.reasons, to: &w)
             w.key("finding_info")
             w.beginObject()
             w.field("desc", item.reasons.isEmpty ? item.summary : item.summary + ". " + item.reasons.joined(separator: "; "))
@@ -302,6 +294,19 @@ extension DriftReport {
             out.append(UInt8(ascii: "\n"))
         }
         return out
+    }
+
+    /// OCSF's `compliance` object for a drift item (the report's and delivery's, one writer).
+    static func ocsfCompliance(kind: String, approved: Bool, reasons: [String], to w: inout CanonicalJSONWriter) {
+        w.key("compliance")
+        w.beginObject()
+        w.field("control", "rbacwatch:\(kind)")
+        w.field("requirements", ["Access changes follow an approved baseline or a recorded approval"])
+        w.field("standards", ["rbacwatch RBAC baseline"])
+        w.field("status", approved ? "Pass" : "Fail")
+        w.field("status_detail", reasons.joined(separator: "; "))
+        w.field("status_id", approved ? 1 : 3)
+        w.endObject()
     }
 
     static func ocsfSeverity(_ severity: Severity) -> (id: Int, name: String) {
