@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Pure domain: model, effective access, canonical snapshot encoding. No I/O.
@@ -79,7 +80,10 @@ let package = Package(
         // SQLite implementation (GRDB) and an in-memory one.
         .target(
             name: "AuditStore",
-            dependencies: ["AuditCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "AuditCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The dashboard's looks, pure: state, reducer, renderer, keymap, themes. It renders the

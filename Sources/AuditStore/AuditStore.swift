@@ -182,6 +182,8 @@ public struct StoreError: Error, CustomStringConvertible, Equatable {
         case unavailable
         /// A request names something the store does not have.
         case notFound
+        /// The writer's lease was taken over (a fencing token no longer current): nothing was written.
+        case fenced
     }
 
     public var kind: Kind

@@ -16,7 +16,7 @@ struct OutboxContractTests {
 
     @Test("queued in order per destination, once per payload id; delivered entries leave the queue", arguments: StoreKind.allCases)
     func order(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let items = (1...5).map { OutboxItem(destination: "splunk", payload: Self.payload("p\($0)")) } + [OutboxItem(destination: "hook", payload: Self.payload("p1"))]
         #expect(try await store.enqueue(items, at: at) == 6)
         #expect(try await store.enqueue(items, at: at) == 0, "the same payload id for the same destination is queued once")
@@ -37,7 +37,7 @@ struct OutboxContractTests {
 
     @Test("attempts are counted with the last answer; dead letters keep it, replay to the end of the queue with their ids, purge", arguments: StoreKind.allCases)
     func deadLetters(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         try await store.enqueue((1...3).map { OutboxItem(destination: "hec", payload: Self.payload("p\($0)")) }, at: at)
         try await store.enqueue([OutboxItem(destination: "hec", payload: Self.payload("bad"), rejected: "schema: $.id missing")], at: at)
         let first = try #require(try await store.queuedDeliveries(destination: "hec", limit: 1).first)
@@ -67,7 +67,7 @@ struct OutboxContractTests {
 
     @Test("destination health: paused with why, last error, last success kept when not given", arguments: StoreKind.allCases)
     func health(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         try await store.setDestinationHealth("hec", paused: nil, lastError: nil, lastSuccess: at)
         try await store.setDestinationHealth("hec", paused: "401 invalid authorization (3)", lastError: "401 invalid authorization (3)", lastSuccess: nil)
         var status = try #require(try await store.destinationStatuses().first)
@@ -79,7 +79,7 @@ struct OutboxContractTests {
 
     @Test("a finding's payloads are queued with its event, only when the event is new", arguments: StoreKind.allCases)
     func withTheAuditBatch(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let event = AuditEvent(id: "e1", date: at, serviceName: "PeoplePermissions", entityType: "Role", action: "Update", entityId: "r1")
         let checkpoint = IngestionCheckpoint(highWater: at, updatedAt: at)
         let item = OutboxItem(destination: "hec", payload: Self.payload("f:e1"), trigger: "e1")
@@ -95,7 +95,7 @@ struct OutboxContractTests {
 
     @Test("a drift item's payloads are queued with the findings, once per fingerprint ever", arguments: StoreKind.allCases)
     func withTheDriftFindings(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let item = DriftItem(kind: .grantAdded, subject: EntityRef(.user, "u1", "Ana"))
         let delivery = OutboxItem(destination: "hec", payload: Self.payload(item.fingerprint, kind: .driftItem))
         try await store.recordFindings([item], baselineVersion: 1, at: at, deliveries: [delivery])

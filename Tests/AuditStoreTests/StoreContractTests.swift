@@ -1,18 +1,22 @@
 import AuditCore
 import AuditStore
 import Foundation
+import AuditTestSupport
 import Testing
 
 /// Every store implementation must pass these. Add a case to `StoreKind` for a new backend.
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case sqlite, memory
+    case sqlite, memory, postgres
 
     var testDescription: String { rawValue }
 
-    func make() throws -> any AuditStore {
+    /// PostgreSQL: a real server (AuditTestSupport's PostgresServer), a database of its own, one
+    /// organisation's store in it.
+    func make() async throws -> any AuditStore {
         switch self {
         case .sqlite: try SQLiteAuditStore(path: StoreFiles.temporary().appendingPathComponent("state.sqlite").path)
         case .memory: InMemoryAuditStore()
+        case .postgres: try await PostgresServer.open().store(organization: "acme-prod")
         }
     }
 }
@@ -41,7 +45,7 @@ struct StoreContractTests {
 
     @Test("snapshots are content-addressed and read back equal", arguments: StoreKind.allCases)
     func snapshots(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let snapshot = StoreFiles.snapshot()
         let stored = try await store.storeSnapshot(snapshot, collectedAt: at)
         #expect(stored.rootHash == SnapshotDigest(snapshot).root)
@@ -57,7 +61,7 @@ struct StoreContractTests {
 
     @Test("pruning keeps every baseline's snapshot and the newest others", arguments: StoreKind.allCases)
     func pruning(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let baseline = try await store.acceptBaseline(snapshot: StoreFiles.snapshot(users: 1), collectedAt: at, acceptedBy: "a", note: nil, at: at)
         var roots: [String] = []
         for users in 2...6 {
@@ -71,7 +75,7 @@ struct StoreContractTests {
 
     @Test("baselines are versioned; the latest is current; an unknown snapshot cannot be accepted", arguments: StoreKind.allCases)
     func baselines(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         #expect(try await store.currentBaseline() == nil)
         let first = try await store.acceptBaseline(snapshot: StoreFiles.snapshot(), collectedAt: at, acceptedBy: "ana", note: "initial", at: at)
         #expect(first.version == 1)
@@ -91,7 +95,7 @@ struct StoreContractTests {
 
     @Test("role lineage persists, and links are not rewritten", arguments: StoreKind.allCases)
     func lineage(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         try await store.recordLineage(["r2": "r1"], at: at)
         try await store.recordLineage(["r3": "r1", "r2": "r9"], at: at)
         let lineage = try await store.roleLineage()
@@ -101,7 +105,7 @@ struct StoreContractTests {
 
     @Test("approvals are kept, revoked, and listed with their history", arguments: StoreKind.allCases)
     func approvals(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let approval = Approval(fingerprint: "abc", ticket: "CHG-7", note: "planned", approver: "ana", createdAt: at, expiresAt: at.addingTimeInterval(3600))
         try await store.addApproval(approval)
         try await store.addApproval(Approval(fingerprint: "def", approver: "ben", createdAt: at, expiresAt: at.addingTimeInterval(60)))
@@ -116,7 +120,7 @@ struct StoreContractTests {
 
     @Test("findings remember when they were first and last seen", arguments: StoreKind.allCases)
     func findings(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let item = DriftItem(kind: .userAdded, subject: EntityRef(.user, "u9", "Nine"))
         try await store.recordFindings([item], baselineVersion: 1, at: at)
         try await store.recordFindings([item], baselineVersion: 2, at: at.addingTimeInterval(100))
@@ -131,7 +135,7 @@ struct StoreContractTests {
 
     @Test("audit events by entity: only those entities, only the window, oldest first", arguments: StoreKind.allCases)
     func auditEventsByEntity(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let events = (0..<9).map { n in
             AuditEvent(
                 id: "e\(n)", date: at.addingTimeInterval(Double(8 - n) * 60), serviceName: "PeoplePermissions", entityType: "Role", action: "Update",
@@ -163,7 +167,7 @@ struct StoreContractTests {
     @Test("one batch records events, findings, the checkpoint, a gap and quarantine together; the same batch again changes nothing",
         arguments: StoreKind.allCases)
     func auditBatch(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         #expect(try await store.ingestionCheckpoint() == nil)
         let events = [event(1, minutes: 1), event(2, minutes: 2), event(3, minutes: 3)]
         let findings = [finding("RBW-001", .critical, trigger: events[1])]
@@ -192,7 +196,7 @@ struct StoreContractTests {
 
     @Test("a finding is kept only with the event that triggered it, once", arguments: StoreKind.allCases)
     func findingsFollowTheirEvent(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let first = event(1, minutes: 1)
         let checkpoint = IngestionCheckpoint(highWater: at, updatedAt: at)
         try await store.recordAudit(AuditBatch(events: [first], findings: [], checkpoint: checkpoint))
@@ -203,7 +207,7 @@ struct StoreContractTests {
 
     @Test("findings: newest first, since a time, at least a severity, at most a limit", arguments: StoreKind.allCases)
     func findingQueries(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let events = (1...4).map { event($0, minutes: Double($0)) }
         let severities: [Severity] = [.low, .high, .medium, .critical]
         let findings = zip(events, severities).map { finding("RBW-00\($0.0.entityId.dropFirst())", $0.1, trigger: $0.0) }
@@ -216,7 +220,7 @@ struct StoreContractTests {
 
     @Test("quarantine keeps the newest records up to its limit (10,000) and no more", arguments: StoreKind.allCases)
     func quarantineLimitKept(kind: StoreKind) async throws {
-        let store = try kind.make()
+        let store = try await kind.make()
         let records = (0..<(quarantineLimit + 5)).map { n in
             QuarantinedRecord(kind: .unreadable, eventId: "bad\(n)", reason: "record \(n)", raw: Array("{\"n\":\(n)}".utf8), receivedAt: at.addingTimeInterval(Double(n)))
         }
