@@ -100,6 +100,11 @@ public final class PostgresDatabase: Sendable {
     public let location: PostgresLocation
     let client: PostgresClient
     let logger: Logger
+    let connectTimeout: Duration
+    let probeTLS: PostgresConnection.Configuration.TLS
+    /// How long a statement may wait for a connection from the pool and run (a server gone away
+    /// is an error after this, never a hang).
+    static let statementDeadline: Duration = .seconds(60)
     private let runner: Task<Void, Never>
     /// Statements sent since the pool opened (for the fleet bench).
     let counter = StatementCounter()
@@ -111,6 +116,9 @@ public final class PostgresDatabase: Sendable {
     ) async throws -> PostgresDatabase {
         let database = try PostgresDatabase(location, password: password, maximumConnections: maximumConnections, connectTimeout: connectTimeout, logger: logger)
         do {
+            // One direct connection first: the pool retries a refused or failed login quietly,
+            // this says at once why it cannot connect.
+            try await database.probe(password: password)
             try await database.migrate()
         } catch {
             await database.close()
@@ -130,16 +138,33 @@ public final class PostgresDatabase: Sendable {
         try await withConnection { connection in try await self.run(PostgresQuery(unsafeSQL: sql), on: connection) }
     }
 
+    /// Connects and disconnects once, bounded by the connect timeout.
+    func probe(password: String?) async throws {
+        var configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: password, database: location.database, tls: probeTLS)
+        configuration.options.connectTimeout = .milliseconds(Int64(Self.milliseconds(connectTimeout)))
+        let connection = try await PostgresConnection.connect(
+            on: PostgresClient.defaultEventLoopGroup.next(), configuration: configuration, id: 0, logger: logger
+        ).get()
+        try? await connection.close()
+    }
+
     private init(_ location: PostgresLocation, password: String?, maximumConnections: Int, connectTimeout: Duration, logger: Logger) throws {
         self.location = location
         self.logger = logger
+        self.connectTimeout = connectTimeout
         let tls: PostgresClient.Configuration.TLS
+        let probeTLS: PostgresConnection.Configuration.TLS
         switch location.tls {
-        case .disable: tls = .disable
+        case .disable:
+            tls = .disable
+            probeTLS = .disable
         case .prefer, .require:
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
             tls = location.tls == .prefer ? .prefer(configuration) : .require(configuration)
+            let context = try NIOSSLContext(configuration: configuration)
+            probeTLS = location.tls == .prefer ? .prefer(context) : .require(context)
         case .verifyFull:
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .fullVerification
@@ -151,7 +176,9 @@ public final class PostgresDatabase: Sendable {
                 }
             }
             tls = .require(configuration)
+            probeTLS = .require(try NIOSSLContext(configuration: configuration))
         }
+        self.probeTLS = probeTLS
         var configuration = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.user, password: password, database: location.database, tls: tls)
         configuration.options.maximumConnections = max(1, min(64, maximumConnections))
@@ -180,8 +207,23 @@ public final class PostgresDatabase: Sendable {
 
     /// Runs `body` on one connection.
     func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let client = self.client
+        let location = self.location
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await withoutActuallyEscaping(body) { body in
+                try await withThrowingTaskGroup(of: T?.self) { group in
+                    group.addTask { try await client.withConnection { connection in try await body(connection) } }
+                    group.addTask {
+                        try await Task.sleep(for: Self.statementDeadline)
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    guard let first = try await group.next(), let value = first else {
+                        throw StoreError(.unavailable, "PostgreSQL at \(location) did not answer within \(Self.statementDeadline)")
+                    }
+                    return value
+                }
+            }
         } catch {
             throw map(error)
         }
