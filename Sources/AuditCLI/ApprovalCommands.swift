@@ -43,7 +43,7 @@ struct ApproveCommand: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         try await CommandErrors.handle {
-            let store = try state.open(environment: environment)
+            let store = try await state.open(environment: environment)
             let finding = try await Self.resolve(fingerprint.lowercased(), in: store)
             let now = Date()
             let approval = Approval(
@@ -99,7 +99,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await CommandErrors.handle {
-                let store = try state.open(environment: ProcessInfo.processInfo.environment)
+                let store = try await state.open(environment: ProcessInfo.processInfo.environment)
                 let now = Date()
                 let approvals = try await store.approvals().filter { all || $0.status(at: now) == .active }
                 guard !approvals.isEmpty else {
@@ -130,7 +130,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await CommandErrors.handle {
-                let store = try state.open(environment: ProcessInfo.processInfo.environment)
+                let store = try await state.open(environment: ProcessInfo.processInfo.environment)
                 let prefix = fingerprint.lowercased()
                 let candidates = Set(try await store.approvals().filter { $0.revokedAt == nil && $0.fingerprint.hasPrefix(prefix) }.map(\.fingerprint))
                 guard candidates.count == 1, let full = candidates.first else {

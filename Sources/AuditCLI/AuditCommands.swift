@@ -204,7 +204,7 @@ struct FindingsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await CommandErrors.handle {
-                let store = try state.open(environment: ProcessInfo.processInfo.environment)
+                let store = try await state.open(environment: ProcessInfo.processInfo.environment)
                 let query = FindingQuery(since: since.flatMap { Self.date($0, now: Date()) }, minimumSeverity: Severity(name: severity)!, limit: limit)
                 let findings = try await store.auditFindings(query)
                 if format == "json" {
@@ -242,7 +242,7 @@ struct FindingsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await CommandErrors.handle {
-                let store = try state.open(environment: ProcessInfo.processInfo.environment)
+                let store = try await state.open(environment: ProcessInfo.processInfo.environment)
                 let records = try await store.quarantinedRecords(limit: limit)
                 guard !records.isEmpty else { return Console.out("No quarantined records.") }
                 Console.out("RECEIVED (UTC)       KIND        EVENT ID                              REASON")

@@ -40,7 +40,7 @@ struct BaselineCommand: AsyncParsableCommand {
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
             try await CommandErrors.handle {
-                let store = try state.open(environment: environment)
+                let store = try await state.open(environment: environment)
                 let who = Actor.name(by, environment: environment)
                 let now = Date()
                 let accepted: Baseline
@@ -88,7 +88,7 @@ struct BaselineCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await CommandErrors.handle {
-                let store = try state.open(environment: ProcessInfo.processInfo.environment)
+                let store = try await state.open(environment: ProcessInfo.processInfo.environment)
                 let baselines = try await store.baselines()
                 guard !baselines.isEmpty else {
                     Console.out("No baseline yet: accept one with rbacwatch baseline accept.")
@@ -121,7 +121,7 @@ struct BaselineCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await CommandErrors.handle {
-                let store = try state.open(environment: ProcessInfo.processInfo.environment)
+                let store = try await state.open(environment: ProcessInfo.processInfo.environment)
                 let baselines = try await store.baselines()
                 guard let baseline = version.map({ v in baselines.first { $0.version == v } }) ?? baselines.last else {
                     throw OperationError(version.map { "there is no baseline v\($0)" } ?? "no baseline yet: accept one with rbacwatch baseline accept")

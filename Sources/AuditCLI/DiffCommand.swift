@@ -64,7 +64,7 @@ struct DiffCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         try await CommandErrors.handle {
             let options = try comparison.driftOptions()
-            let store = try state.open(environment: environment)
+            let store = try await state.open(environment: environment)
 
             // The baseline: a file, or the accepted one (read by the check).
             let against: DriftCheck.Against

@@ -8,7 +8,7 @@ public struct RBACWatchCommand: AsyncParsableCommand {
         abstract: "Who can do what in a Genesys Cloud organisation, what changed, and who changed it.",
         subcommands: [
             TUICommand.self, SnapshotCommand.self, DiffCommand.self, BaselineCommand.self, ApproveCommand.self,
-            ApprovalsCommand.self, WatchCommand.self, DeliveriesCommand.self, DLQCommand.self, FindingsCommand.self, RulesCommand.self, RiskCommand.self, KeysCommand.self, DemoCommand.self, SimulateCommand.self,
+            ApprovalsCommand.self, WatchCommand.self, OrgsCommand.self, DeliveriesCommand.self, DLQCommand.self, FindingsCommand.self, RulesCommand.self, RiskCommand.self, KeysCommand.self, DemoCommand.self, SimulateCommand.self,
         ],
         defaultSubcommand: TUICommand.self)
 

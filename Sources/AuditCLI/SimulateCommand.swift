@@ -15,7 +15,11 @@ struct SimulateCommand: AsyncParsableCommand {
         discussion: """
             Prints one JSON line on stdout when ready: apiBaseUrl, loginBaseUrl, clientId and \
             clientSecret (a read-only auditor client), adminClientId and adminClientSecret \
-            (Master Admin, for the write endpoints), and port.
+            (Master Admin, for the write endpoints), and port. With --orgs N it serves N distinct \
+            organisations (their own ids, names, credentials, audit logs and rate limits) from one \
+            port, routed by credentials as Genesys Cloud does, and its ready line is \
+            {"organizations": [{"name", "organizationId", the fields above}, …], "port"}; \
+            --orgs-file writes an organisations file for watch --orgs (secrets in files beside it, 0600).
             """)
 
     @OptionGroup var simulator: SimulatorOptions
@@ -34,16 +38,29 @@ struct SimulateCommand: AsyncParsableCommand {
         help: "Once listening, write the auditor's credentials here as shell exports (mode 0600), to source before snapshot, diff or watch.")
     var envFile: String?
 
+    @Option(name: .customLong("orgs"), help: "Serve this many distinct organisations from one port (1-1000).")
+    var organizations = 1
+
+    @Option(name: .customLong("orgs-file"), help: "With --orgs: once listening, write an organisations file here (names sim-01…; each secret in PATH.secrets/NAME.secret, 0600).")
+    var orgsFile: String?
+
     func validate() throws {
+        try FlagCheck.range(organizations, 1...1000, "--orgs")
+        if orgsFile != nil && envFile != nil { throw ValidationError("--orgs-file or --env-file, not both.") }
+        if let orgsFile { try OutputFile.check(orgsFile, flag: "--orgs-file") }
         try FlagCheck.activity(activity)
         try FlagCheck.range(port, 0...65_535, "--port")
-        if let envFile { try OutputFile.check(envFile) }
+        if let envFile { try OutputFile.check(envFile, flag: "--env-file") }
     }
 
     func run() async throws {
         var configuration = try simulator.configuration()
         configuration.host = host
         configuration.port = port
+        if organizations > 1 || orgsFile != nil {
+            try await runFleet(configuration)
+            return
+        }
         let sim = GenesysSimulator(configuration: configuration)
         let (activity, seed) = (self.activity, configuration.seed)
         let background = Mutex<Task<Void, Never>?>(nil)
@@ -87,6 +104,38 @@ struct SimulateCommand: AsyncParsableCommand {
                 group.cancelAll()
             }
         }
+    }
+
+    /// `--orgs N`: a fleet of organisations behind one port.
+    func runFleet(_ configuration: SimulatorConfiguration) async throws {
+        let fleet = await SimulatorFleet.generating(count: organizations, configuration: configuration)
+        let names = SimulatorFleet.names(count: organizations)
+        let orgsFile = self.orgsFile
+        let app = fleet.application(host: host, port: port) { endpoints in
+            if let orgsFile {
+                do {
+                    let bytes = try SimulatorFleet.organizationsFile(endpoints, names: names, secretDirectory: orgsFile + ".secrets")
+                    try AtomicFile.write(bytes, to: orgsFile)
+                } catch {
+                    Console.fail("--orgs-file: \(error)")
+                }
+            }
+            Console.out(Self.fleetReadyLine(endpoints, names: names, ids: fleet.simulators.map(\.organizationId)))
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "rbacwatch.simulate", factory: { _ in SwiftLogNoOpLogHandler() })))
+        try await group.run()
+    }
+
+    static func fleetReadyLine(_ endpoints: [SimulatorEndpoint], names: [String], ids: [String]) -> String {
+        let organizations = zip(zip(endpoints, names), ids).map { pair, id in
+            var line = pair.0.readyLine
+            line.removeFirst()
+            return "{\"name\":\"\(pair.1)\",\"organizationId\":\"\(id)\"," + line
+        }
+        return "{\"organizations\":[\(organizations.joined(separator: ","))],\"port\":\(endpoints.first?.port ?? 0)}"
     }
 
     /// The ready line's fields as the environment `snapshot`, `diff` and `watch` read.

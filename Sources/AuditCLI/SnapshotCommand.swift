@@ -66,7 +66,7 @@ struct SnapshotCommand: AsyncParsableCommand {
             settings.concurrency = concurrency
             let environment = ProcessInfo.processInfo.environment
             // Open the store first: a bad state file should stop us before the collection.
-            let store = noStore ? nil : try state.open(environment: environment)
+            let store = noStore ? nil : try await state.open(environment: environment)
             let (snapshot, report) = try await SnapshotRunner.collect(
                 resolved, settings: settings, logger: logger, progress: ProgressLine(enabled: Console.stderrIsTerminal))
             let stored = try await store?.storeSnapshot(snapshot, collectedAt: Date())

@@ -53,7 +53,7 @@ struct TUICommand: AsyncParsableCommand {
             try DashboardApp.requireTerminal()
             let connection = try connection.resolve(environment: environment)
             let options = try comparison.driftOptions()
-            let store = try state.open(environment: environment)
+            let store = try await state.open(environment: environment)
             // One process follows the feed into a state file: if `watch` already does, the
             // dashboard shows what it records instead of ingesting a second time.
             let engine = try EngineSetup(

@@ -31,6 +31,16 @@ struct WatchCommand: AsyncParsableCommand {
     @OptionGroup var rules: RuleOptions
     @OptionGroup var comparison: ComparisonOptions
     @OptionGroup var delivery: DeliveryOptions
+    @OptionGroup var orgs: OrganizationsOptions
+
+    @Option(name: .customLong("max-orgs"), help: "With --orgs: organisations this worker holds at most (1-1000).")
+    var maxOrgs = 50
+
+    @Option(name: .customLong("lease-ttl"), help: "With --orgs: how long a lease lasts unrenewed (renewed every third of it); a dead worker's organisations move after it.")
+    var leaseTTL = Interval(argument: "30s")!
+
+    @Option(name: .customLong("worker-id"), help: "With --orgs: this worker's name in the store (default: host, pid and a random part).")
+    var workerId: String?
 
     @Flag(help: "Run one cycle (a poll and a drift check) and exit.")
     var once = false
@@ -78,15 +88,57 @@ struct WatchCommand: AsyncParsableCommand {
         try driftInterval.check("--drift-interval", 1...(7 * 86_400))
         try FlagCheck.range(keepSnapshots, FlagCheck.keepSnapshots, "--keep-snapshots")
         if http != nil && once { throw ValidationError("--http serves while watch runs; it does not go with --once.") }
+        try FlagCheck.range(maxOrgs, 1...1000, "--max-orgs")
+        try leaseTTL.check("--lease-ttl", 3...600)
+        if let workerId, workerId.isEmpty || workerId.utf8.count > 128 || workerId.contains(where: { $0.isNewline }) {
+            throw ValidationError("--worker-id is a name of at most 128 characters on one line.")
+        }
+    }
+
+    /// `--orgs`: this process is one worker of a fleet sharing a PostgreSQL store.
+    func runFleet(environment: [String: String]) async throws {
+        guard state.isPostgres(environment: environment) else {
+            throw ConfigurationError("--orgs needs a PostgreSQL store shared by the workers: pass --store postgres://USER@HOST/DB (or set RBACWATCH_STORE)")
+        }
+        if once { throw ConfigurationError("--once works one organisation; a fleet (--orgs) runs until SIGTERM") }
+        let entries = try orgs.load(environment: environment)
+        let logger = try WatchLogging.logger(file: logFile, level: logLevel)
+        let database = try await state.openDatabase(environment: environment)
+        var ingestion = IngestionSettings()
+        ingestion.pollInterval = pollInterval.seconds
+        ingestion.overlap = overlap.seconds
+        ingestion.lag = lag.seconds
+        ingestion.initialLookback = lookback.seconds
+        var limits = GenesysConnection.Limits()
+        limits.request = connection.requestTimeout.duration
+        limits.collection = connection.collectionTimeout.duration
+        let host = DeliverySetup.hostName()
+        let pid = Int(getpid())
+        var settings = FleetSettings(workerId: workerId ?? FleetSettings.defaultWorkerId(host: host, pid: pid), host: host, pid: pid)
+        settings.leaseTTL = leaseTTL.duration
+        settings.maxOrganizations = maxOrgs
+        let fleet = FleetWatch(
+            entries: entries, database: database, fleetRules: try rules.load(environment: environment), destinations: try delivery.load(environment: environment),
+            deliverySettings: delivery.settings, ingestion: ingestion, driftInterval: driftInterval.duration, options: try comparison.driftOptions(),
+            keepSnapshots: keepSnapshots, limits: limits, settings: settings, noDrift: noDrift, http: http, logger: logger, environment: environment)
+        try await fleet.run()
+        await database.close()
     }
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         try await CommandErrors.handle {
+            if orgs.resolvedPath(environment: environment) != nil {
+                try await runFleet(environment: environment)
+                return
+            }
+            if state.isPostgres(environment: environment) {
+                throw ConfigurationError("watch on a PostgreSQL store works the organisations of a file: pass --orgs FILE (one organisation is a file of one)")
+            }
             let resolved = try connection.resolve(environment: environment)
             let ruleSet = try rules.load(environment: environment)
             let options = try comparison.driftOptions()
-            let store = try state.open(environment: environment)
+            let store = try await state.open(environment: environment)
             let logger = try WatchLogging.logger(file: logFile, level: logLevel)
             var settings = IngestionSettings()
             settings.pollInterval = pollInterval.seconds

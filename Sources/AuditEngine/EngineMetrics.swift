@@ -13,6 +13,8 @@ import Synchronization
 public final class EngineMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
+    /// Labels every series carries (`organization` when a worker runs several).
+    private let base: [(String, String)]
     // The audit feed.
     private let lag: CoreMetrics.Gauge
     private let fetched: CoreMetrics.Counter
@@ -51,27 +53,30 @@ public final class EngineMetrics: Sendable {
         var deadLettered: CoreMetrics.Counter
     }
 
-    public init(registry: PrometheusCollectorRegistry) {
+    /// - Parameter labels: carried by every series (a fleet worker labels each organisation's).
+    public init(registry: PrometheusCollectorRegistry, labels: [(String, String)] = []) {
         self.registry = registry
+        let base = labels
+        self.base = labels
         let factory = PrometheusMetricsFactory(registry: registry)
         self.factory = factory
-        lag = Self.gauge(registry, factory, "rbacwatch_audit_lag", "seconds", "How far the audit feed's high-water mark is behind now.")
-        fetched = Self.counter(registry, factory, "rbacwatch_audit_events_fetched", "Audit events read from the audit API (overlaps included).")
-        judged = Self.counter(registry, factory, "rbacwatch_audit_events_judged", "Audit events judged by the rules and stored.")
-        duplicates = Self.counter(registry, factory, "rbacwatch_audit_events_duplicate", "Audit events skipped as already seen.")
-        rateLimited = Self.counter(registry, factory, "rbacwatch_audit_rate_limited", "Polls of the audit API that met a 429.")
-        circuitOpen = Self.gauge(registry, factory, "rbacwatch_audit_circuit_open", "", "1 while the circuit breaker polls only the critical services.")
-        gaps = Self.counter(registry, factory, "rbacwatch_audit_gaps", "Gaps in the audit feed found and backfilled.")
-        backfilled = Self.counter(registry, factory, "rbacwatch_audit_backfilled_seconds", "Seconds of audit feed backfilled after gaps.")
-        quarantined = Self.gauge(registry, factory, "rbacwatch_audit_quarantined_records", "", "Audit records kept in quarantine.")
+        lag = Self.gauge(registry, factory, "rbacwatch_audit_lag", "seconds", "How far the audit feed's high-water mark is behind now.", labels: base)
+        fetched = Self.counter(registry, factory, "rbacwatch_audit_events_fetched", "Audit events read from the audit API (overlaps included).", labels: base)
+        judged = Self.counter(registry, factory, "rbacwatch_audit_events_judged", "Audit events judged by the rules and stored.", labels: base)
+        duplicates = Self.counter(registry, factory, "rbacwatch_audit_events_duplicate", "Audit events skipped as already seen.", labels: base)
+        rateLimited = Self.counter(registry, factory, "rbacwatch_audit_rate_limited", "Polls of the audit API that met a 429.", labels: base)
+        circuitOpen = Self.gauge(registry, factory, "rbacwatch_audit_circuit_open", "", "1 while the circuit breaker polls only the critical services.", labels: base)
+        gaps = Self.counter(registry, factory, "rbacwatch_audit_gaps", "Gaps in the audit feed found and backfilled.", labels: base)
+        backfilled = Self.counter(registry, factory, "rbacwatch_audit_backfilled_seconds", "Seconds of audit feed backfilled after gaps.", labels: base)
+        quarantined = Self.gauge(registry, factory, "rbacwatch_audit_quarantined_records", "", "Audit records kept in quarantine.", labels: base)
         lastPoll = Self.gauge(
-            registry, factory, "rbacwatch_audit_last_success_timestamp", "seconds", "When the last audit poll succeeded, as a Unix time.")
-        storeWrite = Self.timer(registry, factory, "rbacwatch_store_write", "How long a state-store transaction of the audit feed took.")
-        collectionDuration = Self.timer(registry, factory, "rbacwatch_collection_duration", "How long a collection of the organisation took.")
-        collectionRequests = Self.gauge(registry, factory, "rbacwatch_collection_requests", "", "Requests the last collection made.")
-        collectionFailures = Self.counter(registry, factory, "rbacwatch_collection_failures", "Drift checks that failed or were refused.")
+            registry, factory, "rbacwatch_audit_last_success_timestamp", "seconds", "When the last audit poll succeeded, as a Unix time.", labels: base)
+        storeWrite = Self.timer(registry, factory, "rbacwatch_store_write", "How long a state-store transaction of the audit feed took.", labels: base)
+        collectionDuration = Self.timer(registry, factory, "rbacwatch_collection_duration", "How long a collection of the organisation took.", labels: base)
+        collectionRequests = Self.gauge(registry, factory, "rbacwatch_collection_requests", "", "Requests the last collection made.", labels: base)
+        collectionFailures = Self.counter(registry, factory, "rbacwatch_collection_failures", "Drift checks that failed or were refused.", labels: base)
         lastCollection = Self.gauge(
-            registry, factory, "rbacwatch_collection_last_success_timestamp", "seconds", "When the last drift check compared, as a Unix time.")
+            registry, factory, "rbacwatch_collection_last_success_timestamp", "seconds", "When the last drift check compared, as a Unix time.", labels: base)
         // Every severity from the start, so a dashboard sees zeros rather than nothing.
         for severity in Severity.allCases { _ = driftGauge(severity) }
     }
@@ -94,11 +99,14 @@ public final class EngineMetrics: Sendable {
             factory: factory)
     }
 
-    static func timer(_ registry: PrometheusCollectorRegistry, _ factory: PrometheusMetricsFactory, _ name: String, _ help: String) -> CoreMetrics.Timer {
+    static func timer(
+        _ registry: PrometheusCollectorRegistry, _ factory: PrometheusMetricsFactory, _ name: String, _ help: String, labels: [(String, String)] = []
+    ) -> CoreMetrics.Timer {
         let descriptor = MetricNameDescriptor(metricName: name, unitName: "seconds", helpText: help)
         let buckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10), .seconds(60), .seconds(300)]
         return CoreMetrics.Timer(
-            label: descriptor.name, dimensions: [], handler: registry.makeDurationHistogram(descriptor: descriptor, buckets: buckets),
+            label: descriptor.name, dimensions: labels,
+            handler: registry.makeDurationHistogram(name: descriptor.name, labels: labels, buckets: buckets, help: help),
             factory: factory)
     }
 
@@ -124,7 +132,7 @@ public final class EngineMetrics: Sendable {
                 if let counter = previous.findings[key] { return counter }
                 let counter = Self.counter(
                     registry, factory, "rbacwatch_audit_findings", "Audit findings raised, by rule and severity.",
-                    labels: [("rule", finding.ruleId), ("severity", finding.severity.name)])
+                    labels: base + [("rule", finding.ruleId), ("severity", finding.severity.name)])
                 previous.findings[key] = counter
                 return counter
             }
@@ -161,7 +169,7 @@ public final class EngineMetrics: Sendable {
             if let gauge = previous.drift[severity.name] { return gauge }
             let gauge = Self.gauge(
                 registry, factory, "rbacwatch_drift_unapproved_items", "", "Unapproved drift items at the last check, by severity.",
-                labels: [("severity", severity.name)])
+                labels: base + [("severity", severity.name)])
             previous.drift[severity.name] = gauge
             return gauge
         }
@@ -177,16 +185,16 @@ public final class EngineMetrics: Sendable {
                 ?? {
                     let labels = [("destination", name)]
                     let made = DeliveryMetrics(
-                        queued: Self.gauge(registry, factory, "rbacwatch_delivery_queued", "", "Payloads queued for a destination.", labels: labels),
+                        queued: Self.gauge(registry, factory, "rbacwatch_delivery_queued", "", "Payloads queued for a destination.", labels: base + labels),
                         oldest: Self.gauge(
                             registry, factory, "rbacwatch_delivery_oldest_queued_age", "seconds", "Age of a destination's oldest queued payload.",
-                            labels: labels),
-                        paused: Self.gauge(registry, factory, "rbacwatch_delivery_paused", "", "1 while a destination is paused (a configuration failure).", labels: labels),
-                        sent: Self.counter(registry, factory, "rbacwatch_delivery_sent", "Payloads a destination accepted.", labels: labels),
-                        failed: Self.counter(registry, factory, "rbacwatch_delivery_failed", "Failed delivery attempts to a destination.", labels: labels),
+                            labels: base + labels),
+                        paused: Self.gauge(registry, factory, "rbacwatch_delivery_paused", "", "1 while a destination is paused (a configuration failure).", labels: base + labels),
+                        sent: Self.counter(registry, factory, "rbacwatch_delivery_sent", "Payloads a destination accepted.", labels: base + labels),
+                        failed: Self.counter(registry, factory, "rbacwatch_delivery_failed", "Failed delivery attempts to a destination.", labels: base + labels),
                         deadLettered: Self.counter(
                             registry, factory, "rbacwatch_delivery_dead_lettered", "Payloads a destination refused until they went to the dead-letter queue.",
-                            labels: labels))
+                            labels: base + labels))
                     previous.deliveryMetrics[name] = made
                     return made
                 }()

@@ -20,6 +20,8 @@ struct SimulatorContext: RequestContext {
 
 struct SimulatorResponder: HTTPResponder {
     let simulator: GenesysSimulator
+    /// Picks the organisation a request is for (a fleet: by its credentials); nil: `simulator`.
+    var route: (@Sendable (SimRequest) -> GenesysSimulator)?
 
     struct DroppedConnection: Error {}
 
@@ -30,7 +32,8 @@ struct SimulatorResponder: HTTPResponder {
         let simRequest = SimRequest(
             method: request.method.rawValue, path: request.uri.path, query: QueryParameters(request.uri.query),
             headers: headers, body: Array(buffer: body), correlationId: simulator.nextCorrelationId())
-        switch await simulator.handle(simRequest) {
+        let target = route?(simRequest) ?? simulator
+        switch await target.handle(simRequest) {
         case .drop:
             try? await context.channel.close()
             throw DroppedConnection()
