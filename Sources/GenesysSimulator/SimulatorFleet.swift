@@ -136,3 +136,8 @@ extension GenesysSimulator {
     /// The simulated organisation's id.
     public var organizationId: String { org.withLock { $0.id } }
 }
+
+extension GenesysSimulator {
+    /// The ids of every audit event the organisation has recorded, oldest first.
+    public var auditEventIds: [String] { org.withLock { $0.auditLog.map(\.id) } }
+}

@@ -228,3 +228,20 @@ extension PostgresDatabase {
         }
     }
 }
+
+extension PostgresDatabase {
+    /// Rows an organisation's worker wrote under a fencing token after a time: audit events
+    /// recorded then, and the checkpoint if that token wrote it last (for checking that a worker
+    /// which lost its lease wrote nothing more).
+    public func rowsWritten(organization: String, fence token: Int64, after date: Date) async throws -> Int {
+        let events = try await rows(
+            """
+            SELECT COUNT(*)::bigint AS n FROM audit_event WHERE org = \(organization) AND fence = \(token) AND recorded_at > \(date.pgMilliseconds)
+            """
+        ).first?.get("n", as: Int64.self) ?? 0
+        let checkpoint = try await rows(
+            "SELECT COUNT(*)::bigint AS n FROM ingestion_checkpoint WHERE org = \(organization) AND fence = \(token) AND updated_at > \(date.pgMilliseconds)"
+        ).first?.get("n", as: Int64.self) ?? 0
+        return Int(events + checkpoint)
+    }
+}

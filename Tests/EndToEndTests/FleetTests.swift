@@ -1,0 +1,276 @@
+import AuditCore
+import AuditStore
+import AuditTestSupport
+import Foundation
+import GenesysSimulator
+import Testing
+
+/// A fleet on one machine, as in production: a real PostgreSQL server, the simulator serving
+/// many organisations from one port, and `rbacwatch watch --orgs` worker processes that are
+/// killed with SIGKILL and frozen with SIGSTOP.
+@Suite("Fleet of workers on PostgreSQL", .serialized)
+struct FleetTests {
+    /// A worker process: output to files, signalled and reaped by pid.
+    final class Worker: @unchecked Sendable {
+        let name: String
+        let pid: pid_t
+        let stderrPath: String
+        private var reaped = false
+
+        init(name: String, arguments: [String], environment: [String: String], directory: URL) throws {
+            self.name = name
+            stderrPath = directory.appendingPathComponent("\(name).err").path
+            let stdoutPath = directory.appendingPathComponent("\(name).out").path
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            let argv: [UnsafeMutablePointer<CChar>?] = ([CommandRunner.binary] + arguments).map { strdup($0) } + [nil]
+            let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            defer { for pointer in argv + envp { free(pointer) } }
+            var pid: pid_t = 0
+            let status = posix_spawn(&pid, CommandRunner.binary, &actions, nil, argv, envp)
+            guard status == 0 else { throw CocoaError(.executableNotLoadable, userInfo: [NSFilePathErrorKey: CommandRunner.binary]) }
+            self.pid = pid
+        }
+
+        func signal(_ number: Int32) { _ = kill(pid, number) }
+
+        var log: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+        /// Stops the worker (SIGTERM, then SIGKILL after `grace`) and reaps it; returns whether it
+        /// exited by itself.
+        @discardableResult
+        func stop(grace: Duration = .seconds(20)) async -> Bool {
+            guard !reaped else { return false }
+            reaped = true
+            kill(pid, SIGCONT)
+            kill(pid, SIGTERM)
+            let pid = self.pid
+            let deadline = ContinuousClock.now + grace
+            while ContinuousClock.now < deadline {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid { return true }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            kill(pid, SIGKILL)
+            _ = try? await onOwnThread {
+                var status: Int32 = 0
+                return waitpid(pid, &status, 0)
+            }
+            return false
+        }
+
+        /// Reaps a worker killed with SIGKILL.
+        func reap() async {
+            guard !reaped else { return }
+            reaped = true
+            let pid = self.pid
+            _ = try? await onOwnThread {
+                var status: Int32 = 0
+                return waitpid(pid, &status, 0)
+            }
+        }
+    }
+
+    struct Setup {
+        var directory: URL
+        var orgsFile: String
+        var destinationsFile: String
+        var deliveredFile: String
+        var url: String
+        var names: [String]
+    }
+
+    static func prepare(_ endpoints: [SimulatorEndpoint], location: PostgresLocation) throws -> Setup {
+        let directory = try CommandRunner.temporaryDirectory()
+        let names = SimulatorFleet.names(count: endpoints.count)
+        let orgsFile = directory.appendingPathComponent("orgs.json").path
+        try Data(try SimulatorFleet.organizationsFile(endpoints, names: names, secretDirectory: directory.appendingPathComponent("secrets").path))
+            .write(to: URL(fileURLWithPath: orgsFile))
+        let delivered = directory.appendingPathComponent("delivered.jsonl").path
+        let destinations = directory.appendingPathComponent("destinations.json").path
+        try Data(#"{"destinations": [{"name": "archive", "kind": "file", "path": "\#(delivered)"}]}"#.utf8).write(to: URL(fileURLWithPath: destinations))
+        let url = "postgres://\(location.user)@\(location.host):\(location.port)/\(location.database)?sslmode=disable"
+        return Setup(directory: directory, orgsFile: orgsFile, destinationsFile: destinations, deliveredFile: delivered, url: url, names: names)
+    }
+
+    static func start(_ name: String, _ setup: Setup, ttl: Int, extra: [String] = []) throws -> Worker {
+        try Worker(
+            name: name,
+            arguments: [
+                "watch", "--orgs", setup.orgsFile, "--store", setup.url, "--worker-id", name, "--lease-ttl", "\(ttl)s", "--poll-interval", "1s",
+                "--lag", "1s", "--overlap", "10s", "--lookback", "10m", "--drift-interval", "1h", "--destinations", setup.destinationsFile,
+                "--log-level", "info",
+            ] + extra,
+            environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": setup.directory.path, "LANG": "C.UTF-8"],
+            directory: setup.directory)
+    }
+
+    /// Polls `condition` every 100 ms until it holds or `limit` passes.
+    static func eventually(within limit: Duration, _ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("not within \(limit): \(what)")
+        throw CancellationError()
+    }
+
+    /// Every organisation's store holds every event its simulator recorded, each once.
+    static func allEventsStored(_ fleet: SimulatorFleet, _ setup: Setup, _ database: PostgresDatabase) async throws -> Bool {
+        for (simulator, name) in zip(fleet.simulators, setup.names) {
+            let ids = simulator.auditEventIds
+            let stored = try await database.store(organization: name).recordedAuditEvents(ids: ids)
+            if stored.count != ids.count { return false }
+        }
+        return true
+    }
+
+    static func configuration() -> SimulatorConfiguration {
+        var configuration = SimulatorConfiguration()
+        configuration.users = 40
+        configuration.rateLimitPerMinute = 0
+        return configuration
+    }
+
+    @Test("3 workers share 20 organisations, each leased exactly once; kill -9 of one hands its organisations to the others within the lease TTL, no event missed, no finding or delivery twice")
+    func shareAndTakeOver() async throws {
+        let location = try await PostgresServer.createDatabase(prefix: "fleet")
+        let database = try await PostgresDatabase.open(location, password: nil)
+        defer { Task { await database.close() } }
+        let fleet = SimulatorFleet(count: 20, configuration: Self.configuration())
+        try await fleet.withRunning { endpoints in
+            let setup = try Self.prepare(endpoints, location: location)
+            // Changes before the workers start: each organisation has events to backfill.
+            for simulator in fleet.simulators { simulator.apply(.grantRoleToGroup) }
+            let ttl = 6
+            let workers = try (1...3).map { try Self.start("w\($0)", setup, ttl: ttl) }
+            var killed: String?
+            do {
+                try await Self.eventually(within: .seconds(60), "all 20 organisations leased") {
+                    try await database.leases(prefix: "org:").filter(\.held).count == 20
+                }
+                let history = try await database.leaseHistory(prefix: "org:")
+                #expect(history.count == 20, "each organisation was leased exactly once: \(history.map { "\($0.name)@\($0.owner)" })")
+                #expect(Set(history.map(\.name)).count == 20)
+                let byOwner = Dictionary(grouping: history, by: \.owner)
+                #expect(byOwner.count == 3 && byOwner.values.allSatisfy { $0.count <= 7 }, "a fair share each: \(byOwner.mapValues(\.count))")
+                try await Self.eventually(within: .seconds(60), "every organisation's first events stored") {
+                    try await Self.allEventsStored(fleet, setup, database)
+                }
+
+                // Kill the worker holding the most: its organisations move once their leases expire.
+                let victimName = try #require(byOwner.max { $0.value.count < $1.value.count }?.key)
+                let victim = try #require(workers.first { $0.name == victimName })
+                let orphans = Set(byOwner[victimName, default: []].map(\.name))
+                victim.signal(SIGKILL)
+                killed = victimName
+                let killedAt = ContinuousClock.now
+                await victim.reap()
+                // Changes while the organisations are orphaned, and after.
+                for simulator in fleet.simulators { simulator.apply(.addGroupMember) }
+                try await Self.eventually(within: .seconds(Int64(ttl * 4)), "the killed worker's organisations taken over") {
+                    let leases = try await database.leases(prefix: "org:")
+                    return leases.filter { orphans.contains($0.name) }.allSatisfy { $0.held && $0.owner != victimName && $0.token == 2 }
+                }
+                let takeover = ContinuousClock.now - killedAt
+                let tick = Double(ttl) / 3
+                #expect(takeover < .milliseconds(Int64((Double(ttl) + 2 * tick) * 1000)), "taken over within the TTL (plus a tick to notice): \(takeover)")
+                for simulator in fleet.simulators { simulator.apply(.grantRoleToGroup) }
+                try await Self.eventually(within: .seconds(90), "every event of every organisation stored, none missed across the takeover") {
+                    try await Self.allEventsStored(fleet, setup, database)
+                }
+                // No finding twice, and each delivered once.
+                var findings = 0
+                for name in setup.names {
+                    let list = try await database.store(organization: name).auditFindings(FindingQuery(limit: 10_000))
+                    #expect(Set(list.map { "\($0.ruleId)/\($0.eventIds.last ?? "")" }).count == list.count)
+                    findings += list.count
+                }
+                #expect(findings >= 20, "the grants raised findings in every organisation (\(findings))")
+                try await Self.eventually(within: .seconds(60), "every queued payload delivered") {
+                    try await database.outbox(fence: nil).destinationStatuses().first?.queued == 0
+                }
+                let lines = try String(contentsOfFile: setup.deliveredFile, encoding: .utf8).split(separator: "\n")
+                let ids = lines.compactMap { line -> String? in
+                    guard case .object(let members)? = JSONValue.parse(Array(line.utf8)) else { return nil }
+                    return members["id"]?.string
+                }
+                #expect(ids.count == lines.count)
+                #expect(Set(ids).count == ids.count, "no payload delivered twice")
+                #expect(ids.count >= findings, "every finding delivered (\(ids.count) of \(findings))")
+                #expect(victim.log.contains("organisation leased"))
+            } catch {
+                for worker in workers { Issue.record("\(worker.name):\n\(worker.log.suffix(3000))") }
+                for worker in workers { await worker.stop() }
+                throw error
+            }
+            // Graceful stops release every lease at once.
+            for worker in workers where worker.name != killed { #expect(await worker.stop(), "\(worker.name) stopped by itself on SIGTERM") }
+            #expect(try await database.leases(prefix: "org:").allSatisfy { !$0.held }, "leases released on graceful shutdown")
+        }
+    }
+
+    @Test("a worker stopped with SIGSTOP past its lease cannot write once resumed (fencing), and rejoins cleanly")
+    func pausedWorkerIsFenced() async throws {
+        let location = try await PostgresServer.createDatabase(prefix: "fleet")
+        let database = try await PostgresDatabase.open(location, password: nil)
+        defer { Task { await database.close() } }
+        let fleet = SimulatorFleet(count: 4, configuration: Self.configuration())
+        try await fleet.withRunning { endpoints in
+            let setup = try Self.prepare(endpoints, location: location)
+            let ttl = 4
+            let first = try Self.start("p1", setup, ttl: ttl)
+            let second = try Self.start("p2", setup, ttl: ttl)
+            do {
+                try await Self.eventually(within: .seconds(60), "both workers hold two organisations") {
+                    let held = try await database.leases(prefix: "org:").filter(\.held)
+                    return held.count == 4 && Set(held.compactMap(\.owner)) == ["p1", "p2"]
+                }
+                let paused = Set(try await database.leases(prefix: "org:").filter { $0.owner == "p1" }.map(\.name))
+                first.signal(SIGSTOP)
+                try await Self.eventually(within: .seconds(Int64(ttl * 4)), "the paused worker's organisations taken over") {
+                    try await database.leases(prefix: "org:").filter { paused.contains($0.name) }.allSatisfy { $0.held && $0.owner == "p2" }
+                }
+                let takenOver = try await database.leases(prefix: "org:").filter { paused.contains($0.name) }
+                // Events while it is paused, stored by the new holder.
+                for simulator in fleet.simulators { simulator.apply(.grantRoleToGroup) }
+                try await Self.eventually(within: .seconds(60), "the events stored by the new holder") {
+                    try await Self.allEventsStored(fleet, setup, database)
+                }
+                let resumedAt = Date()
+                first.signal(SIGCONT)
+                // It finds its leases gone, stops those organisations, and takes a fair share again.
+                try await Self.eventually(within: .seconds(Int64(ttl * 6)), "the resumed worker noticed and rejoined") {
+                    let held = try await database.leases(prefix: "org:").filter(\.held)
+                    return first.log.contains("lease lost") && held.filter { $0.owner == "p1" }.count == 2 && held.count == 4
+                }
+                for simulator in fleet.simulators { simulator.apply(.addGroupMember) }
+                try await Self.eventually(within: .seconds(60), "every event stored after the rejoin") {
+                    try await Self.allEventsStored(fleet, setup, database)
+                }
+                // Fencing: nothing carries the paused worker's old tokens after the takeover.
+                for lease in takenOver {
+                    let name = String(lease.name.dropFirst(4))
+                    let old = lease.token - 1
+                    let late = try await database.rowsWritten(organization: name, fence: old, after: lease.acquiredAt)
+                    #expect(late == 0, "\(name): \(late) rows written with the superseded token \(old) after the takeover")
+                    let history = try await database.leaseHistory(prefix: lease.name)
+                    #expect(history.map(\.token) == Array(1...Int64(history.count)), "one holder per token")
+                }
+                #expect(Date().timeIntervalSince(resumedAt) > 0)
+            } catch {
+                for worker in [first, second] { Issue.record("\(worker.name):\n\(worker.log.suffix(3000))") }
+                await first.stop()
+                await second.stop()
+                throw error
+            }
+            #expect(await first.stop())
+            #expect(await second.stop())
+        }
+    }
+}
