@@ -147,6 +147,8 @@ let package = Package(
                 "GenesysSimulator",
                 "SIEMClient",
                 "TerminalUI",
+                // The fleet bench starts its own PostgreSQL server and worker processes.
+                "AuditTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -18,6 +18,8 @@ struct EngineSetup {
         case follow(role: String)
         /// Follow it if nobody else does; otherwise show theirs (the dashboards).
         case followOrShow(role: String)
+        /// Show what another process records (a fleet worker holds the organisation's lease).
+        case show(StateLock.Holder)
     }
 
     let monitor: DriftMonitor
@@ -54,6 +56,8 @@ struct EngineSetup {
             lock = try FeedLock.take(statePath: statePath, role: role)
         case .followOrShow(let role):
             (lock, keptBy) = try FeedLock.attempt(statePath: statePath, role: role)
+        case .show(let holder):
+            keptBy = holder
         }
         self.lock = lock
         self.keptBy = keptBy

@@ -38,6 +38,7 @@ struct TUICommand: AsyncParsableCommand {
     var keepSnapshots = 10
 
     @OptionGroup var rules: RuleOptions
+    @OptionGroup var orgs: OrganizationsOptions
 
     @Flag(name: .customLong("no-audit"), help: "Do not follow the audit feed (drift only).")
     var noAudit = false
@@ -51,19 +52,55 @@ struct TUICommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         try await CommandErrors.handle {
             try DashboardApp.requireTerminal()
-            let connection = try connection.resolve(environment: environment)
             let options = try comparison.driftOptions()
             let store = try await state.open(environment: environment)
+            var connection: GenesysConnection
+            var feed: EngineSetup.FeedPolicy = noAudit ? .none : .followOrShow(role: "the rbacwatch dashboard")
+            if let fleetStore = store as? PostgresAuditStore {
+                // One organisation of a fleet: its connection from the organisations file (or the
+                // usual flags), its audit feed as the fleet's worker records it.
+                connection = try Self.fleetConnection(orgs: orgs, name: fleetStore.organization, fallback: self.connection, environment: environment)
+                if !noAudit { feed = .show(try await Self.fleetHolder(fleetStore)) }
+            } else {
+                connection = try self.connection.resolve(environment: environment)
+            }
             // One process follows the feed into a state file: if `watch` already does, the
             // dashboard shows what it records instead of ingesting a second time.
             let engine = try EngineSetup(
                 connection: connection, store: store, statePath: state.resolvedPath(environment: environment), driftInterval: interval.duration,
-                options: options, keepSnapshots: keepSnapshots, feed: noAudit ? .none : .followOrShow(role: "the rbacwatch dashboard"),
-                rules: noAudit ? nil : try rules.load(environment: environment))
+                options: options, keepSnapshots: keepSnapshots, feed: feed, rules: noAudit ? nil : try rules.load(environment: environment))
             try await engine.run {
                 try await DashboardApp(engine: engine, options: dashboard, environment: environment).run()
             }
         }
+    }
+}
+
+extension TUICommand {
+    /// The organisation's connection: its entry in the organisations file when one is given,
+    /// otherwise the connection flags and environment.
+    static func fleetConnection(
+        orgs: OrganizationsOptions, name: String, fallback: ConnectionOptions, environment: [String: String]
+    ) throws -> GenesysConnection {
+        guard orgs.resolvedPath(environment: environment) != nil else { return try fallback.resolve(environment: environment) }
+        guard let entry = try orgs.load(environment: environment).first(where: { $0.name == name }) else {
+            throw ConfigurationError("organisation \(name) is not in the organisations file")
+        }
+        switch entry {
+        case .invalid(_, let reason): throw ConfigurationError("organisation \(name) is misconfigured: \(reason)")
+        case .valid(let config):
+            var limits = GenesysConnection.Limits()
+            limits.request = fallback.requestTimeout.duration
+            limits.collection = fallback.collectionTimeout.duration
+            return try FleetOrganization.resolve(config, environment: environment, fleetRules: RuleSet(rules: []), fleetDestinations: [], limits: limits).connection
+        }
+    }
+
+    /// Who records the organisation's audit feed: the fleet worker holding its lease.
+    static func fleetHolder(_ store: PostgresAuditStore) async throws -> StateLock.Holder {
+        let lease = try await store.database.leases(prefix: "org:\(store.organization)").first { $0.name == "org:\(store.organization)" }
+        if let lease, lease.held, let owner = lease.owner { return StateLock.Holder(pid: 0, role: "fleet worker \(owner)") }
+        return StateLock.Holder(pid: 0, role: "no fleet worker holds \(store.organization) now (start rbacwatch watch --orgs)")
     }
 }
 

@@ -27,9 +27,10 @@ public enum PostgresServer {
         try await shared.value
     }
 
-    /// A new, empty database on the server.
-    public static func createDatabase(prefix: String = "rbw") async throws -> PostgresLocation {
-        let server = try await server()
+    /// A new, empty database on the server (the shared one by default).
+    public static func createDatabase(prefix: String = "rbw", on chosen: Server? = nil) async throws -> PostgresLocation {
+        let server: Server
+        if let chosen { server = chosen } else { server = try await Self.server() }
         let name = "\(prefix)_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
         let admin = try PostgresLocation(url: "postgres://\(server.user)@\(server.host):\(server.port)/postgres?sslmode=disable")
         let database = try await PostgresDatabase.openUnmigrated(admin, password: nil)
@@ -55,6 +56,11 @@ public enum PostgresServer {
             let location = try PostgresLocation(url: url)
             return Server(host: location.host, port: location.port, user: location.user, binaries: nil)
         }
+        return try await launch()
+    }
+
+    /// Starts a server of its own (not the shared one), with extra server options (`-c name=value …`).
+    public static func launch(options extra: String = "") async throws -> Server {
         guard let bin = binaries() else {
             throw Missing(
                 description: "PostgreSQL is not installed (Debian package postgresql; .ci/run installs it), and RBACWATCH_TEST_POSTGRES names no server")
@@ -73,7 +79,7 @@ public enum PostgresServer {
         }
         try await run(command(["\(bin)/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]), what: "initdb")
         let port = try SyslogNG.freePort()
-        let options = "-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        let options = "-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \(extra)"
         try await run(
             command(["\(bin)/pg_ctl", "-D", data, "-o", options, "-l", directory.appendingPathComponent("server.log").path, "-w", "-t", "60", "start"]),
             what: "pg_ctl start")

@@ -11,6 +11,7 @@ public final class SimulatorFleet: Sendable {
     public let simulators: [GenesysSimulator]
     private let tokenOwners = Mutex<[String: Int]>([:])
     private let clientOwners: [String: Int]
+    private let served: Mutex<[Int]>
 
     /// `count` organisations; the i-th has seed `base.seed + i` (so its own ids, names and secrets).
     public init(count: Int, configuration base: SimulatorConfiguration) {
@@ -26,7 +27,11 @@ public final class SimulatorFleet: Sendable {
             for id in simulator.org.withLock({ Array($0.clients.keys) }) { owners[id] = index }
         }
         clientOwners = owners
+        served = Mutex(Array(repeating: 0, count: made.count))
     }
+
+    /// Requests each organisation has been sent (logins included), by index.
+    public var requestCounts: [Int] { served.withLock { $0 } }
 
     /// Generates the organisations on threads of their own, two at a time (seconds of CPU each
     /// for large ones), so a server in the same process keeps answering meanwhile.
@@ -41,21 +46,27 @@ public final class SimulatorFleet: Sendable {
     /// The organisation a request is for: by the client id of a login, the bearer token of an
     /// API call; an unknown one goes to the first organisation, which refuses it as Genesys does.
     func route(_ request: SimRequest) -> GenesysSimulator {
+        let index = routeIndex(request)
+        served.withLock { $0[index] += 1 }
+        return simulators[index]
+    }
+
+    func routeIndex(_ request: SimRequest) -> Int {
         if request.path == "/oauth/token" {
-            if let id = Self.clientId(request), let index = clientOwners[id] { return simulators[index] }
-            return simulators[0]
+            if let id = Self.clientId(request), let index = clientOwners[id] { return index }
+            return 0
         }
-        guard let authorization = request.header("Authorization"), authorization.lowercased().hasPrefix("bearer ") else { return simulators[0] }
+        guard let authorization = request.header("Authorization"), authorization.lowercased().hasPrefix("bearer ") else { return 0 }
         let token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        if let index = tokenOwners.withLock({ $0[token] }) { return simulators[index] }
+        if let index = tokenOwners.withLock({ $0[token] }) { return index }
         for (index, simulator) in simulators.enumerated() where simulator.knows(token: token) {
             tokenOwners.withLock { owners in
                 if owners.count > 100_000 { owners.removeAll() }
                 owners[token] = index
             }
-            return simulator
+            return index
         }
-        return simulators[0]
+        return 0
     }
 
     static func clientId(_ request: SimRequest) -> String? {

@@ -10,71 +10,6 @@ import Testing
 /// killed with SIGKILL and frozen with SIGSTOP.
 @Suite("Fleet of workers on PostgreSQL", .serialized)
 struct FleetTests {
-    /// A worker process: output to files, signalled and reaped by pid.
-    final class Worker: @unchecked Sendable {
-        let name: String
-        let pid: pid_t
-        let stderrPath: String
-        private var reaped = false
-
-        init(name: String, arguments: [String], environment: [String: String], directory: URL) throws {
-            self.name = name
-            stderrPath = directory.appendingPathComponent("\(name).err").path
-            let stdoutPath = directory.appendingPathComponent("\(name).out").path
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            let argv: [UnsafeMutablePointer<CChar>?] = ([CommandRunner.binary] + arguments).map { strdup($0) } + [nil]
-            let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-            defer { for pointer in argv + envp { free(pointer) } }
-            var pid: pid_t = 0
-            let status = posix_spawn(&pid, CommandRunner.binary, &actions, nil, argv, envp)
-            guard status == 0 else { throw CocoaError(.executableNotLoadable, userInfo: [NSFilePathErrorKey: CommandRunner.binary]) }
-            self.pid = pid
-        }
-
-        func signal(_ number: Int32) { _ = kill(pid, number) }
-
-        var log: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
-
-        /// Stops the worker (SIGTERM, then SIGKILL after `grace`) and reaps it; returns whether it
-        /// exited by itself.
-        @discardableResult
-        func stop(grace: Duration = .seconds(20)) async -> Bool {
-            guard !reaped else { return false }
-            reaped = true
-            kill(pid, SIGCONT)
-            kill(pid, SIGTERM)
-            let pid = self.pid
-            let deadline = ContinuousClock.now + grace
-            while ContinuousClock.now < deadline {
-                var status: Int32 = 0
-                if waitpid(pid, &status, WNOHANG) == pid { return true }
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            kill(pid, SIGKILL)
-            _ = try? await onOwnThread {
-                var status: Int32 = 0
-                return waitpid(pid, &status, 0)
-            }
-            return false
-        }
-
-        /// Reaps a worker killed with SIGKILL.
-        func reap() async {
-            guard !reaped else { return }
-            reaped = true
-            let pid = self.pid
-            _ = try? await onOwnThread {
-                var status: Int32 = 0
-                return waitpid(pid, &status, 0)
-            }
-        }
-    }
-
     struct Setup {
         var directory: URL
         var orgsFile: String
@@ -97,9 +32,9 @@ struct FleetTests {
         return Setup(directory: directory, orgsFile: orgsFile, destinationsFile: destinations, deliveredFile: delivered, url: url, names: names)
     }
 
-    static func start(_ name: String, _ setup: Setup, ttl: Int, extra: [String] = []) throws -> Worker {
-        try Worker(
-            name: name,
+    static func start(_ name: String, _ setup: Setup, ttl: Int, extra: [String] = []) throws -> ChildProcess {
+        try ChildProcess(
+            name: name, executable: CommandRunner.binary,
             arguments: [
                 "watch", "--orgs", setup.orgsFile, "--store", setup.url, "--worker-id", name, "--lease-ttl", "\(ttl)s", "--poll-interval", "1s",
                 "--lag", "1s", "--overlap", "10s", "--lookback", "10m", "--drift-interval", "1h", "--destinations", setup.destinationsFile,
@@ -167,10 +102,9 @@ struct FleetTests {
                 let victimName = try #require(byOwner.max { $0.value.count < $1.value.count }?.key)
                 let victim = try #require(workers.first { $0.name == victimName })
                 let orphans = Set(byOwner[victimName, default: []].map(\.name))
-                victim.signal(SIGKILL)
-                killed = victimName
                 let killedAt = ContinuousClock.now
-                await victim.reap()
+                await victim.kill9()
+                killed = victimName
                 // Changes while the organisations are orphaned, and after.
                 for simulator in fleet.simulators { simulator.apply(.addGroupMember) }
                 try await Self.eventually(within: .seconds(Int64(ttl * 4)), "the killed worker's organisations taken over") {

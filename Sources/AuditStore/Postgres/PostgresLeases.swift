@@ -245,3 +245,25 @@ extension PostgresDatabase {
         return Int(events + checkpoint)
     }
 }
+
+extension PostgresDatabase {
+    /// How far a fleet has come: organisations with a baseline, and with a first audit poll recorded.
+    public func fleetProgress() async throws -> (baselines: Int, polled: Int) {
+        let row = try await rows(
+            """
+            SELECT (SELECT COUNT(DISTINCT org) FROM baseline)::bigint AS baselines, (SELECT COUNT(*) FROM ingestion_checkpoint)::bigint AS polled
+            """
+        ).first
+        return (Int(try row?.get("baselines", as: Int64.self) ?? 0), Int(try row?.get("polled", as: Int64.self) ?? 0))
+    }
+
+    /// Statements the server has executed, from pg_stat_statements (nil where that extension is
+    /// not loaded).
+    public func serverStatementCount() async throws -> Int64? {
+        do {
+            return try await rows("SELECT COALESCE(SUM(calls), 0)::bigint AS n FROM pg_stat_statements").first?.get("n", as: Int64.self)
+        } catch {
+            return nil
+        }
+    }
+}
