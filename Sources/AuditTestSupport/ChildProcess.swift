@@ -28,6 +28,9 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // Nothing else of this process's leaks into the child: a server it starts would otherwise
+        // hold open the pipes of every other test's child, and their readers never see the end.
+        ChildProcess.closeInheritedDescriptors(&actions)
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
@@ -38,6 +41,16 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     public func signal(_ number: Int32) { _ = kill(pid, number) }
+
+    /// Adds "close every descriptor from 3 up" to spawn actions (glibc's
+    /// posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc module does not import: looked
+    /// up by name). Without it a child inherits whatever the process has open, pipes included.
+    public static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return }
+        let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
+        _ = closeFrom(&actions, 3)
+    }
 
     /// What it wrote to stderr so far.
     public var log: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }

@@ -83,17 +83,13 @@ public enum PostgresServer {
         try await run(
             command(["\(bin)/pg_ctl", "-D", data, "-o", options, "-l", directory.appendingPathComponent("server.log").path, "-w", "-t", "60", "start"]),
             what: "pg_ctl start")
-        // Stops the server and removes its files once this process is gone.
-        let watchdog = Process()
-        watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
+        // Stops the server and removes its files once this process is gone (a child of ours
+        // that inherits none of our descriptors).
         let stop = command(["\(bin)/pg_ctl", "-D", data, "-m", "immediate", "stop"]).joined(separator: " ")
-        watchdog.arguments = [
-            "-c", "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; \(stop) >/dev/null 2>&1; rm -rf \(directory.path)",
-        ]
-        watchdog.standardOutput = FileHandle.nullDevice
-        watchdog.standardError = FileHandle.nullDevice
-        watchdog.standardInput = FileHandle.nullDevice
-        try watchdog.run()
+        _ = try ChildProcess(
+            name: "watchdog", executable: "/bin/sh",
+            arguments: ["-c", "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; \(stop) >/dev/null 2>&1; rm -rf \(directory.path)"],
+            environment: ["PATH": "/usr/bin:/bin"], directory: directory)
         return Server(host: "127.0.0.1", port: port, user: "postgres", binaries: bin)
     }
 
@@ -120,6 +116,9 @@ public enum PostgresServer {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of this process's leaks into the child: a server it starts would otherwise
+        // hold open the pipes of every other test's child, and their readers never see the end.
+        ChildProcess.closeInheritedDescriptors(&actions)
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -131,3 +130,4 @@ public enum PostgresServer {
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 }
+

@@ -76,21 +76,17 @@ struct PostgresStoreTests {
     func fencing() async throws {
         let database = try await PostgresServer.open()
         defer { Task { await database.close() } }
-        let first = try #require(try await database.acquireLease("org:acme", owner: "w1", ttl: .milliseconds(400)))
+        let first = try #require(try await database.acquireLease("org:acme", owner: "w1", ttl: .seconds(60)))
         #expect(first.token == 1)
         #expect(try await database.acquireLease("org:acme", owner: "w2", ttl: .seconds(30)) == nil, "held: nobody else gets it")
         let stale = database.store(organization: "acme", fence: first)
         try await stale.recordLineage(["r1": "r1"], at: at)
-        #expect(try await database.renewLease(first, ttl: .milliseconds(400)))
+        #expect(try await database.renewLease(first, ttl: .seconds(60)))
 
-        // w1 stops renewing (paused): once the lease expires by the database's clock, w2 takes it.
-        var second: Fence?
-        let deadline = ContinuousClock.now + .seconds(10)
-        while second == nil, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-            second = try await database.acquireLease("org:acme", owner: "w2", ttl: .seconds(30))
-        }
-        let taken = try #require(second)
+        // w1 stops renewing (paused) until its lease runs out — time moved on by setting the
+        // expiry in the past rather than by sleeping — and w2 takes it.
+        try await database.execute(unsafeSQL: "UPDATE lease SET expires_at = 0 WHERE name = 'org:acme'")
+        let taken = try #require(try await database.acquireLease("org:acme", owner: "w2", ttl: .seconds(30)))
         #expect(taken.token == 2)
         do {
             try await stale.recordAudit(AuditBatch(events: [Self.event("late", at: at)], findings: [], checkpoint: IngestionCheckpoint(highWater: at, updatedAt: at)))
@@ -141,5 +137,19 @@ struct PostgresStoreTests {
             #expect(error.description.contains("127.0.0.1:\(port)"))
             #expect(!error.description.contains("\n"))
         }
+    }
+
+    @Test("the harness's children inherit no descriptor of the test process (a server holding another test's pipe would hang its reader)")
+    func childrenInheritNothing() async throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rbw-child-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let child = try ChildProcess(name: "ls", executable: "/bin/sh", arguments: ["-c", "ls /proc/$$/fd"], environment: [:], directory: directory)
+        #expect(await child.waitForExit(within: .seconds(30)))
+        let open = Set(child.output.split(separator: "\n").compactMap { Int32($0) })
+        #expect(!open.contains(fds[0]) && !open.contains(fds[1]), "the pipe leaked into the child: \(open.sorted())")
+        #expect(open.isSubset(of: [0, 1, 2, 3]), "only stdin, stdout, stderr (and ls's own): \(open.sorted())")
     }
 }
