@@ -110,19 +110,12 @@ struct FleetOrganization {
 struct FleetWatch {
     var entries: [OrganizationsFile.Entry]
     var database: PostgresDatabase
-    var fleetRules: RuleSet
-    var destinations: [Destination]
+    /// How each organisation is worked.
+    var work: OrganizationRun.Settings
     var deliverySettings: DeliverySettings
-    var ingestion: IngestionSettings
-    var driftInterval: Duration
-    var options: DriftOptions
-    var keepSnapshots: Int
-    var limits: GenesysConnection.Limits
     var settings: FleetSettings
-    var noDrift: Bool
     var http: HTTPAddress?
     var logger: Logger
-    var environment: [String: String]
 
     func run() async throws {
         let registry = http.map { _ in PrometheusCollectorRegistry() }
@@ -134,12 +127,9 @@ struct FleetWatch {
             }
         }
         let byName = Dictionary(active.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let runner = OrganizationRun(
-            database: database, fleetRules: fleetRules, destinations: destinations, ingestion: ingestion, driftInterval: driftInterval,
-            options: options, keepSnapshots: keepSnapshots, limits: limits, worker: settings.workerId, noDrift: noDrift, registry: registry,
-            logger: logger, environment: environment)
-        let senders = destinations
-        let environment = self.environment
+        let runner = OrganizationRun(database: database, worker: settings.workerId, registry: registry, logger: logger, settings: work)
+        let senders = work.destinations
+        let environment = work.environment
         let deliverySettings = self.deliverySettings
         let logger = self.logger
         let worker = FleetWorker(
@@ -161,16 +151,20 @@ struct FleetWatch {
                 }
             })
         let workerTask = Task { await worker.run() }
+        // The worker's own series follow its health (what it holds, leases lost, takeovers).
+        let observer = Task {
+            while !Task.isCancelled {
+                fleetMetrics?.observe(worker.health)
+                try? await Task.sleep(for: settings.tick)
+            }
+        }
+        defer { observer.cancel() }
         let startedAt = Date()
         var endpointTask: Task<Void, any Error>?
         if let http, let registry {
             let endpoint = StatusEndpoint(
                 host: http.host, port: http.port, registry: registry, logger: logger,
-                readiness: {
-                    let health = worker.health
-                    fleetMetrics?.observe(health)
-                    return FleetReadiness.evaluate(health, tick: settings.tick, startedAt: startedAt, now: Date())
-                },
+                readiness: { FleetReadiness.evaluate(worker.health, tick: settings.tick, startedAt: startedAt, now: Date()) },
                 onListening: { port in logger.notice("serving /metrics, /healthz and /readyz on http://\(http.host):\(port)") })
             endpointTask = Task { try await endpoint.run() }
         }
@@ -196,19 +190,24 @@ struct FleetWatch {
 /// complete collection as the baseline when it has none, then follows the audit feed and checks
 /// drift until cancelled.
 struct OrganizationRun: Sendable {
+    /// What every organisation of the fleet shares (each may override intervals, rules and destinations).
+    struct Settings: Sendable {
+        var fleetRules: RuleSet
+        var destinations: [Destination]
+        var ingestion: IngestionSettings
+        var driftInterval: Duration
+        var options: DriftOptions
+        var keepSnapshots: Int
+        var limits: GenesysConnection.Limits
+        var noDrift: Bool
+        var environment: [String: String]
+    }
+
     let database: PostgresDatabase
-    let fleetRules: RuleSet
-    let destinations: [Destination]
-    let ingestion: IngestionSettings
-    let driftInterval: Duration
-    let options: DriftOptions
-    let keepSnapshots: Int
-    let limits: GenesysConnection.Limits
     let worker: String
-    let noDrift: Bool
     let registry: PrometheusCollectorRegistry?
     let logger: Logger
-    let environment: [String: String]
+    let settings: Settings
 
     func report(_ name: String, _ health: String, _ detail: String?, id: String? = nil, displayName: String? = nil) async {
         try? await database.reportOrganization(name, health: health, detail: detail, worker: worker, organizationId: id, displayName: displayName)
@@ -229,7 +228,7 @@ struct OrganizationRun: Sendable {
             case .valid(let config):
                 do {
                     organization = try FleetOrganization.resolve(
-                        config, environment: environment, fleetRules: fleetRules, fleetDestinations: destinations, limits: limits)
+                        config, environment: settings.environment, fleetRules: settings.fleetRules, fleetDestinations: settings.destinations, limits: settings.limits)
                 } catch {
                     logger.error("organisation misconfigured", metadata: ["problem": "\(error)"])
                     await report(name, "misconfigured", "\(error)")
@@ -261,12 +260,12 @@ struct OrganizationRun: Sendable {
         let name = organization.config.name
         let connection = organization.connection
         let router = organization.destinations.isEmpty ? nil : DeliveryRouter(destinations: organization.destinations)
-        var settings = ingestion
-        if let seconds = organization.config.pollInterval { settings.pollInterval = seconds }
-        let interval = organization.config.driftInterval.map { Duration.milliseconds(Int64($0 * 1000)) } ?? driftInterval
+        var ingestion = settings.ingestion
+        if let seconds = organization.config.pollInterval { ingestion.pollInterval = seconds }
+        let interval = organization.config.driftInterval.map { Duration.milliseconds(Int64($0 * 1000)) } ?? settings.driftInterval
         let metrics = registry.map { EngineMetrics(registry: $0, labels: [("organization", name)]) }
         let ingestor = AuditIngestor(
-            source: GenesysAuditSource(client: client), store: store, rules: organization.rules, settings: settings, logger: logger, delivery: router,
+            source: GenesysAuditSource(client: client), store: store, rules: organization.rules, settings: ingestion, logger: logger, delivery: router,
             organization: identity)
         let collect: DriftMonitor.Collect = {
             let started = ContinuousClock.now
@@ -274,7 +273,7 @@ struct OrganizationRun: Sendable {
             metrics?.observeCollection(duration: ContinuousClock.now - started, requests: report.statistics.requests)
             return snapshot
         }
-        let monitor = DriftMonitor(store: store, interval: interval, options: options, keepSnapshots: keepSnapshots, delivery: router, collect: collect)
+        let monitor = DriftMonitor(store: store, interval: interval, options: settings.options, keepSnapshots: settings.keepSnapshots, delivery: router, collect: collect)
         let reporter = self
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await ingestor.run() }
@@ -291,7 +290,7 @@ struct OrganizationRun: Sendable {
                     }
                 }
             }
-            if !noDrift {
+            if !settings.noDrift {
                 group.addTask {
                     // A new organisation's first complete collection is its baseline.
                     if (try? await store.currentBaseline()) == nil {

@@ -117,10 +117,12 @@ struct WatchCommand: AsyncParsableCommand {
         var settings = FleetSettings(workerId: workerId ?? FleetSettings.defaultWorkerId(host: host, pid: pid), host: host, pid: pid)
         settings.leaseTTL = leaseTTL.duration
         settings.maxOrganizations = maxOrgs
+        let work = OrganizationRun.Settings(
+            fleetRules: try rules.load(environment: environment), destinations: try delivery.load(environment: environment), ingestion: ingestion,
+            driftInterval: driftInterval.duration, options: try comparison.driftOptions(), keepSnapshots: keepSnapshots, limits: limits, noDrift: noDrift,
+            environment: environment)
         let fleet = FleetWatch(
-            entries: entries, database: database, fleetRules: try rules.load(environment: environment), destinations: try delivery.load(environment: environment),
-            deliverySettings: delivery.settings, ingestion: ingestion, driftInterval: driftInterval.duration, options: try comparison.driftOptions(),
-            keepSnapshots: keepSnapshots, limits: limits, settings: settings, noDrift: noDrift, http: http, logger: logger, environment: environment)
+            entries: entries, database: database, work: work, deliverySettings: delivery.settings, settings: settings, http: http, logger: logger)
         try await fleet.run()
         await database.close()
     }

@@ -81,3 +81,14 @@ enum FindingColumns {
         return list
     }
 }
+
+extension AuditEvent {
+    /// An event as a store kept it (its canonical JSON); unreadable is a damaged store.
+    static func stored(_ content: Data) throws -> AuditEvent {
+        do {
+            return try AuditEvent.parse(Array(content))
+        } catch {
+            throw StoreError(.corrupt, "a recorded audit event cannot be read back (\(error.description))")
+        }
+    }
+}

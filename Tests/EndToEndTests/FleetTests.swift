@@ -2,6 +2,7 @@ import AuditCore
 import AuditStore
 import AuditTestSupport
 import Foundation
+import GenesysClient
 import GenesysSimulator
 import Testing
 
@@ -205,6 +206,71 @@ struct FleetTests {
             }
             #expect(await first.stop())
             #expect(await second.stop())
+        }
+    }
+
+    @Test("a misconfigured organisation is reported and the others carry on; orgs list shows each, /metrics labels each organisation and the worker")
+    func misconfiguredAndObservable() async throws {
+        let location = try await PostgresServer.createDatabase(prefix: "fleet")
+        let database = try await PostgresDatabase.open(location, password: nil)
+        defer { Task { await database.close() } }
+        let fleet = SimulatorFleet(count: 2, configuration: Self.configuration())
+        try await fleet.withRunning { endpoints in
+            var setup = try Self.prepare(endpoints, location: location)
+            // Two broken entries beside the two good ones: a secret variable nobody set, and an
+            // entry with a member the file format does not know.
+            let good = try String(contentsOfFile: setup.orgsFile, encoding: .utf8)
+            let broken = """
+                {"name": "no-secret", "apiUrl": "\(endpoints[0].apiBaseURL)", "clientId": "x", "clientSecretEnv": "RBW_TEST_UNSET_SECRET"},
+                  {"name": "typo", "apiUrl": "\(endpoints[0].apiBaseURL)", "clientId": "x", "clientSecretEnv": "X", "pollIntervalSecs": 5},
+                  
+                """
+            try Data(good.replacingOccurrences(of: "{\"organizations\": [\n  ", with: "{\"organizations\": [\n  " + broken).utf8)
+                .write(to: URL(fileURLWithPath: setup.orgsFile))
+            setup.names += ["no-secret", "typo"]
+            let worker = try Self.start("m1", setup, ttl: 6, extra: ["--http", "127.0.0.1:0"])
+            let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(5))
+            do {
+                try await Self.eventually(within: .seconds(60), "the good organisations polled, the broken ones reported") {
+                    let statuses = try await database.organizations()
+                    let polled = statuses.filter { $0.lastPoll != nil }.map(\.name)
+                    return Set(polled) == Set(setup.names.prefix(2)) && statuses.first { $0.name == "no-secret" }?.health == "misconfigured"
+                }
+                let list = try await CommandRunner.run(
+                    ["orgs", "list", "--store", setup.url, "--orgs", setup.orgsFile, "--workers"], environment: ["HOME": setup.directory.path])
+                #expect(list.status == 0, "\(list.stderr)")
+                let lines = list.stdout.split(separator: "\n")
+                #expect(lines.contains { $0.hasPrefix("no-secret") && $0.contains("misconfigured") && $0.contains("RBW_TEST_UNSET_SECRET is not set") }, "\(list.stdout)")
+                #expect(lines.contains { $0.hasPrefix("typo") && $0.contains("misconfigured: unknown member pollIntervalSecs") }, "\(list.stdout)")
+                for name in setup.names.prefix(2) {
+                    #expect(lines.contains { $0.hasPrefix(name) && $0.contains("m1") && $0.contains("ok") }, "\(list.stdout)")
+                }
+                #expect(lines.contains { $0.hasPrefix("m1") && $0.hasSuffix("live") }, "\(list.stdout)")
+
+                // The worker's endpoint: every organisation's series labelled with it, the worker's own.
+                var base: String?
+                try await Self.eventually(within: .seconds(30), "the worker says where it serves") {
+                    if let range = worker.log.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) { base = String(worker.log[range]) }
+                    return base != nil
+                }
+                let url = try #require(base)
+                // It holds the two good organisations and the two misconfigured ones it reports on.
+                let metrics = try await WatchHTTPTests.until("both organisations and the worker in the metrics", transport, url + "/metrics") { status, body in
+                    status == 200 && setup.names.prefix(2).allSatisfy { body.contains("rbacwatch_audit_last_success_timestamp_seconds{organization=\"\($0)\"}") }
+                        && body.contains("rbacwatch_fleet_organizations_held{worker=\"m1\"} 4.0")
+                }.body
+                #expect(metrics.contains("rbacwatch_fleet_live_workers{worker=\"m1\"} 1.0"))
+                let check = await Promtool.check(metrics)
+                #expect(check.status == 0, "promtool check metrics: \(check.output)")
+                #expect(await WatchHTTPTests.get(transport, url + "/readyz").status == 200)
+            } catch {
+                Issue.record("m1:\n\(worker.log.suffix(3000))")
+                await transport.shutdown()
+                await worker.stop()
+                throw error
+            }
+            await transport.shutdown()
+            #expect(await worker.stop())
         }
     }
 }

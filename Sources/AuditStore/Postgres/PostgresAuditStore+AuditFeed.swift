@@ -123,13 +123,7 @@ extension PostgresAuditStore {
         }
     }
 
-    static func event(_ content: Data) throws -> AuditEvent {
-        do {
-            return try AuditEvent.parse(Array(content))
-        } catch {
-            throw StoreError(.corrupt, "a recorded audit event cannot be read back (\(error.description))")
-        }
-    }
+    static func event(_ content: Data) throws -> AuditEvent { try AuditEvent.stored(content) }
 
     public func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding] {
         try await read(
