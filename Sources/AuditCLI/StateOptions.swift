@@ -53,7 +53,7 @@ struct StateOptions: ParsableArguments {
     }
 
     /// Connects to the PostgreSQL store (migrating it); the password from the file or PGPASSWORD.
-    func openDatabase(environment: [String: String]) async throws -> PostgresDatabase {
+    func openDatabase(environment: [String: String], idleTransactionTimeout: Duration = .seconds(15)) async throws -> PostgresDatabase {
         guard let url = postgresURL(environment: environment) else { throw ConfigurationError("no PostgreSQL store: pass --store postgres://…") }
         let location = try PostgresLocation(url: url, defaultUser: environment["PGUSER"] ?? Actor.name(nil, environment: environment))
         var password = environment["PGPASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
@@ -64,7 +64,7 @@ struct StateOptions: ParsableArguments {
                 throw ConfigurationError("--store-password-file: \(error.description)")
             }
         }
-        return try await PostgresDatabase.open(location, password: password)
+        return try await PostgresDatabase.open(location, password: password, idleTransactionTimeout: idleTransactionTimeout)
     }
 
     /// The organisation a command works on in a PostgreSQL store: `--org`, else the only one it

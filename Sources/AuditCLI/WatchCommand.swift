@@ -103,7 +103,9 @@ struct WatchCommand: AsyncParsableCommand {
         if once { throw ConfigurationError("--once works one organisation; a fleet (--orgs) runs until SIGTERM") }
         let entries = try orgs.load(environment: environment)
         let logger = try WatchLogging.logger(file: logFile, level: logLevel)
-        let database = try await state.openDatabase(environment: environment)
+        // A worker paused mid-write holds its lease row's lock until the server ends its open
+        // transaction: well inside the TTL, so a takeover is never held up past it.
+        let database = try await state.openDatabase(environment: environment, idleTransactionTimeout: leaseTTL.duration / 3)
         var ingestion = IngestionSettings()
         ingestion.pollInterval = pollInterval.seconds
         ingestion.overlap = overlap.seconds

@@ -110,11 +110,17 @@ public final class PostgresDatabase: Sendable {
     let counter = StatementCounter()
 
     /// Connects (bounded by `connectTimeout`) and migrates.
+    /// - Parameter idleTransactionTimeout: the server ends a session that sits in an open
+    ///   transaction this long (a process paused or cut off mid-write), so the row locks it holds
+    ///   — a lease's, above all — never outlive it; a fleet sets it under its lease TTL.
     public static func open(
         _ location: PostgresLocation, password: String?, maximumConnections: Int = 8, connectTimeout: Duration = .seconds(10),
+        idleTransactionTimeout: Duration = .seconds(15),
         logger: Logger = Logger(label: "rbacwatch.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> PostgresDatabase {
-        let database = try PostgresDatabase(location, password: password, maximumConnections: maximumConnections, connectTimeout: connectTimeout, logger: logger)
+        let database = try PostgresDatabase(
+            location, password: password, maximumConnections: maximumConnections, connectTimeout: connectTimeout,
+            idleTransactionTimeout: idleTransactionTimeout, logger: logger)
         do {
             // One direct connection first: the pool retries a refused or failed login quietly,
             // this says at once why it cannot connect.
@@ -129,7 +135,9 @@ public final class PostgresDatabase: Sendable {
 
     /// Connects without migrating (for administration: creating databases in tests and benches).
     public static func openUnmigrated(_ location: PostgresLocation, password: String?) async throws -> PostgresDatabase {
-        try PostgresDatabase(location, password: password, maximumConnections: 2, connectTimeout: .seconds(10), logger: Logger(label: "rbacwatch.postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try PostgresDatabase(
+            location, password: password, maximumConnections: 2, connectTimeout: .seconds(10), idleTransactionTimeout: .seconds(15),
+            logger: Logger(label: "rbacwatch.postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
     /// Runs one statement that takes no parameters (administration: `CREATE DATABASE …`). Never
@@ -142,6 +150,7 @@ public final class PostgresDatabase: Sendable {
     func probe(password: String?) async throws {
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: password, database: location.database, tls: probeTLS)
+        configuration.options.additionalStartupParameters = [("application_name", "rbacwatch")]
         configuration.options.connectTimeout = .milliseconds(Int64(Self.milliseconds(connectTimeout)))
         let connection = try await PostgresConnection.connect(
             on: PostgresClient.defaultEventLoopGroup.next(), configuration: configuration, id: 0, logger: logger
@@ -149,7 +158,9 @@ public final class PostgresDatabase: Sendable {
         try? await connection.close()
     }
 
-    private init(_ location: PostgresLocation, password: String?, maximumConnections: Int, connectTimeout: Duration, logger: Logger) throws {
+    private init(
+        _ location: PostgresLocation, password: String?, maximumConnections: Int, connectTimeout: Duration, idleTransactionTimeout: Duration, logger: Logger
+    ) throws {
         self.location = location
         self.logger = logger
         self.connectTimeout = connectTimeout
@@ -183,7 +194,12 @@ public final class PostgresDatabase: Sendable {
             host: location.host, port: location.port, username: location.user, password: password, database: location.database, tls: tls)
         configuration.options.maximumConnections = max(1, min(64, maximumConnections))
         configuration.options.connectTimeout = connectTimeout
-        configuration.options.additionalStartupParameters = [("application_name", "rbacwatch")]
+        let idle = max(1000, Self.milliseconds(idleTransactionTimeout))
+        configuration.options.additionalStartupParameters = [
+            ("application_name", "rbacwatch"), ("idle_in_transaction_session_timeout", "\(idle)"),
+            // A statement never runs unbounded (the client's deadline is 60 s).
+            ("statement_timeout", "60000"),
+        ]
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         runner = Task { await client.run() }
@@ -230,7 +246,8 @@ public final class PostgresDatabase: Sendable {
     }
 
     /// Runs `body` in a transaction (rolled back if it throws); with a fence, the lease is checked
-    /// first, inside the transaction, and held shared until the commit so a takeover waits for it.
+    /// inside the transaction, after the writes and before the commit, and held shared until the
+    /// commit so a takeover waits for it.
     func transaction<T: Sendable>(fence: Fence? = nil, _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = self.logger
         let counter = self.counter
@@ -238,8 +255,12 @@ public final class PostgresDatabase: Sendable {
             try await connection.query("BEGIN", logger: logger)
             counter.add(1)
             do {
-                if let fence { try await Self.checkFence(fence, on: connection, logger: logger, counter: counter) }
                 let result = try await body(connection)
+                // Last, just before the commit: the lease row is then locked only for that
+                // instant, and a takeover either comes first (this write is refused) or waits
+                // for the commit. A worker paused in between holds the lock only until the server
+                // ends its idle transaction (idle_in_transaction_session_timeout, set at open).
+                if let fence { try await Self.checkFence(fence, on: connection, logger: logger, counter: counter) }
                 try await connection.query("COMMIT", logger: logger)
                 counter.add(1)
                 return result

@@ -64,6 +64,8 @@ extension PostgresDatabase {
     public func acquireLease(_ name: String, owner: String, ttl: Duration) async throws -> Fence? {
         let ttl = Self.milliseconds(ttl)
         return try await transaction { connection in
+            // A lease row locked by a write in flight is waited for briefly, never for long.
+            try await self.run("SET LOCAL lock_timeout = 3000", on: connection)
             let rows = try await self.rows(
                 """
                 INSERT INTO lease (name, owner, token, acquired_at, expires_at)
