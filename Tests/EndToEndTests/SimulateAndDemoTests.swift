@@ -67,6 +67,47 @@ struct SimulateAndDemoTests {
         if !process.isRunning { #expect(process.terminationStatus == 0) }
     }
 
+    @Test("simulate --orgs 3 serves three distinct organisations from one port, each reached with its own credentials, and writes an organisations file")
+    func simulateFleet() async throws {
+        let directory = try CommandRunner.temporaryDirectory()
+        let orgsFile = directory.appendingPathComponent("orgs.json").path
+        let (process, line) = try await startSimulator(users: 50, extra: ["--orgs", "3", "--orgs-file", orgsFile])
+        defer { if process.isRunning { process.terminate() } }
+        let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let organizations = try #require(ready["organizations"] as? [[String: Any]])
+        #expect(organizations.count == 3)
+        #expect(organizations.compactMap { $0["name"] as? String } == ["sim-1", "sim-2", "sim-3"])
+        #expect(Set(organizations.compactMap { $0["organizationId"] as? String }).count == 3)
+        #expect(Set(organizations.compactMap { $0["clientId"] as? String }).count == 3)
+        #expect(Set(organizations.compactMap { $0["apiBaseUrl"] as? String }).count == 1, "one port for all")
+        // Each client's token reaches its own organisation, as on Genesys Cloud.
+        var seen: [String] = []
+        for organization in organizations {
+            let api = try #require(organization["apiBaseUrl"] as? String)
+            let client = GenesysAPIClient(
+                connection: GenesysConnection(
+                    apiBaseURL: api, loginBaseURL: api, clientId: try #require(organization["clientId"] as? String),
+                    clientSecret: Secret(try #require(organization["clientSecret"] as? String))),
+                transport: AsyncHTTPClientTransport())
+            let me = try await client.organization()
+            await client.shutdown()
+            #expect(me.id == organization["organizationId"] as? String)
+            seen.append(me.name)
+        }
+        #expect(Set(seen).count == 3, "three names: \(seen)")
+        // The organisations file reads back, its secrets in private files beside it.
+        let entries = try OrganizationsFile.parse(Array(try Data(contentsOf: URL(fileURLWithPath: orgsFile))))
+        #expect(entries.map(\.name) == ["sim-1", "sim-2", "sim-3"])
+        guard case .valid(let first)? = entries.first, case .file(let secretPath) = first.clientSecret else {
+            Issue.record("the first entry is not valid with a secret file: \(entries)")
+            return
+        }
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: secretPath)[.posixPermissions] as? Int)
+        #expect(mode == 0o600)
+        #expect(try String(contentsOfFile: secretPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == organizations[0]["clientSecret"] as? String)
+        process.terminate()
+    }
+
     @Test(
         "the simulator deserialises cleanly in Genesys's official Python SDK",
         .enabled(

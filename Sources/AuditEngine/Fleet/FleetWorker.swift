@@ -62,6 +62,8 @@ public actor FleetWorker {
     private let logger: Logger
     private var held: [String: (fence: Fence, task: Task<Void, Never>)] = [:]
     private var started: ContinuousClock.Instant?
+    /// Leases being given back once their runners finish.
+    private var releasing: [UUID: Task<Void, Never>] = [:]
     private let published: Mutex<FleetHealth>
 
     public init(
@@ -88,30 +90,44 @@ public actor FleetWorker {
     public func run() async {
         try? await database.registerOrganizations(organizations)
         while !Task.isCancelled {
-            await step()
-            try? await Task.sleep(for: settings.tick)
+            let wait = await step()
+            try? await Task.sleep(for: wait)
         }
         // Not in the cancelled task: its statements would be cancelled with it.
         await Task { await self.shutdown() }.value
     }
 
-    /// One tick: heartbeat, renew, then balance. Public for tests.
-    public func step() async {
+    /// One tick: heartbeat, renew, then balance; returns how long to wait for the next — a tick,
+    /// or less when another worker's lease expires sooner (a dead worker's organisations are
+    /// then taken the moment they are free, within the TTL of its last renewal). Public for tests.
+    @discardableResult
+    public func step() async -> Duration {
         let now = ContinuousClock.now
         if started == nil { started = now }
+        var wait = settings.tick
         do {
-            try await database.heartbeat(worker: settings.workerId, host: settings.host, pid: settings.pid, maxOrganizations: settings.maxOrganizations)
+            // Renewals first, then the heartbeat: a worker that dies between the two is seen
+            // silent before its leases run out, so by then the others' shares include them.
             await renew()
-            let live = max(1, try await database.workers(window: settings.leaseTTL).filter(\.live).count)
+            try await database.heartbeat(worker: settings.workerId, host: settings.host, pid: settings.pid, maxOrganizations: settings.maxOrganizations)
+            // A worker silent for most of a TTL no longer counts: by the time its leases expire
+            // the others' shares already include its organisations.
+            let live = max(1, try await database.workers(window: settings.leaseTTL - settings.tick / 2).filter(\.live).count)
+            let leases = try await database.leases()
             if let started, now - started >= (settings.settle ?? settings.tick) {
-                try await balance(liveWorkers: live)
+                try await balance(liveWorkers: live, leases: leases.filter { $0.name.hasPrefix("org:") })
                 try await takeDestinations()
+            }
+            let soonest = leases.filter { $0.held && $0.owner != settings.workerId }.map(\.expiresIn).min()
+            if let soonest, soonest >= 0 {
+                wait = min(wait, .milliseconds(Int64(soonest * 1000) + 50))
             }
             publish { $0.liveWorkers = live; $0.lastTick = Date(); $0.lastError = nil }
         } catch {
             logger.warning("fleet tick failed", metadata: ["error": "\(error)"])
             publish { $0.lastError = "\(error)" }
         }
+        return max(.milliseconds(100), wait)
     }
 
     /// Renews every lease; one that was taken over (or cannot be renewed before it expires) is
@@ -127,13 +143,13 @@ public actor FleetWorker {
             }
             if !renewed {
                 logger.error("lease lost (taken over after it expired): stopping", metadata: ["lease": "\(key)", "token": "\(entry.fence.token)"])
-                await stop(key, release: false)
+                stop(key, release: false)
                 publish { $0.leasesLost += 1 }
             }
         }
     }
 
-    private func balance(liveWorkers: Int) async throws {
+    private func balance(liveWorkers: Int, leases: [LeaseRecord]) async throws {
         let total = organizations.count
         let share = (total + liveWorkers - 1) / liveWorkers
         let target = min(settings.maxOrganizations, share)
@@ -142,16 +158,19 @@ public actor FleetWorker {
             // A new worker joined: give back the excess so it can take its share.
             for key in mine.suffix(mine.count - target) {
                 logger.notice("giving an organisation back to balance the fleet", metadata: ["lease": "\(key)", "workers": "\(liveWorkers)"])
-                await stop(key, release: true)
+                stop(key, release: true)
             }
             return
         }
         guard mine.count < target else { return }
-        let leased = Set(try await database.leases(prefix: "org:").filter(\.held).map(\.name))
+        let leased = Set(leases.filter(\.held).map(\.name))
         var candidates = organizations.map(Self.key(organization:)).filter { !leased.contains($0) && held[$0] == nil }
         candidates.shuffle()
-        for key in candidates.prefix(target - mine.count) {
+        // Until the share is reached: another worker racing for the same ones wins some.
+        var needed = target - mine.count
+        for key in candidates where needed > 0 {
             guard let fence = try await database.acquireLease(key, owner: settings.workerId, ttl: settings.leaseTTL) else { continue }
+            needed -= 1
             let name = String(key.dropFirst(4))
             logger.notice("organisation leased", metadata: ["organization": "\(name)", "token": "\(fence.token)"])
             let store = database.store(organization: name, fence: fence)
@@ -173,31 +192,42 @@ public actor FleetWorker {
         }
     }
 
-    /// Stops what runs under a lease (bounded wait) and, if asked, releases it.
-    private func stop(_ key: String, release: Bool) async {
+    /// Stops what runs under a lease without holding up the tick (the other leases must still be
+    /// renewed): the runner is cancelled at once. A lease given back is released once its runner
+    /// has finished its cycle (waited for at most the TTL), so the next holder starts after it;
+    /// a lease lost needs no wait — the fence refuses whatever the runner still tries to write.
+    private func stop(_ key: String, release: Bool) {
         guard let entry = held.removeValue(forKey: key) else { return }
         entry.task.cancel()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await entry.task.value }
-            group.addTask { try? await Task.sleep(for: .seconds(30)) }
-            await group.next()
-            group.cancelAll()
-        }
-        if release {
-            try? await database.releaseLease(entry.fence)
-            if key.hasPrefix("org:") {
-                try? await database.reportOrganization(
-                    String(key.dropFirst(4)), health: "unassigned", detail: "released by \(settings.workerId)", worker: settings.workerId)
-            }
-        }
         publish {
             if key.hasPrefix("org:") { $0.organizations[String(key.dropFirst(4))] = nil } else { $0.destinations[String(key.dropFirst(12))] = nil }
         }
+        guard release else { return }
+        let database = self.database
+        let worker = settings.workerId
+        let limit = settings.leaseTTL
+        let id = UUID()
+        releasing[id] = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await entry.task.value }
+                    group.addTask { try? await Task.sleep(for: limit) }
+                    await group.next()
+                    group.cancelAll()
+                }
+                try? await database.releaseLease(entry.fence)
+                if key.hasPrefix("org:") {
+                    try? await database.reportOrganization(String(key.dropFirst(4)), health: "unassigned", detail: "released by \(worker)", worker: worker)
+                }
+                await self.released(id)
+            }
     }
+
+    private func released(_ id: UUID) { releasing[id] = nil }
 
     /// Graceful shutdown: every runner stopped, every lease released, the worker marked stopped.
     public func shutdown() async {
-        for key in held.keys.sorted() { await stop(key, release: true) }
+        for key in held.keys.sorted() { stop(key, release: true) }
+        for task in Array(releasing.values) { await task.value }
         try? await database.stopWorker(settings.workerId)
     }
 

@@ -99,6 +99,8 @@ public struct Fence: Sendable, Equatable, CustomStringConvertible {
 public final class PostgresDatabase: Sendable {
     public let location: PostgresLocation
     let client: PostgresClient
+    /// The pool for leases, heartbeats and the worker registry.
+    let control: PostgresClient
     let logger: Logger
     let connectTimeout: Duration
     let probeTLS: PostgresConnection.Configuration.TLS
@@ -202,10 +204,20 @@ public final class PostgresDatabase: Sendable {
         ]
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
-        runner = Task { await client.run() }
+        // Leases and heartbeats on connections of their own: a renewal never waits behind the
+        // organisations' writes for a connection (or a lease would lapse under load).
+        configuration.options.maximumConnections = 2
+        let control = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.control = control
+        runner = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                group.addTask { await control.run() }
+            }
+        }
     }
 
-    /// Closes the pool.
+    /// Closes the pools.
     public func close() async {
         runner.cancel()
         _ = await runner.value
@@ -222,8 +234,8 @@ public final class PostgresDatabase: Sendable {
     // MARK: Running statements
 
     /// Runs `body` on one connection.
-    func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let client = self.client
+    func withConnection<T: Sendable>(control: Bool = false, _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let client = control ? self.control : self.client
         let location = self.location
         do {
             return try await withoutActuallyEscaping(body) { body in
@@ -248,10 +260,12 @@ public final class PostgresDatabase: Sendable {
     /// Runs `body` in a transaction (rolled back if it throws); with a fence, the lease is checked
     /// inside the transaction, after the writes and before the commit, and held shared until the
     /// commit so a takeover waits for it.
-    func transaction<T: Sendable>(fence: Fence? = nil, _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(
+        fence: Fence? = nil, control: Bool = false, _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         let logger = self.logger
         let counter = self.counter
-        return try await withConnection { connection in
+        return try await withConnection(control: control) { connection in
             try await connection.query("BEGIN", logger: logger)
             counter.add(1)
             do {
@@ -307,6 +321,11 @@ public final class PostgresDatabase: Sendable {
 
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
         try await withConnection { connection in try await self.rows(query, on: connection) }
+    }
+
+    /// A read on the control pool (leases, workers).
+    func controlRows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
+        try await withConnection(control: true) { connection in try await self.rows(query, on: connection) }
     }
 
     // MARK: Errors

@@ -12,6 +12,8 @@ public struct LeaseRecord: Sendable, Equatable {
     public var expiresAt: Date
     /// Unexpired by the database's clock when read.
     public var held: Bool
+    /// Seconds until it expires by the database's clock when read (negative: expired).
+    public var expiresIn: Double
 }
 
 /// One grant of a lease: who held it at which token, and when it ended (released, or taken over
@@ -63,7 +65,7 @@ extension PostgresDatabase {
     /// clock), with the next fencing token; nil if another owner holds it.
     public func acquireLease(_ name: String, owner: String, ttl: Duration) async throws -> Fence? {
         let ttl = Self.milliseconds(ttl)
-        return try await transaction { connection in
+        return try await transaction(control: true) { connection in
             // A lease row locked by a write in flight is waited for briefly, never for long.
             try await self.run("SET LOCAL lock_timeout = 3000", on: connection)
             let rows = try await self.rows(
@@ -90,7 +92,7 @@ extension PostgresDatabase {
     /// Extends a lease still held at its token (false: it was taken over, or released).
     public func renewLease(_ fence: Fence, ttl: Duration) async throws -> Bool {
         let ttl = Self.milliseconds(ttl)
-        return try await withConnection { connection in
+        return try await withConnection(control: true) { connection in
             try await self.run(
                 """
                 UPDATE lease SET expires_at = \(unescaped: Self.nowMilliseconds) + \(ttl)
@@ -101,7 +103,7 @@ extension PostgresDatabase {
 
     /// Gives a lease up (graceful shutdown, or shedding to balance): another worker may take it at once.
     public func releaseLease(_ fence: Fence) async throws {
-        try await transaction { connection in
+        try await transaction(control: true) { connection in
             let released = try await self.run(
                 """
                 UPDATE lease SET owner = NULL, expires_at = \(unescaped: Self.nowMilliseconds)
@@ -119,9 +121,10 @@ extension PostgresDatabase {
 
     /// Leases whose names start with `prefix`, by name.
     public func leases(prefix: String = "") async throws -> [LeaseRecord] {
-        try await rows(
+        try await controlRows(
             """
-            SELECT name, owner, token, acquired_at, expires_at, (owner IS NOT NULL AND expires_at > \(unescaped: Self.nowMilliseconds)) AS held
+            SELECT name, owner, token, acquired_at, expires_at, (owner IS NOT NULL AND expires_at > \(unescaped: Self.nowMilliseconds)) AS held,
+                expires_at - \(unescaped: Self.nowMilliseconds) AS expires_in
             FROM lease WHERE starts_with(name, \(prefix)) ORDER BY name COLLATE "C"
             """
         ).map(Self.lease)
@@ -130,7 +133,7 @@ extension PostgresDatabase {
     static func lease(_ row: PostgresRandomAccessRow) throws -> LeaseRecord {
         LeaseRecord(
             name: try row.get("name"), owner: try row.get("owner"), token: try row.get("token"), acquiredAt: try row.date("acquired_at"),
-            expiresAt: try row.date("expires_at"), held: try row.get("held"))
+            expiresAt: try row.date("expires_at"), held: try row.get("held"), expiresIn: Double(try row.get("expires_in", as: Int64.self)) / 1000)
     }
 
     /// Every grant of the leases whose names start with `prefix`, in order.
@@ -146,7 +149,7 @@ extension PostgresDatabase {
 
     /// Announces (or refreshes) a worker; workers seen within a liveness window share the organisations.
     public func heartbeat(worker id: String, host: String, pid: Int, maxOrganizations: Int) async throws {
-        try await withConnection { connection in
+        try await withConnection(control: true) { connection in
             try await self.run(
                 """
                 INSERT INTO worker (id, host, pid, started_at, last_seen, max_orgs)
@@ -158,14 +161,14 @@ extension PostgresDatabase {
 
     /// Marks a worker stopped (graceful shutdown): the others stop counting it at once.
     public func stopWorker(_ id: String) async throws {
-        try await withConnection { connection in
+        try await withConnection(control: true) { connection in
             try await self.run("UPDATE worker SET stopped_at = \(unescaped: Self.nowMilliseconds) WHERE id = \(id)", on: connection)
         }
     }
 
     /// Workers, newest first; `live` when seen within `window` and not stopped.
     public func workers(window: Duration) async throws -> [WorkerRecord] {
-        try await rows(
+        try await controlRows(
             """
             SELECT *, (stopped_at IS NULL AND last_seen > \(unescaped: Self.nowMilliseconds) - \(Self.milliseconds(window))) AS live
             FROM worker ORDER BY started_at DESC
