@@ -15,6 +15,7 @@ public final class ChildProcess: @unchecked Sendable {
     public let stderrPath: String
     private let state = NSLock()
     private var exited = false
+    private var status: Int32?
 
     /// Starts `executable arguments…` with exactly `environment`; output goes to
     /// `directory/NAME.out` and `NAME.err` (0600).
@@ -61,9 +62,21 @@ public final class ChildProcess: @unchecked Sendable {
         state.lock()
         defer { state.unlock() }
         if exited { return true }
-        var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { exited = true }
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid {
+            exited = true
+            // WIFEXITED / WEXITSTATUS; a signal as 128 + its number, as shells report it.
+            status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        }
         return exited
+    }
+
+    /// Its exit status once reaped (128 + the signal's number if a signal ended it).
+    public var exitStatus: Int32? {
+        _ = hasExited()
+        state.lock()
+        defer { state.unlock() }
+        return status
     }
 
     /// Waits (polling, bounded) until it exits; false if it is still running at the deadline.

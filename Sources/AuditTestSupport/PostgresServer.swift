@@ -93,41 +93,20 @@ public enum PostgresServer {
         return Server(host: "127.0.0.1", port: port, user: "postgres", binaries: bin)
     }
 
+    /// Runs one step (initdb, pg_ctl) to its end, bounded; its output is in the error if it fails.
     static func run(_ arguments: [String], what: String) async throws {
-        let (status, output) = try await TestSupport.onDedicatedThread { () -> (Int32, String) in
-            // Output to a file, not a pipe: the server pg_ctl starts would hold a pipe open.
-            // posix_spawn and waitpid, not Foundation's Process, whose exit notification rides
-            // on a dispatch queue the test process may be starving.
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("rbw-pg-\(UUID().uuidString.prefix(8)).out")
-            defer { try? FileManager.default.removeItem(at: log) }
-            let status = try spawnAndWait(arguments, output: log.path)
-            return (status, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rbw-pg-step-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let step = try ChildProcess(
+            name: "step", executable: arguments[0], arguments: Array(arguments.dropFirst()), environment: ProcessInfo.processInfo.environment,
+            directory: directory)
+        guard await step.waitForExit(within: .seconds(120)) else {
+            await step.kill9()
+            throw Missing(description: "\(what) did not finish within 120 s")
         }
-        guard status == 0 else {
-            throw Missing(description: "\(what) failed (status \(status)): \(output.suffix(600))")
+        guard step.exitStatus == 0 else {
+            throw Missing(description: "\(what) failed (status \(step.exitStatus.map(String.init) ?? "?")): \((step.output + step.log).suffix(600))")
         }
-    }
-
-    /// Runs a program to its end, its output and errors appended to `output`; returns its exit status.
-    public static func spawnAndWait(_ arguments: [String], output: String) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else of this process's leaks into the child: a server it starts would otherwise
-        // hold open the pipes of every other test's child, and their readers never see the end.
-        ChildProcess.closeInheritedDescriptors(&actions)
-        var pid: pid_t = 0
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        let spawned = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
-        guard spawned == 0 else { throw Missing(description: "cannot run \(arguments[0]): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WIFEXITED / WEXITSTATUS.
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 }
-
