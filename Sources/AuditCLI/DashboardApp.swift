@@ -129,6 +129,7 @@ struct DashboardApp {
                     case .quit: break loop
                     case .redraw: terminal.redraw()
                     case .refresh: Task { [monitor] in await monitor.refresh() }
+                    case .fullRefresh: Task { [monitor] in await monitor.refreshFull() }
                     case .setTheme(let name):
                         let (loaded, problem) = Themes.load(name, environment: environment)
                         if let problem {

@@ -39,6 +39,7 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var dashboard: DashboardOptions
 
     @OptionGroup var comparison: ComparisonOptions
+    @OptionGroup var collection: CollectionOptions
 
     @Flag(help: "Collect once and print the summary instead of opening the dashboard.")
     var summary = false
@@ -151,7 +152,7 @@ struct DemoCommand: AsyncParsableCommand {
                 let engine = try EngineSetup(
                     connection: connection, store: store, statePath: path, driftInterval: interval.duration, options: options,
                     feed: .followOrShow(role: "the rbacwatch demo"), rules: .defaults(), ingestion: ingestion, delivery: deliverySetup.router,
-                    organization: Organization(id: truth.organizationId, name: truth.organizationName))
+                    organization: Organization(id: truth.organizationId, name: truth.organizationName), collection: collection.schedule)
                 do {
                     try await engine.run {
                         try await DashboardApp(engine: engine, options: dashboard, environment: environment, deliveries: deliveries).run()

@@ -1,9 +1,49 @@
+import ArgumentParser
 import AuditCore
 import AuditEngine
 import AuditStore
 import Foundation
 import GenesysClient
 import Logging
+
+/// `--full-walk-every`, `--no-incremental`: how drift checks collect.
+struct CollectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("full-walk-every"),
+        help: "Walk the whole organisation at least this often (default 24h); checks in between re-read only what the audit feed names.")
+    var fullWalkEvery = Interval(argument: "24h")!
+
+    @Flag(name: .customLong("no-incremental"), help: "Walk the whole organisation on every drift check.")
+    var noIncremental = false
+
+    func validate() throws {
+        try fullWalkEvery.check("--full-walk-every", 60...(30 * 86_400))
+    }
+
+    var schedule: CollectionSchedule {
+        CollectionSchedule(incrementalEnabled: !noIncremental, fullEvery: fullWalkEvery.duration)
+    }
+}
+
+/// When drift checks walk the whole organisation and when they re-read only what the audit feed
+/// names (`--full-walk-every`, `--no-incremental`).
+struct CollectionSchedule: Sendable {
+    var incrementalEnabled = true
+    var fullEvery: Duration = .seconds(86_400)
+
+    func incremental(
+        _ connection: GenesysConnection, logger: Logger, collected: (@Sendable (Duration, CollectionReport) -> Void)?
+    ) -> IncrementalCollection? {
+        guard incrementalEnabled else { return nil }
+        return IncrementalCollection(fullEvery: fullEvery) { base, changes in
+            let started = ContinuousClock.now
+            let (snapshot, report) = try await SnapshotRunner.refresh(connection, base: base, changes: changes, settings: .init(), logger: logger)
+            collected?(ContinuousClock.now - started, report)
+            logger.info("incremental collection", metadata: ["read": "\(changes.summary)", "requests": "\(report.statistics.requests)"])
+            return snapshot
+        }
+    }
+}
 
 /// The engine a command runs against one organisation, wired in one place for `watch`, `tui`
 /// and `demo`: the drift monitor (collecting through the client) and the audit feed — followed
@@ -38,10 +78,16 @@ struct EngineSetup {
         connection: GenesysConnection, store: any AuditStore, statePath: String, driftInterval: Duration, options: DriftOptions,
         keepSnapshots: Int = 10, feed: FeedPolicy, rules: RuleSet?, ingestion: IngestionSettings = IngestionSettings(),
         logger: Logger = CLILogging.silent, delivery: DeliveryRouter? = nil, organization: Organization? = nil,
-        collected: (@Sendable (Duration, CollectionReport) -> Void)? = nil
+        collection: CollectionSchedule = CollectionSchedule(), collected: (@Sendable (Duration, CollectionReport) -> Void)? = nil
     ) throws {
         self.store = store
-        monitor = DriftMonitor(store: store, interval: driftInterval, options: options, keepSnapshots: keepSnapshots, delivery: delivery) {
+        // Incremental checks need the audit feed: this process's or another's, in the same store.
+        var hasFeed = false
+        if case .none = feed {} else { hasFeed = true }
+        let incremental = hasFeed ? collection.incremental(connection, logger: logger, collected: collected) : nil
+        monitor = DriftMonitor(
+            store: store, interval: driftInterval, options: options, keepSnapshots: keepSnapshots, delivery: delivery, incremental: incremental
+        ) {
             let started = ContinuousClock.now
             let (snapshot, report) = try await SnapshotRunner.collect(connection, settings: .init(), logger: logger, progress: ProgressLine(enabled: false))
             collected?(ContinuousClock.now - started, report)

@@ -201,6 +201,7 @@ struct OrganizationRun: Sendable {
         var limits: GenesysConnection.Limits
         var noDrift: Bool
         var environment: [String: String]
+        var collection = CollectionSchedule()
     }
 
     let database: PostgresDatabase
@@ -273,7 +274,14 @@ struct OrganizationRun: Sendable {
             metrics?.observeCollection(duration: ContinuousClock.now - started, requests: report.statistics.requests)
             return snapshot
         }
-        let monitor = DriftMonitor(store: store, interval: interval, options: settings.options, keepSnapshots: settings.keepSnapshots, delivery: router, collect: collect)
+        // The worker follows this organisation's audit feed: drift checks between full walks
+        // re-read only what it names.
+        let incremental = settings.collection.incremental(connection, logger: logger) { duration, report in
+            metrics?.observeCollection(duration: duration, requests: report.statistics.requests)
+        }
+        let monitor = DriftMonitor(
+            store: store, interval: interval, options: settings.options, keepSnapshots: settings.keepSnapshots, delivery: router, incremental: incremental,
+            collect: collect)
         let reporter = self
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await ingestor.run() }

@@ -12,6 +12,25 @@ enum SnapshotRunner {
         var retry = RetryPolicy()
     }
 
+    /// The last snapshot with what the audit events named read again (an incremental drift check).
+    static func refresh(
+        _ connection: GenesysConnection, base: Snapshot, changes: ChangedEntities, settings: Settings, logger: Logger
+    ) async throws -> (Snapshot, CollectionReport) {
+        let client = GenesysAPIClient(
+            connection: connection, transport: AsyncHTTPClientTransport(idleTimeout: min(.seconds(30), connection.limits.request)),
+            retry: settings.retry, maxConcurrentRequests: settings.concurrency, logger: logger)
+        var options = settings.collector
+        options.deadline = connection.limits.collection
+        do {
+            let result = try await Collector(client: client, options: options, logger: logger).refresh(base, changes: changes)
+            await client.shutdown()
+            return result
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+    }
+
     static func collect(
         _ connection: GenesysConnection, settings: Settings, logger: Logger, progress: ProgressLine
     ) async throws -> (Snapshot, CollectionReport) {

@@ -30,6 +30,7 @@ struct TUICommand: AsyncParsableCommand {
     @OptionGroup var dashboard: DashboardOptions
 
     @OptionGroup var comparison: ComparisonOptions
+    @OptionGroup var collection: CollectionOptions
 
     @Option(help: "How often to collect and compare: 30s, 5m, 1h.")
     var interval = Interval(argument: "5m")!
@@ -68,7 +69,8 @@ struct TUICommand: AsyncParsableCommand {
             // dashboard shows what it records instead of ingesting a second time.
             let engine = try EngineSetup(
                 connection: connection, store: store, statePath: state.resolvedPath(environment: environment), driftInterval: interval.duration,
-                options: options, keepSnapshots: keepSnapshots, feed: feed, rules: noAudit ? nil : try rules.load(environment: environment))
+                options: options, keepSnapshots: keepSnapshots, feed: feed, rules: noAudit ? nil : try rules.load(environment: environment),
+                collection: collection.schedule)
             try await engine.run {
                 try await DashboardApp(engine: engine, options: dashboard, environment: environment).run()
             }

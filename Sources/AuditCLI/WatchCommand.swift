@@ -30,6 +30,7 @@ struct WatchCommand: AsyncParsableCommand {
     @OptionGroup var state: StateOptions
     @OptionGroup var rules: RuleOptions
     @OptionGroup var comparison: ComparisonOptions
+    @OptionGroup var collection: CollectionOptions
     @OptionGroup var delivery: DeliveryOptions
     @OptionGroup var orgs: OrganizationsOptions
 
@@ -122,7 +123,7 @@ struct WatchCommand: AsyncParsableCommand {
         let work = OrganizationRun.Settings(
             fleetRules: try rules.load(environment: environment), destinations: try delivery.load(environment: environment), ingestion: ingestion,
             driftInterval: driftInterval.duration, options: try comparison.driftOptions(), keepSnapshots: keepSnapshots, limits: limits, noDrift: noDrift,
-            environment: environment)
+            environment: environment, collection: collection.schedule)
         let fleet = FleetWatch(
             entries: entries, database: database, work: work, deliverySettings: delivery.settings, settings: settings, http: http, logger: logger)
         try await fleet.run()
@@ -172,7 +173,7 @@ struct WatchCommand: AsyncParsableCommand {
             let engine = try EngineSetup(
                 connection: resolved, store: store, statePath: state.resolvedPath(environment: environment), driftInterval: driftInterval.duration,
                 options: options, keepSnapshots: keepSnapshots, feed: .follow(role: "rbacwatch watch"), rules: ruleSet, ingestion: settings,
-                logger: logger, delivery: deliverySetup?.router, organization: organization,
+                logger: logger, delivery: deliverySetup?.router, organization: organization, collection: collection.schedule,
                 collected: { duration, report in metrics?.observeCollection(duration: duration, requests: report.statistics.requests) })
             guard let ingestor = engine.ingestor, let client = engine.client else { throw OperationError("the audit feed could not be set up") }
             let drift = noDrift ? nil : DriftWatch(store: store, options: options, logger: logger, metrics: metrics, monitor: engine.monitor)

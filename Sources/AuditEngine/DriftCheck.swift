@@ -118,6 +118,23 @@ public enum DriftCheck {
 }
 
 extension DriftCheck {
+    /// The comparison of a stored snapshot with the accepted baseline, recording nothing: what
+    /// the dashboard shows at start while its first collection runs. Nil without a baseline.
+    public static func preview(
+        current: Snapshot, collectedAt: Date, settings: Settings = Settings(), store: any AuditStore, now: Date = Date()
+    ) async throws -> Outcome? {
+        guard let (accepted, baselineSnapshot) = try await store.baselineSnapshot() else { return nil }
+        let baselineAt = await DriftAttributor.collectedAt(rootHash: accepted.rootHash, store: store)
+        let lineage = try await store.roleLineage()
+        let result = DriftEngine.diff(baseline: baselineSnapshot, current: current, lineage: lineage, options: settings.options)
+        let review = DriftReview(result: result, approvals: try await store.approvals(), now: now)
+        let attribution = settings.attribute
+            ? await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineAt, currentAt: collectedAt, now: now) : nil
+        return Outcome(
+            result: result, review: review, baseline: accepted, baselineSnapshot: baselineSnapshot, baselineCollectedAt: baselineAt,
+            lineage: lineage, attribution: attribution)
+    }
+
     /// Pure: the payloads of the unapproved items whose attribution is settled (an item still
     /// waiting for its audit event is queued by a later check, explained).
     public static func deliveryItems(

@@ -40,6 +40,15 @@ public struct MonitorUpdate: Sendable {
     public var attribution: [String: ItemAttribution]?
     /// Risk rolled up once for `snapshot` (roles, permissions, what each principal holds).
     public var risk: RiskRollup?
+    /// How the last snapshot was collected (nil before the first).
+    public var collection: CollectionMode?
+    /// When the last full walk finished.
+    public var lastFullWalk: Date?
+    /// Changes full walks found that no audit event explains, newest last (the last 100).
+    public var unaudited: [UnauditedChange] = []
+    /// The snapshot was read from the store at start, not collected in this run (the dashboard
+    /// shows it, marked with its age, until the first collection replaces it).
+    public var fromStore = false
 
     public init(
         status: Status, snapshot: Snapshot? = nil, review: DriftReview? = nil, baselineVersion: Int? = nil, lineage: RoleLineage = RoleLineage(),
@@ -61,8 +70,38 @@ public struct MonitorUpdate: Sendable {
     }
 }
 
+/// How a monitor brings its snapshot up to date between full walks: re-reading what the audit
+/// events since the last collection name (`ChangedEntities`).
+public struct IncrementalCollection: Sendable {
+    public typealias Refresh = @Sendable (Snapshot, ChangedEntities) async throws -> Snapshot
+    public var refresh: Refresh
+    /// A full walk runs at least this often (and at start, after an ingestion gap, after a
+    /// partial read, when asked for, and when the audit feed is too far behind).
+    public var fullEvery: Duration
+    /// Events this long before the last collection's audit mark are read again (late arrivals).
+    public var overlap: TimeInterval
+    /// The audit feed's high-water mark may be at most this far behind for an incremental check.
+    public var maxFeedLag: TimeInterval
+    /// More events than this since the last collection: a full walk is cheaper.
+    public var maxEvents: Int
+
+    public init(
+        fullEvery: Duration = .seconds(86_400), overlap: TimeInterval = 300, maxFeedLag: TimeInterval = 900, maxEvents: Int = 20_000,
+        refresh: @escaping Refresh
+    ) {
+        self.refresh = refresh
+        self.fullEvery = fullEvery
+        self.overlap = overlap
+        self.maxFeedLag = maxFeedLag
+        self.maxEvents = maxEvents
+    }
+}
+
 /// Collects the organisation and compares it with the accepted baseline (`DriftCheck`) on an
-/// interval, in the background. Cycles never overlap: a refresh asked for during a cycle runs
+/// interval, in the background. With an `IncrementalCollection`, checks between full walks
+/// re-read only what the audit events name; each scheduled or requested full walk is compared
+/// with the incremental snapshot of the same moment, and any difference no audit event explains
+/// is reported as an `UnauditedChange`. Cycles never overlap: a refresh asked for during a cycle runs
 /// right after it, and several asked for at once are one. Every result — or failure — is pushed
 /// as an immutable `MonitorUpdate`, newest only. Time comes from an injected clock.
 public actor DriftMonitor {
@@ -84,12 +123,33 @@ public actor DriftMonitor {
     public private(set) var cycles = 0
     private var baselineCollectedAt: Date?
 
+    private let incremental: IncrementalCollection?
+    /// The last snapshot an incremental check may start from, and the audit mark it is good to.
+    private struct Base {
+        var snapshot: Snapshot
+        var mark: Date
+    }
+    private var base: Base?
+    private var lastFullWalk: Date?
+    private var fullRequested = false
+    /// Differences between a full walk and its incremental twin, waiting for the audit feed to
+    /// cover the walk before they are judged.
+    private struct Suspect {
+        var items: [DriftItem]
+        var from: Date
+        var to: Date
+    }
+    private var suspects: [Suspect] = []
+    private var unaudited: [UnauditedChange] = []
+
     public init(
         store: any AuditStore, interval: Duration, options: DriftOptions = DriftOptions(), keepSnapshots: Int = 10,
-        clock: any WallClock = SystemWallClock(), delivery: DeliveryRouter? = nil, collect: @escaping Collect
+        clock: any WallClock = SystemWallClock(), delivery: DeliveryRouter? = nil, incremental: IncrementalCollection? = nil,
+        collect: @escaping Collect
     ) {
         self.store = store
         self.collect = collect
+        self.incremental = incremental
         self.interval = interval
         var settings = DriftCheck.Settings()
         settings.options = options
@@ -103,9 +163,11 @@ public actor DriftMonitor {
             appeared: [:], collectedAt: nil, nextRefresh: nil)
     }
 
-    /// Runs cycles until the task is cancelled.
+    /// Runs cycles until the task is cancelled. The newest stored snapshot is shown first (with
+    /// its comparison), while the first collection runs.
     public func run() async {
         continuation.yield(latest)
+        await showStored()
         while !Task.isCancelled {
             await cycle()
             await waitForNextCycle()
@@ -113,10 +175,46 @@ public actor DriftMonitor {
         continuation.finish()
     }
 
+    /// Publishes the newest snapshot in the store, if there is one, before any collection: at
+    /// once on its own (the panes can draw), then with its comparison against the baseline.
+    /// Nothing is recorded; the first collection replaces it.
+    public func showStored() async {
+        guard cycles == 0, latest.snapshot == nil else { return }
+        do {
+            guard let newest = try await store.snapshots().first, let snapshot = try await store.snapshot(rootHash: newest.rootHash) else { return }
+            guard latest.snapshot == nil, cycles == 0 else { return }
+            latest.status = .collecting
+            latest.snapshot = snapshot
+            latest.collectedAt = newest.collectedAt
+            latest.fromStore = true
+            latest.risk = RiskRollup(snapshot: snapshot, policy: settings.options.policy)
+            continuation.yield(latest)
+            guard let outcome = try await DriftCheck.preview(current: snapshot, collectedAt: newest.collectedAt, settings: settings, store: store, now: clock.now()),
+                latest.fromStore
+            else { return }
+            latest.review = outcome.review
+            latest.baselineVersion = outcome.baseline?.version
+            latest.lineage = outcome.lineage
+            latest.attribution = outcome.attribution?.attribution
+            latest.risk = RiskRollup(
+                snapshot: snapshot, policy: settings.options.policy,
+                extraPermissions: outcome.result.items.flatMap { $0.permissionsAdded + $0.permissionsRemoved })
+            continuation.yield(latest)
+        } catch {
+            // No preview: the first collection shows the organisation.
+        }
+    }
+
     /// One cycle now, outside `run` (`watch --once`): its update, also pushed to `updates`.
     public func checkNow() async -> MonitorUpdate {
         await cycle()
         return latest
+    }
+
+    /// Starts a cycle with a full walk now (or right after the running one).
+    public func refreshFull() {
+        fullRequested = true
+        refresh()
     }
 
     /// Starts a cycle now (or right after the running one).
@@ -180,8 +278,9 @@ public actor DriftMonitor {
         latest.status = .collecting
         continuation.yield(latest)
         var collected: (snapshot: Snapshot, at: Date)?
+        await settleSuspects()
         do {
-            let snapshot = try await collect()
+            let (snapshot, mode) = try await collectSnapshot()
             let now = clock.now()
             collected = (snapshot, now)
             let outcome = try await DriftCheck.run(current: snapshot, collectedAt: now, settings: settings, store: store, now: now)
@@ -195,6 +294,9 @@ public actor DriftMonitor {
                 risk: RiskRollup(
                     snapshot: snapshot, policy: settings.options.policy,
                     extraPermissions: outcome.result.items.flatMap { $0.permissionsAdded + $0.permissionsRemoved }))
+            latest.collection = mode
+            latest.lastFullWalk = lastFullWalk
+            latest.unaudited = unaudited
         } catch let refusal as DriftCheckRefusal {
             let now = clock.now()
             if refusal == .noBaseline, let collected {
@@ -214,6 +316,90 @@ public actor DriftMonitor {
             latest.nextRefresh = now.addingTimeInterval(Self.seconds(interval))
         }
         continuation.yield(latest)
+    }
+
+    /// A full walk, or the last snapshot with what the audit events since name read again.
+    private func collectSnapshot() async throws -> (Snapshot, CollectionMode) {
+        let started = clock.now()
+        guard let incremental else { return (try await collect(), .full(reason: "no audit feed")) }
+        let checkpoint = try? await store.ingestionCheckpoint()
+        var reason = await fullWalkReason(at: started, checkpoint: checkpoint, settings: incremental)
+        var expected: Snapshot?
+        if let base, let checkpoint, reason == nil || reason == Self.scheduled || reason == Self.requested {
+            // The incremental snapshot of this moment: the check's result, or what the full walk
+            // is compared with.
+            let events = try await store.auditEvents(from: base.mark.addingTimeInterval(-incremental.overlap), to: .distantFuture)
+            if events.count > incremental.maxEvents {
+                reason = reason ?? "\(events.count) audit events since the last collection"
+            } else {
+                let changes = ChangedEntities(events: events)
+                let refreshed = try await incremental.refresh(base.snapshot, changes)
+                if reason == nil {
+                    if !refreshed.isPartial { self.base = Base(snapshot: refreshed, mark: min(checkpoint.highWater, started)) }
+                    return (refreshed, changes.isEmpty ? .unchanged : .incremental(changes))
+                }
+                expected = refreshed
+            }
+        }
+        let snapshot = try await collect()
+        let finished = clock.now()
+        lastFullWalk = finished
+        fullRequested = false
+        base = snapshot.isPartial ? nil : Base(snapshot: snapshot, mark: min(checkpoint?.highWater ?? started, started))
+        if let expected, !expected.isPartial, !snapshot.isPartial {
+            let items = DriftEngine.diff(baseline: expected, current: snapshot, options: settings.options).items
+            if !items.isEmpty { suspects.append(Suspect(items: items, from: started, to: finished)) }
+        }
+        return (snapshot, .full(reason: reason ?? "scheduled"))
+    }
+
+    static let scheduled = "scheduled"
+    static let requested = "asked for"
+
+    /// Why this check must walk the whole organisation, or nil when an incremental check will do.
+    private func fullWalkReason(at now: Date, checkpoint: IngestionCheckpoint?, settings: IncrementalCollection) async -> String? {
+        guard let base else { return "first collection" }
+        if fullRequested { return Self.requested }
+        guard let lastFullWalk, now.timeIntervalSince(lastFullWalk) < Self.seconds(settings.fullEvery) else { return Self.scheduled }
+        guard let checkpoint else { return "the audit feed has no checkpoint yet" }
+        if now.timeIntervalSince(checkpoint.highWater) > settings.maxFeedLag {
+            return "the audit feed is \(IngestionHealth.duration(now.timeIntervalSince(checkpoint.highWater))) behind"
+        }
+        if checkpoint.criticalHighWater != nil { return "the audit feed is narrowed to the critical services" }
+        let gaps = (try? await store.ingestionGaps()) ?? []
+        if gaps.contains(where: { $0.end >= base.mark.addingTimeInterval(-settings.overlap) }) { return "an ingestion gap" }
+        return nil
+    }
+
+    /// Judges the differences full walks found once the audit feed covers their walks: explained
+    /// by an event (made while walking) or not (unaudited, reported).
+    private func settleSuspects() async {
+        guard !suspects.isEmpty else { return }
+        let now = clock.now()
+        var keep: [Suspect] = []
+        for suspect in suspects {
+            // A consequence (a member's gain through a group's grant) goes with its cause.
+            let fingerprints = Set(suspect.items.map(\.fingerprint))
+            let causes = suspect.items.filter { item in item.causeFingerprint.map { !fingerprints.contains($0) } ?? true }
+            let outcome = await DriftAttributor.attribute(suspect.items, store: store, baselineAt: suspect.from, currentAt: suspect.to, now: now)
+            var pending: [DriftItem] = []
+            for item in causes {
+                switch outcome.attribution?[item.fingerprint]?.status {
+                case .explained?: continue
+                case .unexplained?: unaudited.append(UnauditedChange(item: item, walkedAt: suspect.to, confirmedAt: now))
+                case .pending?, nil:
+                    // The feed has not covered the walk yet; after a day it never will.
+                    if now.timeIntervalSince(suspect.to) > 86_400 {
+                        unaudited.append(UnauditedChange(item: item, walkedAt: suspect.to, confirmedAt: now))
+                    } else {
+                        pending.append(item)
+                    }
+                }
+            }
+            if !pending.isEmpty { keep.append(Suspect(items: pending, from: suspect.from, to: suspect.to)) }
+        }
+        suspects = Array(keep.suffix(100))
+        unaudited = Array(unaudited.suffix(100))
     }
 
     static func seconds(_ duration: Duration) -> TimeInterval {

@@ -60,6 +60,17 @@ public enum SimulatedChange: Sendable, Equatable {
     case grantRoleToGroup
     /// Adds a user to the first role-enabled group.
     case addGroupMember
+    /// `count` changes of every kind an administrator makes — grants to users, groups and OAuth
+    /// clients and their removal, memberships, role edits, recreations and deletions, division
+    /// moves, users added and deleted, OAuth clients created, edited and deleted, renames —
+    /// chosen by `seed` through the audited write paths.
+    case randomMix(seed: UInt64, count: Int)
+    /// `count` changes as administrators make them day to day: memberships, grants to users and
+    /// user edits mostly, role edits and OAuth client edits now and then, no recreations.
+    case dailyMix(seed: UInt64, count: Int)
+    /// Grants a custom role to an active user in a work division (the simulator's switch for an
+    /// unaudited change: apply it with `audited: false`).
+    case grantRoleToUser
 }
 
 final class FaultController: Sendable {

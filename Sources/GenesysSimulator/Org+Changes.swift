@@ -53,6 +53,19 @@ extension Org {
                 let userId = userOrder.first(where: { !group.memberIds.contains($0) })
             else { return }
             try? addGroupMembers(groupId: groupId, userIds: [userId], version: nil, actor: actor, date: date)
+        case .randomMix(let seed, let count):
+            applyRandomMix(seed: seed, count: count, actor: actor, date: date)
+        case .dailyMix(let seed, let count):
+            applyRandomMix(seed: seed, count: count, weights: Org.dailyMix, actor: actor, date: date)
+        case .grantRoleToUser:
+            let held = Set(grantsBySubject.values.joined().filter { $0.subjectType == "PC_OAUTH_CLIENT" }.map(\.roleId))
+            guard let userId = userOrder.first(where: { users[$0]?.state == "active" }),
+                let roleId = roleOrder.first(where: { roles[$0]?.isDefault == false && !held.contains($0) }),
+                let divisionId = divisionOrder.first(where: { $0 != homeDivisionId })
+            else { return }
+            let mine = Set((grantsBySubject[userId] ?? []).map { "\($0.roleId)|\($0.divisionId)" })
+            let division = mine.contains("\(roleId)|\(divisionId)") ? "*" : divisionId
+            try? addGrants(subjectId: userId, subjectType: "PC_USER", [(roleId, division)], actor: actor, date: date)
         }
     }
 }

@@ -24,12 +24,13 @@ extension GenesysSimulator {
                 let body = try jsonBody(r)
                 guard let change = Self.change(from: body) else {
                     throw APIError.badRequest(
-                        "change must be one of insertUsers, renameFirstUser, recreateFirstRole, grantRoleToGroup, addGroupMember")
+                        "change must be one of insertUsers, renameFirstUser, recreateFirstRole, grantRoleToGroup, addGroupMember, "
+                            + "grantRoleToUser, randomMix, dailyMix")
                 }
                 if let page = body["afterPage"]?.intValue {
                     mutate(change, afterPage: page, of: body["pathPrefix"]?.stringValue ?? "/api/v2/")
                 } else {
-                    apply(change)
+                    apply(change, audited: body["audited"]?.boolValue ?? true)
                 }
                 return SimResponse(status: 202, body: .object([]))
             case ("GET", "/__simulator/truth"):
@@ -59,6 +60,9 @@ extension GenesysSimulator {
         case "recreateFirstRole": .recreateFirstRole
         case "grantRoleToGroup": .grantRoleToGroup
         case "addGroupMember": .addGroupMember
+        case "grantRoleToUser": .grantRoleToUser
+        case "randomMix": .randomMix(seed: UInt64(max(0, body["seed"]?.intValue ?? 1)), count: min(10_000, max(1, body["count"]?.intValue ?? 10)))
+        case "dailyMix": .dailyMix(seed: UInt64(max(0, body["seed"]?.intValue ?? 1)), count: min(10_000, max(1, body["count"]?.intValue ?? 10)))
         default: nil
         }
     }

@@ -18,6 +18,8 @@ extension GenesysSimulator {
 
         let method: String
         let segments: [Segment]
+        /// `GET /api/v2/users/{id}`: what request counts are kept under.
+        let name: String
         /// Permission the caller must hold in some division; nil when none is needed.
         let permission: String?
         let handler: @Sendable (GenesysSimulator, SimRequest, [String]) throws -> SimResponse
@@ -27,6 +29,7 @@ extension GenesysSimulator {
             _ handler: @escaping @Sendable (GenesysSimulator, SimRequest, [String]) throws -> SimResponse
         ) {
             self.method = method
+            self.name = "\(method) \(pattern)"
             self.segments = pattern.split(separator: "/").map { $0.hasPrefix("{") ? .parameter : .literal(String($0)) }
             self.permission = permission
             self.handler = handler
@@ -126,6 +129,7 @@ extension GenesysSimulator {
         if let (route, parameters) = Self.routes.lazy.compactMap({ route in
             route.method == request.method ? route.match(parts).map { (route, $0) } : nil
         }).first {
+            routeCounts.withLock { $0[route.name, default: 0] += 1 }
             if let permission = route.permission, !holds(permission, client: record.clientId) {
                 response = errorResponse(
                     APIError(

@@ -91,6 +91,8 @@ public final class GenesysSimulator: Sendable {
     private let origin: ContinuousClock.Instant
     private let correlationCounter = Atomic<UInt64>(0)
     let asyncQueries = Mutex<[String: AsyncQuery]>([:])
+    /// Requests served, by route (`GET /api/v2/users/{id}`).
+    let routeCounts = Mutex<[String: Int]>([:])
 
     public init(configuration: SimulatorConfiguration = SimulatorConfiguration()) {
         self.configuration = configuration
@@ -134,13 +136,20 @@ public final class GenesysSimulator: Sendable {
         tokens.withLock { $0.expireAll(now: now) }
     }
 
-    /// Applies a change now, as an administrator would.
-    public func apply(_ change: SimulatedChange) {
+    /// Applies a change now, as an administrator would. With `audited: false` the change leaves
+    /// no audit event: a change made behind the audit log's back, which only a full walk finds.
+    public func apply(_ change: SimulatedChange, audited: Bool = true) {
         let date = timestamp()
         org.withLock { org in
+            let logged = org.auditLog.count
             org.apply(change, actor: .init(userId: nil, clientId: credentials.adminClientId), date: date)
+            if !audited { org.auditLog.removeSubrange(logged...) }
         }
     }
+
+    /// Requests served so far, by route (`GET /api/v2/authorization/subjects/{id}`): what a
+    /// benchmark reports its request mix with.
+    public var requestsByRoute: [String: Int] { routeCounts.withLock { $0 } }
 
     /// Audit events recorded by the write endpoints so far, oldest first.
     public var auditEventCount: Int { org.withLock { $0.auditLog.count } }

@@ -11,7 +11,7 @@ public enum Action: String, Sendable, CaseIterable {
     case down, up, pageDown, pageUp, top, bottom
     case nextPane, previousPane, usersPane, rolesPane, inheritancePane, feedPane
     case open, back, filter, nextMatch, previousMatch, command
-    case approve, refresh, help, redraw, quit
+    case approve, refresh, fullRefresh, help, redraw, quit
 }
 
 /// One line of the keymap: the single table that drives the keys, the help overlay, the footer
@@ -49,6 +49,8 @@ public enum KeyMap {
         KeyBinding(keys: [.character(":")], label: ":", action: .command, help: "command (:users risk>=high, :theme NAME, :q)", group: "Find", footer: "command"),
         KeyBinding(keys: [.character("a")], label: "a", action: .approve, help: "approve the selected drift item or finding", group: "Act", footer: "approve"),
         KeyBinding(keys: [.character("r")], label: "r", action: .refresh, help: "collect and compare now", group: "Act", footer: "refresh"),
+        KeyBinding(
+            keys: [.character("R")], label: "R", action: .fullRefresh, help: "walk the whole organisation and compare now", group: "Act", footer: nil),
         KeyBinding(keys: [.character("?")], label: "?", action: .help, help: "this help", group: "Act", footer: "help"),
         KeyBinding(keys: [.control("l")], label: "^L", action: .redraw, help: "redraw the screen", group: "Act", footer: nil),
         KeyBinding(keys: [.character("q"), .control("c")], label: "q ^C", action: .quit, help: "quit", group: "Act", footer: "quit"),

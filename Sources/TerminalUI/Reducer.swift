@@ -18,6 +18,8 @@ public enum AppEvent: Sendable {
 public enum Effect: Sendable, Equatable {
     case approve(fingerprint: String, ticket: String?, note: String?, lifetime: TimeInterval)
     case refresh
+    /// A full walk of the organisation, not an incremental check.
+    case fullRefresh
     case setTheme(String)
     case redraw
     case quit
@@ -161,6 +163,9 @@ func perform(_ state: inout AppState, _ action: Action) -> [Effect] {
     case .refresh:
         notice(&state, "collecting…")
         return [.refresh]
+    case .fullRefresh:
+        notice(&state, "walking the whole organisation…")
+        return [.fullRefresh]
     case .help: state.mode = .help
     case .redraw: return [.redraw]
     case .quit: return quit(&state)
@@ -189,10 +194,10 @@ func performInDetail(_ state: inout AppState, _ action: Action) -> [Effect] {
         default: startApproval(&state)
         }
         return []
-    case .refresh:
+    case .refresh, .fullRefresh:
         state.details.append(detail)
-        notice(&state, "collecting…")
-        return [.refresh]
+        notice(&state, action == .fullRefresh ? "walking the whole organisation…" : "collecting…")
+        return [action == .fullRefresh ? .fullRefresh : .refresh]
     case .help:
         state.details.append(detail)
         state.mode = .help
@@ -363,7 +368,7 @@ func editCommand(_ state: inout AppState, _ text: String, _ key: Key) -> [Effect
     return []
 }
 
-/// `:q`, `:users risk>=high`, `:feed unapproved`, `:approve [TICKET]`, `:theme NAME`, `:refresh`,
+/// `:q`, `:users risk>=high`, `:feed unapproved`, `:approve [TICKET]`, `:theme NAME`, `:refresh [full]`,
 /// `:clear`, `:help`.
 func runCommand(_ state: inout AppState, _ text: String) -> [Effect] {
     let words = text.split(separator: " ").map(String.init)
@@ -398,6 +403,10 @@ func runCommand(_ state: inout AppState, _ text: String) -> [Effect] {
         }
         return [.setTheme(theme)]
     case "refresh", "r":
+        if arguments.first == "full" {
+            notice(&state, "walking the whole organisation…")
+            return [.fullRefresh]
+        }
         notice(&state, "collecting…")
         return [.refresh]
     case "clear":

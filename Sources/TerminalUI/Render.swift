@@ -54,9 +54,12 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     case .failed, .refused:
         right.append((" collection failed: \(data.status.problem ?? "") ", theme.style(.error)))
     case .starting, .collecting:
-        right.append((" collecting… ", style))
+        right.append((data.fromStore ? " refreshing… " : " collecting… ", style))
     case .ready:
         break
+    }
+    if data.unaudited > 0 {
+        right.append((" \(data.unaudited) UNAUDITED ", headerBadge(theme, .high, on: style)))
     }
     // The audit feed's health: quiet when all is well, loud when it is not.
     if let health = data.audit.health {
@@ -94,6 +97,7 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     let organization = data.organization.isEmpty ? nil : TerminalSafe.sanitize(data.organization)
     let baseline = data.baselineVersion.map { "baseline v\($0)" }
     let collected = data.collectedAt.map { (clock: Details.clock($0), ago: age(state.now.timeIntervalSince($0))) }
+    let collectedWord = data.fromStore ? "stored snapshot" : "collected"
     let next = data.nextRefresh.flatMap { next in
         data.status == .collecting ? nil : "next \(age(max(0, next.timeIntervalSince(state.now).rounded(.up))))"
     }
@@ -105,11 +109,11 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     // What the feed has to say (who keeps it, what was quarantined, why it fails), when there is room.
     let auditNote = health?.message.map { TerminalSafe.sanitize($0) }
     let candidates: [[String?]] = [
-        ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next, auditLag.map { $0 + (lastEvent.map { ", \($0)" } ?? "") }, auditNote],
-        ["rbacwatch", organization, baseline, collected.map { "collected \($0.ago) ago" }, next, auditLag ?? auditShort, auditNote],
-        ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next, auditLag.map { $0 + (lastEvent.map { ", \($0)" } ?? "") }],
-        ["rbacwatch", organization, baseline, collected.map { "collected \($0.clock) (\($0.ago) ago)" }, next, auditLag],
-        ["rbacwatch", organization, baseline, collected.map { "collected \($0.ago) ago" }, next, auditLag],
+        ["rbacwatch", organization, baseline, collected.map { "\(collectedWord) \($0.clock) (\($0.ago) ago)" }, next, auditLag.map { $0 + (lastEvent.map { ", \($0)" } ?? "") }, auditNote],
+        ["rbacwatch", organization, baseline, collected.map { "\(collectedWord) \($0.ago) ago" }, next, auditLag ?? auditShort, auditNote],
+        ["rbacwatch", organization, baseline, collected.map { "\(collectedWord) \($0.clock) (\($0.ago) ago)" }, next, auditLag.map { $0 + (lastEvent.map { ", \($0)" } ?? "") }],
+        ["rbacwatch", organization, baseline, collected.map { "\(collectedWord) \($0.clock) (\($0.ago) ago)" }, next, auditLag],
+        ["rbacwatch", organization, baseline, collected.map { "\(collectedWord) \($0.ago) ago" }, next, auditLag],
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, next, auditShort],
         // The feed's state outlasts the next refresh's countdown when room runs short.
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, auditShort],

@@ -9,7 +9,7 @@ import GenesysSimulator
 @main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rbacwatch-bench", abstract: "rbacwatch benchmarks.", subcommands: [CollectBenchmark.self, DiffBenchmark.self, DiffWorker.self, RenderBenchmark.self, RulesBenchmark.self, DeliverBenchmark.self, FleetBenchmark.self])
+        commandName: "rbacwatch-bench", abstract: "rbacwatch benchmarks.", subcommands: [CollectBenchmark.self, DiffBenchmark.self, DiffWorker.self, RenderBenchmark.self, RulesBenchmark.self, DeliverBenchmark.self, FleetBenchmark.self, IncrementalBenchmark.self])
 }
 
 enum Bench {
@@ -19,6 +19,13 @@ enum Bench {
         #else
             "release"
         #endif
+    }
+
+    /// The machine a figure was measured on, for every table and JSON file.
+    static func machine() -> String {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let memory = Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824
+        return "\(cores) cores, \(String(format: "%.1f", memory)) GiB, \(ProcessInfo.processInfo.operatingSystemVersionString)"
     }
 
     static func log(_ line: String) {

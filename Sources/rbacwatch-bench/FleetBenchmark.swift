@@ -69,12 +69,6 @@ struct FleetBenchmark: AsyncParsableCommand {
         var eventsMissedAfterTakeover: Int
     }
 
-    static func machine() -> String {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let memory = Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824
-        return "\(cores) cores, \(String(format: "%.1f", memory)) GiB, \(ProcessInfo.processInfo.operatingSystemVersionString)"
-    }
-
     func run() async throws {
         let executable = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("rbacwatch").path
         guard FileManager.default.isExecutableFile(atPath: executable) else {
@@ -171,7 +165,7 @@ struct FleetBenchmark: AsyncParsableCommand {
                 for process in processes { await process.stop() }
                 let sorted = perMinute.sorted()
                 return Output(
-                    build: Bench.buildConfiguration, machine: Self.machine(), organizations: orgs, workers: workers, users: users, leaseTTLSeconds: leaseTTL,
+                    build: Bench.buildConfiguration, machine: Bench.machine(), organizations: orgs, workers: workers, users: users, leaseTTLSeconds: leaseTTL,
                     pollIntervalSeconds: pollInterval, secondsToFirstLeaseAll: Bench.seconds(allLeased ?? covered!),
                     secondsToBaselineAndPollAll: Bench.seconds(covered!), windowSeconds: measured,
                     requestsPerMinutePerOrgMedian: (Bench.median(sorted) ?? 0).rounded(toPlaces: 1), requestsPerMinutePerOrgMax: (sorted.last ?? 0).rounded(toPlaces: 1),

@@ -145,6 +145,15 @@ public enum DashboardBuilder {
 }
 
 extension DashboardBuilder {
+    /// A change a full walk found that no audit event explains: high, in the feed with the drift.
+    public static func unauditedRow(_ change: UnauditedChange) -> FeedRow {
+        let summary = change.summary
+        return FeedRow(
+            fingerprint: "unaudited:\(change.item.fingerprint)", severity: max(.high, change.item.severity), escalation: false,
+            kind: "unauditedChange", summary: summary, state: .unapproved, firstSeen: change.confirmedAt, appeared: change.confirmedAt, failure: true,
+            search: summary.lowercased())
+    }
+
     public static func failureRow(_ failure: CollectionFailure) -> FeedRow {
         let summary = "collection failed\(failure.count > 1 ? " \(failure.count) times" : ""): \(failure.message)"
         return FeedRow(

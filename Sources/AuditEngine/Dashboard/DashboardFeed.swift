@@ -130,10 +130,18 @@ public actor DashboardFeed {
             data.feed = update.failures.map(DashboardBuilder.failureRow).reversed()
             return data
         }
-        return DashboardBuilder.build(
+        var data = DashboardBuilder.build(
             snapshot: snapshot, review: update.review, baselineVersion: update.baselineVersion, lineage: update.lineage,
             firstSeen: update.firstSeen, appeared: update.appeared, failures: update.failures, risk: update.risk ?? RiskRollup(),
             status: update.status, collectedAt: update.collectedAt, nextRefresh: update.nextRefresh, attribution: update.attribution ?? [:])
+        data.fromStore = update.fromStore
+        data.unaudited = update.unaudited.count
+        data.collection = update.collection?.summary
+        if !update.unaudited.isEmpty {
+            data.feed += update.unaudited.map(DashboardBuilder.unauditedRow)
+            data.feed.sort(by: newestFirst)
+        }
+        return data
     }
 
     // MARK: - Audit findings

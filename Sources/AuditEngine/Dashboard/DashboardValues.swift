@@ -193,6 +193,13 @@ public struct DashboardData: Sendable {
     public var risk: RiskRollup
     /// Who made each drift item happen, by fingerprint.
     public var attribution: [String: ItemAttribution] = [:]
+    /// The snapshot was read from the store at start (shown with its age until a collection
+    /// replaces it).
+    public var fromStore = false
+    /// Changes full walks found that no audit event explains.
+    public var unaudited = 0
+    /// How the snapshot was collected: `full walk (scheduled)`, `incremental: 2 users`.
+    public var collection: String?
     /// The audit feed merged in (rows also in `feed`), by the reducer.
     public var audit: AuditFeed = .empty
 
