@@ -17,7 +17,7 @@ struct CollectionOptions: ParsableArguments {
     var noIncremental = false
 
     func validate() throws {
-        try fullWalkEvery.check("--full-walk-every", 60...(30 * 86_400))
+        try fullWalkEvery.check("--full-walk-every", 1...(30 * 86_400))
     }
 
     var schedule: CollectionSchedule {

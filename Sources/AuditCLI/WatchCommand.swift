@@ -408,10 +408,17 @@ struct DriftWatch {
     func printNewItems() async {
         var printed = Set<String>()
         var waitingSince: [String: Date] = [:]
+        var reported = Set<String>()
         for await update in monitor.updates {
             latest.value = update
             metrics?.observe(update)
             if let problem = update.status.problem { logger.warning("drift check failed", metadata: ["error": "\(problem)"]) }
+            if update.status == .ready, let mode = update.collection { logger.info("drift check", metadata: ["collection": "\(mode.summary)"]) }
+            // Changes a full walk found that the audit log never showed: one warning and one JSON line each.
+            for change in update.unaudited where reported.insert("\(change.item.fingerprint)@\(change.walkedAt.timeIntervalSince1970)").inserted {
+                logger.warning("unaudited change: a full walk found it and no audit event explains it", metadata: ["item": "\(change.item.summary)"])
+                Console.jsonLine(DriftReport.unauditedLine(change))
+            }
             guard update.status == .ready, let review = update.review else { continue }
             let now = Date()
             let current = Set(review.items.map(\.item.fingerprint))

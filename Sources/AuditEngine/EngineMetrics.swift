@@ -32,6 +32,9 @@ public final class EngineMetrics: Sendable {
     private let collectionRequests: CoreMetrics.Gauge
     private let collectionFailures: CoreMetrics.Counter
     private let lastCollection: CoreMetrics.Gauge
+    private let fullWalks: CoreMetrics.Counter
+    private let incrementalChecks: CoreMetrics.Counter
+    private let unaudited: CoreMetrics.Gauge
     private let previous = Mutex(Previous())
 
     private struct Previous {
@@ -77,6 +80,12 @@ public final class EngineMetrics: Sendable {
         collectionFailures = Self.counter(registry, factory, "rbacwatch_collection_failures", "Drift checks that failed or were refused.", labels: base)
         lastCollection = Self.gauge(
             registry, factory, "rbacwatch_collection_last_success_timestamp", "seconds", "When the last drift check compared, as a Unix time.", labels: base)
+        fullWalks = Self.counter(registry, factory, "rbacwatch_collection_full_walks", "Drift checks that walked the whole organisation.", labels: base)
+        incrementalChecks = Self.counter(
+            registry, factory, "rbacwatch_collection_incremental", "Drift checks that re-read only what the audit feed named.", labels: base)
+        unaudited = Self.gauge(
+            registry, factory, "rbacwatch_unaudited_changes", "",
+            "Changes full walks found in this run that no audit event explains (the last 100).", labels: base)
         // Every severity from the start, so a dashboard sees zeros rather than nothing.
         for severity in Severity.allCases { _ = driftGauge(severity) }
     }
@@ -154,6 +163,12 @@ public final class EngineMetrics: Sendable {
         switch update.status {
         case .ready:
             if let at = update.collectedAt { lastCollection.record(at.timeIntervalSince1970) }
+            switch update.collection {
+            case .full?: fullWalks.increment()
+            case .incremental?, .unchanged?: incrementalChecks.increment()
+            case nil: break
+            }
+            unaudited.record(update.unaudited.count)
             var open: [Severity: Int] = [:]
             for reviewed in update.review?.items ?? [] where !reviewed.state.isApproved { open[reviewed.item.severity, default: 0] += 1 }
             for severity in Severity.allCases { driftGauge(severity).record(open[severity] ?? 0) }

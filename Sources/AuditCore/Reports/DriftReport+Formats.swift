@@ -96,6 +96,21 @@ extension DriftReport {
 
     /// The schema of one drift item on its own line (`watch`'s output).
     public static let itemSchema = "rbacwatch.drift-item/1"
+    /// The schema of a change a full walk found and no audit event explains (`watch`'s output).
+    public static let unauditedSchema = "rbacwatch.unaudited-change/1"
+
+    /// A change no audit event explains as a JSON line: the drift item's members, `schema`
+    /// `rbacwatch.unaudited-change/1`, `detectedAt` (when the full walk found it) and `source`.
+    public static func unauditedLine(_ change: UnauditedChange) -> [UInt8] {
+        var w = CanonicalJSONWriter(reservingCapacity: 1024)
+        encode(
+            ReviewedItem(item: change.item, state: .unapproved), attribution: ItemAttribution(status: .unexplained, events: []),
+            schema: unauditedSchema, to: &w,
+            extra: ItemExtras(
+                actor: nil, baselineVersion: nil, detectedAt: change.walkedAt, id: "unaudited:" + change.item.fingerprint, organization: nil,
+                source: "full walk"))
+        return w.bytes
+    }
 
     /// One item as a JSON line, the same members as in the report plus `schema`.
     public static func itemLine(_ reviewed: ReviewedItem, attribution: ItemAttribution?) -> [UInt8] {
