@@ -42,7 +42,7 @@ extension Snapshot {
 }
 
 /// Reads the snapshot format into the model, tracking where it is for error messages.
-private struct SnapshotReader {
+struct SnapshotReader {
     var scanner: JSONScanner
     var section = ""
     var element = -1

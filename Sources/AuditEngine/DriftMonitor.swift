@@ -181,17 +181,25 @@ public actor DriftMonitor {
     public func showStored() async {
         guard cycles == 0, latest.snapshot == nil else { return }
         do {
-            guard let newest = try await store.snapshots().first, let snapshot = try await store.snapshot(rootHash: newest.rootHash) else { return }
+            guard let newest = try await store.snapshots().first else { return }
+            guard let snapshot = try await store.snapshot(rootHash: newest.rootHash) else { return }
             guard latest.snapshot == nil, cycles == 0 else { return }
             latest.status = .collecting
             latest.snapshot = snapshot
             latest.collectedAt = newest.collectedAt
             latest.fromStore = true
-            latest.risk = RiskRollup(snapshot: snapshot, policy: settings.options.policy)
+            // The panes first; risk and the comparison follow (a second update).
+            latest.risk = nil
             continuation.yield(latest)
             guard let outcome = try await DriftCheck.preview(current: snapshot, collectedAt: newest.collectedAt, settings: settings, store: store, now: clock.now()),
                 latest.fromStore
-            else { return }
+            else {
+                if latest.fromStore {
+                    latest.risk = RiskRollup(snapshot: snapshot, policy: settings.options.policy)
+                    continuation.yield(latest)
+                }
+                return
+            }
             latest.review = outcome.review
             latest.baselineVersion = outcome.baseline?.version
             latest.lineage = outcome.lineage

@@ -38,6 +38,7 @@ struct DiffBenchmark: AsyncParsableCommand {
         var peakMemoryMB: [Double]
         var medianPeakMemoryMB: Double
         var differences: Int
+        var decodedUsers: Int?
     }
 
     struct Output: Codable {
@@ -46,9 +47,15 @@ struct DiffBenchmark: AsyncParsableCommand {
         var drift: Double
         var runs: Int
         var build: String
+        var machine: String
         var snapshotBytes: Int
+        /// After: two files compared by their bytes, only what differs decoded.
+        var indexed: Measurement
+        /// Before: both files decoded, hashed and compared (the engine as it was).
         var hashed: Measurement
         var naive: Measurement
+        /// Whether the indexed comparison gave exactly the decoded comparison's items.
+        var sameItems: Bool
     }
 
     func validate() throws {
@@ -70,18 +77,24 @@ struct DiffBenchmark: AsyncParsableCommand {
         try Data(current.canonicalJSON()).write(to: URL(fileURLWithPath: currentPath))
         Bench.log("wrote two snapshots of \(baseline.users.count) users (\(baseBytes.count / 1_000_000) MB each) to \(directory)")
 
+        var indexed: [WorkerResult] = []
         var hashed: [WorkerResult] = []
         var naive: [WorkerResult] = []
         for run in 1...runs {
+            let i = try Self.worker("indexed", basePath, currentPath)
             let h = try Self.worker("hashed", basePath, currentPath)
             let n = try Self.worker("naive", basePath, currentPath)
-            Bench.log("run \(run): hashed \(h.totalSeconds) s, \(Int(h.peakMemoryMB)) MB; naive \(n.totalSeconds) s, \(Int(n.peakMemoryMB)) MB")
+            Bench.log(
+                "run \(run): indexed \(i.totalSeconds) s, \(Int(i.peakMemoryMB)) MB; decoded \(h.totalSeconds) s, \(Int(h.peakMemoryMB)) MB; "
+                    + "naive \(n.totalSeconds) s, \(Int(n.peakMemoryMB)) MB")
+            indexed.append(i)
             hashed.append(h)
             naive.append(n)
         }
+        let same = Set((indexed + hashed).map(\.itemsDigest)).count == 1
         let output = Output(
-            users: baseline.users.count, drift: drift, runs: runs, build: Bench.buildConfiguration, snapshotBytes: baseBytes.count,
-            hashed: Self.summarise(hashed), naive: Self.summarise(naive))
+            users: baseline.users.count, drift: drift, runs: runs, build: Bench.buildConfiguration, machine: Bench.machine(), snapshotBytes: baseBytes.count,
+            indexed: Self.summarise(indexed), hashed: Self.summarise(hashed), naive: Self.summarise(naive), sameItems: same)
         Self.printTable(output)
         if let json {
             let encoder = JSONEncoder()
@@ -89,6 +102,7 @@ struct DiffBenchmark: AsyncParsableCommand {
             try encoder.encode(output).write(to: URL(fileURLWithPath: json))
             print("wrote \(json)")
         }
+        if !output.sameItems { throw ExitCode(1) }
     }
 
     static func summarise(_ results: [WorkerResult]) -> Measurement {
@@ -96,22 +110,26 @@ struct DiffBenchmark: AsyncParsableCommand {
             totalSeconds: results.map(\.totalSeconds), medianSeconds: Bench.median(results.map(\.totalSeconds)) ?? 0,
             medianLoadSeconds: Bench.median(results.map(\.loadSeconds)) ?? 0,
             medianCompareSeconds: Bench.median(results.map(\.compareSeconds)) ?? 0, peakMemoryMB: results.map(\.peakMemoryMB),
-            medianPeakMemoryMB: Bench.median(results.map(\.peakMemoryMB)) ?? 0, differences: results.first?.differences ?? 0)
+            medianPeakMemoryMB: Bench.median(results.map(\.peakMemoryMB)) ?? 0, differences: results.first?.differences ?? 0,
+            decodedUsers: results.first?.decodedUsers)
     }
 
     static func printTable(_ o: Output) {
         print("")
-        print("diff: \(o.users) users, drift \(o.drift), snapshot \(o.snapshotBytes / 1_000_000) MB, \(o.runs) runs, \(o.build) build")
-        print("strategy                         total (median)   load     compare   peak memory   differences")
-        print("-------------------------------  --------------  -------  --------  ------------  -----------")
-        for (name, m) in [("hashed semantic diff (rbacwatch)", o.hashed), ("naive whole-object deep diff", o.naive)] {
+        print("diff: \(o.users) users, drift \(o.drift), snapshot \(o.snapshotBytes / 1_000_000) MB, \(o.runs) runs each alternating, \(o.build) build, \(o.machine)")
+        print("strategy                                   total (median)   load     compare   peak memory   differences   users decoded")
+        print("-----------------------------------------  --------------  -------  --------  ------------  -----------   -------------")
+        for (name, m) in [
+            ("after: files indexed, only changes decoded", o.indexed), ("before: both decoded, hashed, compared", o.hashed),
+            ("naive whole-object deep diff", o.naive),
+        ] {
             print(
-                name.padding(toLength: 31, withPad: " ", startingAt: 0) + "  "
-                    + String(format: "%12.2f s  %5.2f s  %6.2f s  %9.0f MB  %11d", m.medianSeconds, m.medianLoadSeconds, m.medianCompareSeconds, m.medianPeakMemoryMB, m.differences))
+                name.padding(toLength: 41, withPad: " ", startingAt: 0) + "  "
+                    + String(format: "%12.2f s  %5.2f s  %6.2f s  %9.0f MB  %11d", m.medianSeconds, m.medianLoadSeconds, m.medianCompareSeconds, m.medianPeakMemoryMB, m.differences)
+                    + "   " + (m.decodedUsers.map { String($0) } ?? "–"))
         }
-        if o.hashed.medianCompareSeconds > 0 {
-            print(String(format: "compare-phase ratio naive / hashed: %.1f×; total ratio: %.2f×", o.naive.medianCompareSeconds / o.hashed.medianCompareSeconds, o.naive.medianSeconds / o.hashed.medianSeconds))
-        }
+        print(String(format: "after / before: %.2f× the time, %.2f× the memory (goal: ≤ 1.0 s, ≤ 400 MB)", o.indexed.medianSeconds / max(o.hashed.medianSeconds, 1e-9), o.indexed.medianPeakMemoryMB / max(o.hashed.medianPeakMemoryMB, 1e-9)))
+        print("the same items, in the same order, from both rbacwatch strategies: \(o.sameItems ? "yes" : "NO")")
     }
 
     struct WorkerResult: Codable {
@@ -122,6 +140,10 @@ struct DiffBenchmark: AsyncParsableCommand {
         var totalSeconds: Double
         var peakMemoryMB: Double
         var differences: Int
+        /// SHA-256 of the items' fingerprints and severities, in order: the two rbacwatch
+        /// strategies must agree.
+        var itemsDigest: String?
+        var decodedUsers: Int?
     }
 
     /// Runs one measurement in a child process (`rbacwatch-bench diff-worker`).
@@ -152,7 +174,17 @@ struct DiffWorker: ParsableCommand {
         var loaded = start
         var hashed: ContinuousClock.Instant?
         var differences = 0
+        var digest: String?
+        var decodedUsers: Int?
         switch mode {
+        case "indexed":
+            let a = try FileBytes.read(baseline, limit: FileBytes.dataLimit)
+            let b = try FileBytes.read(current, limit: FileBytes.dataLimit)
+            loaded = ContinuousClock.now
+            let comparison = try DriftEngine.diff(baselineBytes: a, currentBytes: b)
+            differences = comparison.result.items.count
+            digest = Self.digest(comparison.result.items)
+            decodedUsers = comparison.decodedUsers
         case "hashed":
             let a = try Snapshot(canonicalBytes: FileBytes.read(baseline, limit: FileBytes.dataLimit))
             let b = try Snapshot(canonicalBytes: FileBytes.read(current, limit: FileBytes.dataLimit))
@@ -160,7 +192,10 @@ struct DiffWorker: ParsableCommand {
             let digestA = SnapshotDigest(a)
             let digestB = SnapshotDigest(b)
             hashed = ContinuousClock.now
-            differences = DriftEngine.diff(baseline: a, current: b, baselineDigest: digestA, currentDigest: digestB).items.count
+            let items = DriftEngine.diff(baseline: a, current: b, baselineDigest: digestA, currentDigest: digestB).items
+            differences = items.count
+            digest = Self.digest(items)
+            decodedUsers = a.users.count + b.users.count
         case "naive":
             let a = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: baseline)))
             let b = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: current)))
@@ -175,8 +210,12 @@ struct DiffWorker: ParsableCommand {
         let result = DiffBenchmark.WorkerResult(
             loadSeconds: Bench.seconds(loaded - start), hashSeconds: hashed.map { Bench.seconds($0 - loaded) },
             compareSeconds: Bench.seconds(end - loaded), totalSeconds: Bench.seconds(end - start),
-            peakMemoryMB: Double(usage.ru_maxrss) / 1024, differences: differences)
+            peakMemoryMB: Double(usage.ru_maxrss) / 1024, differences: differences, itemsDigest: digest, decodedUsers: decodedUsers)
         print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+    }
+
+    static func digest(_ items: [DriftItem]) -> String {
+        ContentHash.sha256Hex(Array(items.map { "\($0.fingerprint) \($0.severity.name) \($0.escalation)" }.joined(separator: "\n").utf8))
     }
 }
 

@@ -21,7 +21,7 @@ struct IncrementalWatchTests {
 
         let log = directory.appendingPathComponent("watch.log").path
         let out = directory.appendingPathComponent("watch.jsonl")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let output = try FileHandle(forWritingTo: out)
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: CommandRunner.binary)

@@ -40,6 +40,17 @@ public enum DriftEngine {
                 principalsCompared: 0)
         }
         let (changed, added, removed) = old.compare(to: new)
+        return diff(
+            baseline: baseline, current: current, roots: (old.root, new.root), changed: changed, added: added, removed: removed, lineage: lineage,
+            options: options)
+    }
+
+    /// The comparison once the entities that differ are known (from digests, or from two files'
+    /// bytes): `baseline` and `current` need hold only what it reads.
+    static func diff(
+        baseline: Snapshot, current: Snapshot, roots: (String, String), changed: Set<EntityKey>, added: Set<EntityKey>, removed: Set<EntityKey>,
+        lineage: RoleLineage, options: DriftOptions
+    ) -> DriftResult {
         var state = Comparison(baseline: baseline, current: current, lineage: lineage, options: options)
         state.run(changed: changed, added: added, removed: removed)
         var items = state.items
@@ -47,7 +58,7 @@ public enum DriftEngine {
         for index in items.indices { assessor.assess(&items[index]) }
         items.sort(by: DriftEngine.order)
         return DriftResult(
-            baselineRoot: old.root, currentRoot: new.root, items: items, newLineage: state.newLinks,
+            baselineRoot: roots.0, currentRoot: roots.1, items: items, newLineage: state.newLinks,
             changedEntities: changed.count + added.count + removed.count, principalsCompared: state.principalsCompared)
     }
 
