@@ -35,12 +35,22 @@ public final class ChildProcess: @unchecked Sendable {
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
-        // A clean signal mask and default dispositions: the calling thread (a concurrency worker)
-        // may block signals, and a child (a tmux server, PostgreSQL) that inherited the mask could
-        // neither reap its own children nor be stopped.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
+        ChildProcess.cleanSignals(&attributes)
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard status == 0 else { throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(status)))") }
+        self.pid = pid
+    }
+
+    public func signal(_ number: Int32) { _ = kill(pid, number) }
+
+    /// A clean signal mask and default dispositions for a child: the calling thread (a
+    /// concurrency worker) may block signals, and a child (a tmux server, PostgreSQL) that
+    /// inherited the mask could neither reap its own children nor be stopped.
+    public static func cleanSignals(_ attributes: inout posix_spawnattr_t) {
         var empty = sigset_t()
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
@@ -50,13 +60,7 @@ public final class ChildProcess: @unchecked Sendable {
         sigdelset(&all, SIGSTOP)
         posix_spawnattr_setsigdefault(&attributes, &all)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard status == 0 else { throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(status)))") }
-        self.pid = pid
     }
-
-    public func signal(_ number: Int32) { _ = kill(pid, number) }
 
     /// Adds "close every descriptor from 3 up" to spawn actions (glibc's
     /// posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc module does not import: looked

@@ -221,9 +221,14 @@ extension Collector {
         // Groups: definitions, then memberships.
         var groupIds = changes.groups.union(changes.groupMembers.keys).union(changes.groupsWithAllMembers)
         var memberChanges = changes.groupMembers
-        for userId in changes.removedUsers {
-            for groupId in p.users[userId]?.groupIds ?? [] where p.membersKnown.contains(groupId) {
-                memberChanges[groupId, default: []].insert(userId)
+        // A deleted user leaves every group that listed them: direct memberships, and groups
+        // that include their owners (which the user's own group list does not show).
+        if !changes.removedUsers.isEmpty {
+            for groupId in p.membersKnown {
+                guard let members = p.groups[groupId]?.memberIds else { continue }
+                let leaving = changes.removedUsers.filter { members.contains($0) }
+                guard !leaving.isEmpty else { continue }
+                memberChanges[groupId, default: []].formUnion(leaving)
                 groupIds.insert(groupId)
             }
         }

@@ -28,6 +28,17 @@ enum Bench {
         return "\(cores) cores, \(String(format: "%.1f", memory)) GiB, \(ProcessInfo.processInfo.operatingSystemVersionString)"
     }
 
+    /// This process's own peak resident memory (`VmHWM`), in MB. Not `ru_maxrss`: Linux carries
+    /// that across `execve` from the parent's address space, so a worker spawned by a
+    /// benchmark that holds a gigabyte would report the parent's gigabyte as its own.
+    static func peakMemoryMB() -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = line.split(separator: " ").compactMap({ Double($0) }).first
+        else { return nil }
+        return kilobytes / 1024
+    }
+
     static func log(_ line: String) {
         FileHandle.standardError.write(Data("[bench] \(line)\n".utf8))
     }

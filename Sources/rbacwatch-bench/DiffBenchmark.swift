@@ -210,7 +210,8 @@ struct DiffWorker: ParsableCommand {
         let result = DiffBenchmark.WorkerResult(
             loadSeconds: Bench.seconds(loaded - start), hashSeconds: hashed.map { Bench.seconds($0 - loaded) },
             compareSeconds: Bench.seconds(end - loaded), totalSeconds: Bench.seconds(end - start),
-            peakMemoryMB: Double(usage.ru_maxrss) / 1024, differences: differences, itemsDigest: digest, decodedUsers: decodedUsers)
+            peakMemoryMB: Bench.peakMemoryMB() ?? Double(usage.ru_maxrss) / 1024, differences: differences, itemsDigest: digest,
+            decodedUsers: decodedUsers)
         print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
     }
 

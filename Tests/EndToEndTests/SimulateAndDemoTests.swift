@@ -181,6 +181,24 @@ func startSimulator(users: Int, extra: [String] = []) async throws -> (Process, 
     }
 }
 
+/// A simulator in a process of its own, the environment that points rbacwatch at it (state file,
+/// PATH and HOME in `directory`), and the organisation accepted as the baseline: where the
+/// `watch` end-to-end tests start.
+func simulatorWithBaseline(users: Int, directory: URL) async throws -> (simulator: Process, line: String, environment: [String: String]) {
+    let (simulator, line) = try await startSimulator(users: users)
+    do {
+        let environment = try simulatorEnvironment(line, directory: directory).merging([
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": directory.path,
+        ]) { $1 }
+        let accepted = try await CommandRunner.run(["baseline", "accept"], environment: environment)
+        #expect(accepted.status == 0, "\(accepted.stderr)")
+        return (simulator, line, environment)
+    } catch {
+        simulator.terminate()
+        throw error
+    }
+}
+
 /// The environment that points rbacwatch at a simulator from its ready line, with a state file
 /// in `directory`.
 func simulatorEnvironment(_ line: String, directory: URL) throws -> [String: String] {
