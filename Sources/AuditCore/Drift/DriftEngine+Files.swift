@@ -74,19 +74,34 @@ extension DriftEngine {
         var users = touched[.user] ?? []
         let grantSubjects = touched[.grants] ?? []
         users.formUnion(grantSubjects)
-        // Holders of a changed role, in either file.
-        if let roles = touched[.role], !roles.isEmpty {
-            let wanted = roles.map { Array($0.utf8) }
-            for side in [old, new] {
+        // Holders of a changed role, and the groups, in each file: one file per core.
+        let wanted = (touched[.role] ?? []).map { Array($0.utf8) }
+        let scans = Mutex<[Int: (holders: [String], groups: Result<[Group], SnapshotFileError>)]>([:])
+        let sides = [old, new]
+        DispatchQueue.concurrentPerform(iterations: 2) { index in
+            let side = sides[index]
+            var holders: [String] = []
+            if !wanted.isEmpty {
                 let elements = side.layout.sections["users"] ?? []
                 for entity in side.entities[.user] ?? [] where holdsAny(side.layout.bytes, accessPrefix(side.layout.bytes, elements[entity.first]), wanted) {
-                    users.insert(String(decoding: side.layout.bytes[entity.id], as: UTF8.self))
+                    holders.append(String(decoding: side.layout.bytes[entity.id], as: UTF8.self))
                 }
             }
+            let groups: Result<[Group], SnapshotFileError>
+            do throws(SnapshotFileError) {
+                groups = .success(try decodeAll(side.layout, "groups", SnapshotReader.group))
+            } catch {
+                groups = .failure(error)
+            }
+            scans.withLock { $0[index] = (holders, groups) }
         }
+        let scanned = scans.withLock { $0 }
+        guard let oldScan = scanned[0], let newScan = scanned[1] else { return nil }
+        users.formUnion(oldScan.holders)
+        users.formUnion(newScan.holders)
+        let oldGroups = try oldScan.groups.get()
+        let newGroups = try newScan.groups.get()
         // Members who joined or left a changed group.
-        let oldGroups = try decodeAll(old.layout, "groups", SnapshotReader.group)
-        let newGroups = try decodeAll(new.layout, "groups", SnapshotReader.group)
         if let groups = touched[.group] {
             let before = ByID(oldGroups)
             let after = ByID(newGroups)
@@ -94,8 +109,23 @@ extension DriftEngine {
                 users.formUnion(Set(before[id]?.memberIds ?? []).symmetricDifference(after[id]?.memberIds ?? []))
             }
         }
-        let baseline = try decode(old, groups: oldGroups, users: users, grantSubjects: grantSubjects)
-        let current = try decode(new, groups: newGroups, users: users, grantSubjects: grantSubjects)
+        // What each file contributes, one file per core.
+        let wantedUsers = users
+        let decoded = Mutex<[Int: Result<Snapshot, SnapshotFileError>]>([:])
+        let groupsBySide = [oldGroups, newGroups]
+        DispatchQueue.concurrentPerform(iterations: 2) { index in
+            let result: Result<Snapshot, SnapshotFileError>
+            do throws(SnapshotFileError) {
+                result = .success(try decode(sides[index], groups: groupsBySide[index], users: wantedUsers, grantSubjects: grantSubjects))
+            } catch {
+                result = .failure(error)
+            }
+            decoded.withLock { $0[index] = result }
+        }
+        let parts = decoded.withLock { $0 }
+        guard let oldPart = parts[0], let newPart = parts[1] else { return nil }
+        let baseline = try oldPart.get()
+        let current = try newPart.get()
         let result = diff(
             baseline: baseline, current: current, roots: (old.root, new.root), changed: changed, added: added, removed: removed,
             lineage: lineage, options: options)
