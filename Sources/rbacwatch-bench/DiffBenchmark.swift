@@ -117,14 +117,14 @@ struct DiffBenchmark: AsyncParsableCommand {
     static func printTable(_ o: Output) {
         print("")
         print("diff: \(o.users) users, drift \(o.drift), snapshot \(o.snapshotBytes / 1_000_000) MB, \(o.runs) runs each alternating, \(o.build) build, \(o.machine)")
-        print("strategy                                   total (median)   load     compare   peak memory   differences   users decoded")
-        print("-----------------------------------------  --------------  -------  --------  ------------  -----------   -------------")
+        print("strategy                                      total (median)   load     compare   peak memory   differences   users decoded")
+        print("--------------------------------------------  --------------  -------  --------  ------------  -----------   -------------")
         for (name, m) in [
             ("after: files indexed, only changes decoded", o.indexed), ("before: both decoded, hashed, compared", o.hashed),
             ("naive whole-object deep diff", o.naive),
         ] {
             print(
-                name.padding(toLength: 41, withPad: " ", startingAt: 0) + "  "
+                name.padding(toLength: 44, withPad: " ", startingAt: 0) + "  "
                     + String(format: "%12.2f s  %5.2f s  %6.2f s  %9.0f MB  %11d", m.medianSeconds, m.medianLoadSeconds, m.medianCompareSeconds, m.medianPeakMemoryMB, m.differences)
                     + "   " + (m.decodedUsers.map { String($0) } ?? "–"))
         }
