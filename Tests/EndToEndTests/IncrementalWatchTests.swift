@@ -65,8 +65,10 @@ struct IncrementalWatchTests {
             #expect((object["attribution"] as? [String: Any])?["status"] as? String == "unexplained")
             #expect(text(log).contains("unaudited change"))
             #expect(text(log).contains("collection=full walk (scheduled)"))
-            // Reported once, though later checks still see it.
-            try await Task.sleep(for: .seconds(3))
+            // Reported once, though the checks after it still see it.
+            func checks() -> Int { text(log).components(separatedBy: "drift check collection=").count - 1 }
+            let reportedAt = checks()
+            _ = try await waitFor("two more drift checks", in: log) { _ in checks() >= reportedAt + 2 }
             #expect(text(out.path).components(separatedBy: "rbacwatch.unaudited-change/1").count == 2)
 
             let url = try #require(text(log).range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression).map { String(text(log)[$0]) })
