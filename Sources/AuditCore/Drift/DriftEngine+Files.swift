@@ -233,21 +233,6 @@ extension DriftEngine {
         }
     }
 
-    static func contains(_ bytes: [UInt8], _ range: Range<Int>, _ pattern: [UInt8]) -> Bool {
-        guard range.count >= pattern.count, let first = pattern.first else { return false }
-        return bytes.withUnsafeBufferPointer { buffer in
-            pattern.withUnsafeBufferPointer { p in
-                var index = range.lowerBound
-                let last = range.upperBound - pattern.count
-                while index <= last {
-                    if buffer[index] == first && memcmp(buffer.baseAddress! + index, p.baseAddress!, pattern.count) == 0 { return true }
-                    index += 1
-                }
-                return false
-            }
-        }
-    }
-
     static func decodeAll<T>(
         _ layout: CanonicalLayout, _ section: String, _ reader: (inout JSONScanner) throws(JSONScanner.ScanError) -> T
     ) throws(SnapshotFileError) -> [T] {
