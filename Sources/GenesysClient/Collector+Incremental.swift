@@ -82,14 +82,7 @@ extension Collector {
         var p = Patch(base)
         let size = options.pageSize
 
-        // The organisation is read every time: one request that also says the API answers (a
-        // check with nothing to re-read still proves the organisation was reachable now).
-        do {
-            p.organization = try await guarded("GET /api/v2/organizations/me", p.organization) { () async throws -> Organization? in
-                let org: OrganizationWire = try await self.client.get("/api/v2/organizations/me")
-                return Organization(id: org.id, name: org.name ?? "")
-            }
-        }
+        let requestsBefore = client.statistics.requests
         if changes.divisions { try await rereadDivisions(&p) }
         if changes.teams {
             let teams = try await guarded("GET /api/v2/teams", nil) { () async throws -> [TeamWire]? in
@@ -298,6 +291,15 @@ extension Collector {
         try await readMembers(&p, readWhole)
 
         try await closeReferences(&p)
+        // The organisation, when the events name it — or when nothing else was read: one request
+        // that says the API answers, so a check with nothing to re-read still proves the
+        // organisation was reachable now.
+        if changes.organization || client.statistics.requests == requestsBefore {
+            p.organization = try await guarded("GET /api/v2/organizations/me", p.organization) { () async throws -> Organization? in
+                let org: OrganizationWire = try await self.client.get("/api/v2/organizations/me")
+                return Organization(id: org.id, name: org.name ?? "")
+            }
+        }
         return finish(p, start: start)
     }
 
