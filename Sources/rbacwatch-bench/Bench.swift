@@ -39,6 +39,15 @@ enum Bench {
         return kilobytes / 1024
     }
 
+    /// Writes a benchmark's results as JSON (sorted keys, pretty) to `path`, if one was given.
+    static func writeJSON<T: Encodable>(_ output: T, to path: String?) throws {
+        guard let path else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(output).write(to: URL(fileURLWithPath: path))
+        print("wrote \(path)")
+    }
+
     static func log(_ line: String) {
         FileHandle.standardError.write(Data("[bench] \(line)\n".utf8))
     }

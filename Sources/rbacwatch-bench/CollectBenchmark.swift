@@ -122,12 +122,7 @@ struct CollectBenchmark: AsyncParsableCommand {
                 runs: runs, build: Bench.buildConfiguration, plan: plan, perUser: perUser)
         }
         Self.printTable(output)
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(output).write(to: URL(fileURLWithPath: json))
-            print("wrote \(json)")
-        }
+        try Bench.writeJSON(output, to: json)
     }
 
     static func floor(_ requests: Int, _ rate: Int) -> Double? {

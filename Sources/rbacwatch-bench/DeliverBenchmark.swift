@@ -222,10 +222,6 @@ struct DeliverBenchmark: AsyncParsableCommand {
             "outage: HEC down \(output.downSeconds) s with \(output.queuedDuringOutage) queued; resident \(output.residentMBBeforeOutage) MB → peak \(output.peakResidentMBDuringOutage) MB while down "
                 + "(\(output.peakResidentMBWhileDraining) MB while draining, the in-process receivers keeping every payload); "
                 + "first delivery \(output.firstDeliveryAfterOutageSeconds) s after it came back, drained in \(output.drainSecondsAfterOutage) s; outbox file \(output.outboxFileMB) MB")
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(output).write(to: URL(fileURLWithPath: json))
-        }
+        try Bench.writeJSON(output, to: json)
     }
 }

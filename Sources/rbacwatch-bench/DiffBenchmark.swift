@@ -96,12 +96,7 @@ struct DiffBenchmark: AsyncParsableCommand {
             users: baseline.users.count, drift: drift, runs: runs, build: Bench.buildConfiguration, machine: Bench.machine(), snapshotBytes: baseBytes.count,
             indexed: Self.summarise(indexed), hashed: Self.summarise(hashed), naive: Self.summarise(naive), sameItems: same)
         Self.printTable(output)
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(output).write(to: URL(fileURLWithPath: json))
-            print("wrote \(json)")
-        }
+        try Bench.writeJSON(output, to: json)
         if !output.sameItems { throw ExitCode(1) }
     }
 

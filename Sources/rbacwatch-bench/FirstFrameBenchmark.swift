@@ -105,12 +105,7 @@ struct FirstFrameBenchmark: AsyncParsableCommand {
         print("--------------------------------------------  ---------------------------   ----")
         print("before: no snapshot (waits for a collection)  " + String(format: "%25.2f s", output.medianEmptySeconds) + "   \(output.emptySeconds)")
         print("after: newest stored snapshot (goal ≤ 1 s)     " + String(format: "%25.2f s", output.medianStoredSeconds) + "   \(output.storedSeconds)")
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(output).write(to: URL(fileURLWithPath: json))
-            print("wrote \(json)")
-        }
+        try Bench.writeJSON(output, to: json)
     }
 
     /// Starts the dashboard in a fresh tmux server and polls the pane until the users pane shows

@@ -191,10 +191,6 @@ struct FleetBenchmark: AsyncParsableCommand {
         ]
         print("MEASURE".padding(toLength: 52, withPad: " ", startingAt: 0) + "VALUE")
         for (name, value) in rows { print(name.padding(toLength: 52, withPad: " ", startingAt: 0) + value) }
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(output).write(to: URL(fileURLWithPath: json))
-        }
+        try Bench.writeJSON(output, to: json)
     }
 }

@@ -142,12 +142,7 @@ struct IncrementalBenchmark: AsyncParsableCommand {
                 name.padding(toLength: 34, withPad: " ", startingAt: 0)
                     + String(format: "  %18.0f   %19.0f   %12.1f %%   %d of %d", cost.medianFullWalkRequests, cost.medianIncrementalRequests, cost.medianRatio * 100, cost.matchedFullWalk, cost.checks))
         }
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(output).write(to: URL(fileURLWithPath: json))
-            print("wrote \(json)")
-        }
+        try Bench.writeJSON(output, to: json)
         if identical < seeds { throw ExitCode(1) }
     }
 }

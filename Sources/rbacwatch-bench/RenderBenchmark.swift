@@ -156,12 +156,7 @@ struct RenderBenchmark: AsyncParsableCommand {
             keyToFrameByKey: latency.byKey.map { Self.timing($0.key, $0.value) }.sorted { $0.medianMs > $1.medianMs },
             dataUpdate: Self.timing("reduce a data update", latency.dataReduce), filterKeys: filters)
         Self.printTable(output)
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(output).write(to: URL(fileURLWithPath: json))
-            print("wrote \(json)")
-        }
+        try Bench.writeJSON(output, to: json)
     }
 
     /// An event and when it was pushed.

@@ -167,11 +167,7 @@ struct RulesBenchmark: AsyncParsableCommand {
         }
         print("findings: \(pipelineFindings) (the pipeline's equal the engine's over the same events in order: \(matches ? "yes" : "NO"))")
         if let fileBytes { print("SQLite file after one run: \(fileBytes / 1_000_000) MB") }
-        if let json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(output).write(to: URL(fileURLWithPath: json))
-        }
+        try Bench.writeJSON(output, to: json)
         if !matches { throw ExitCode(1) }
     }
 }
