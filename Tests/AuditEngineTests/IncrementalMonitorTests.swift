@@ -24,8 +24,14 @@ struct IncrementalMonitorTests {
 
         func collect() async throws -> Snapshot {
             fullCalls.add(1, ordering: .relaxed)
-            if hold.load(ordering: .relaxed) {
-                await withCheckedContinuation { continuation in holding.withLock { $0.append(continuation) } }
+            // Checked and queued under one lock, so a release between the two cannot be missed.
+            await withCheckedContinuation { continuation in
+                let now = holding.withLock { list -> Bool in
+                    guard hold.load(ordering: .relaxed) else { return true }
+                    list.append(continuation)
+                    return false
+                }
+                if now { continuation.resume() }
             }
             return full.withLock { $0 }
         }
@@ -36,8 +42,12 @@ struct IncrementalMonitorTests {
         }
 
         func release() {
-            hold.store(false, ordering: .relaxed)
-            for continuation in holding.withLock({ list in defer { list = [] }; return list }) { continuation.resume() }
+            let waiting = holding.withLock { list in
+                hold.store(false, ordering: .relaxed)
+                defer { list = [] }
+                return list
+            }
+            for continuation in waiting { continuation.resume() }
         }
     }
 
