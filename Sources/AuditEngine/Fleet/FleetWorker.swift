@@ -90,7 +90,10 @@ public actor FleetWorker {
     public func run() async {
         try? await database.registerOrganizations(organizations)
         while !Task.isCancelled {
-            let wait = await step()
+            // A tick runs to its end even when the stop comes in the middle of it: a lease
+            // acquisition cancelled between its commit and its answer would be held in the
+            // database by this worker without it knowing (and so never released).
+            let wait = await Task { await self.step() }.value
             try? await Task.sleep(for: wait)
         }
         // Not in the cancelled task: its statements would be cancelled with it.
@@ -206,6 +209,7 @@ public actor FleetWorker {
         let database = self.database
         let worker = settings.workerId
         let limit = settings.leaseTTL
+        let logger = self.logger
         let id = UUID()
         releasing[id] = Task {
                 await withTaskGroup(of: Void.self) { group in
@@ -214,7 +218,7 @@ public actor FleetWorker {
                     await group.next()
                     group.cancelAll()
                 }
-                try? await database.releaseLease(entry.fence)
+                await Self.release(entry.fence, database: database, logger: logger)
                 if key.hasPrefix("org:") {
                     try? await database.reportOrganization(String(key.dropFirst(4)), health: "unassigned", detail: "released by \(worker)", worker: worker)
                 }
@@ -224,10 +228,37 @@ public actor FleetWorker {
 
     private func released(_ id: UUID) { releasing[id] = nil }
 
+    /// Releases a lease, trying three times a second apart (a release lost to a busy database
+    /// would keep the organisation unworked until the lease expires).
+    static func release(_ fence: Fence, database: PostgresDatabase, logger: Logger) async {
+        for attempt in 1...3 {
+            do {
+                try await database.releaseLease(fence)
+                return
+            } catch {
+                if attempt == 3 {
+                    logger.warning("lease not released: it expires by itself", metadata: ["lease": "\(fence.name)", "error": "\(error)"])
+                } else {
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+    }
+
     /// Graceful shutdown: every runner stopped, every lease released, the worker marked stopped.
+    /// Last, whatever the database still holds under this worker's name is released too (an
+    /// acquisition whose answer was lost leaves a lease the worker never knew it had).
     public func shutdown() async {
         for key in held.keys.sorted() { stop(key, release: true) }
         for task in Array(releasing.values) { await task.value }
+        do {
+            let left = try await database.releaseLeases(owner: settings.workerId)
+            if !left.isEmpty {
+                logger.warning("released leases this worker held without knowing", metadata: ["leases": "\(left.joined(separator: ","))"])
+            }
+        } catch {
+            logger.warning("leases left under this worker not released: they expire by themselves", metadata: ["error": "\(error)"])
+        }
         try? await database.stopWorker(settings.workerId)
     }
 

@@ -119,6 +119,30 @@ extension PostgresDatabase {
         }
     }
 
+    /// Gives up every lease `owner` still holds (a worker's last act on a graceful stop); returns
+    /// their names.
+    public func releaseLeases(owner: String) async throws -> [String] {
+        try await transaction(control: true) { connection in
+            let rows = try await self.rows(
+                """
+                UPDATE lease SET owner = NULL, expires_at = \(unescaped: Self.nowMilliseconds)
+                WHERE owner = \(owner) AND expires_at > \(unescaped: Self.nowMilliseconds) RETURNING name, token
+                """, on: connection)
+            var names: [String] = []
+            for row in rows {
+                let name: String = try row.get("name")
+                let token: Int64 = try row.get("token")
+                try await self.run(
+                    """
+                    UPDATE lease_history SET released_at = \(unescaped: Self.nowMilliseconds)
+                    WHERE name = \(name) AND token = \(token) AND released_at IS NULL
+                    """, on: connection)
+                names.append(name)
+            }
+            return names.sorted()
+        }
+    }
+
     /// Leases whose names start with `prefix`, by name.
     public func leases(prefix: String = "") async throws -> [LeaseRecord] {
         try await controlRows(
