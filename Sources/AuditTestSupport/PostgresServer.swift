@@ -24,7 +24,8 @@ public enum PostgresServer {
 
     /// The server (started once per test process).
     public static func server() async throws -> Server {
-        try await shared.value
+        TimerWatch.start()
+        return try await shared.value
     }
 
     /// A new, empty database on the server (the shared one by default).

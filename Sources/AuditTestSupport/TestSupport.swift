@@ -16,6 +16,7 @@ public enum TestSupport {
     public static func simulator(
         users: Int, seed: UInt64, _ adjust: (inout SimulatorConfiguration) -> Void = { _ in }
     ) -> GenesysSimulator {
+        TimerWatch.start()
         var configuration = SimulatorConfiguration()
         configuration.users = users
         configuration.seed = seed
@@ -30,6 +31,7 @@ public enum TestSupport {
     public static func generated(
         users: Int, seed: UInt64, _ adjust: (inout SimulatorConfiguration) -> Void = { _ in }
     ) async -> GenesysSimulator {
+        TimerWatch.start()
         var configuration = SimulatorConfiguration()
         configuration.users = users
         configuration.seed = seed
@@ -133,6 +135,7 @@ public final class ManualClock: APIClock, @unchecked Sendable {
     public let epoch: Date
 
     public init(epoch: Date = Date(timeIntervalSince1970: 1_795_000_000)) {
+        TimerWatch.start()
         self.epoch = epoch
     }
 

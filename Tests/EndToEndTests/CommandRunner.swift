@@ -1,4 +1,5 @@
 import Foundation
+import AuditTestSupport
 import Testing
 
 /// Runs the built `rbacwatch` executable as a separate process, as a user would.
@@ -11,6 +12,7 @@ struct CommandRunner {
 
     /// The executable next to the test bundle (`swift test` builds it), or `RBACWATCH_BINARY`.
     static var binary: String {
+        TimerWatch.start()
         if let path = ProcessInfo.processInfo.environment["RBACWATCH_BINARY"] { return path }
         let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let candidates = [
