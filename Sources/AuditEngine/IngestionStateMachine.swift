@@ -51,6 +51,10 @@ public struct IngestionStateMachine: Sendable {
     /// Whether the rules have been brought up to date with what the store already judged.
     private var warmed = false
     private var buffer = ReorderBuffer()
+    /// Events the store holds that the next windows may fetch again (their dates within the
+    /// overlap of the mark), by id: a window's ids are looked up in the store only when neither
+    /// this nor the buffer knows them — a steady feed asks the store about new ids alone.
+    private var recent: [String: AuditEvent] = [:]
     private var lastRateLimited: Date?
     private var consecutiveLimits = 0
     private var poll: Poll?
@@ -144,6 +148,7 @@ public struct IngestionStateMachine: Sendable {
         for event in events.sorted(by: { ($0.date, $0.id) < ($1.date, $1.id) }) {
             _ = engine.judge(event)
         }
+        remember(events)
         warmed = true
         return .readApprovals
     }
@@ -180,7 +185,30 @@ public struct IngestionStateMachine: Sendable {
         if p.serviceIndex < p.wanted.count {
             return .fetch(from: p.start, to: p.end, service: p.wanted[p.serviceIndex], realtime: p.realtime)
         }
-        return .lookUp(ids: p.fetched.map(\.id))
+        return .lookUp(ids: unknownIds(p.fetched))
+    }
+
+    /// The ids of `events` neither the buffer nor the recently recorded events know.
+    func unknownIds(_ events: [AuditEvent]) -> [String] {
+        var ids: [String] = []
+        ids.reserveCapacity(events.count)
+        for event in events where recent[event.id] == nil && buffer.event(event.id) == nil { ids.append(event.id) }
+        return ids
+    }
+
+    /// Most recent events kept to spare store lookups; past it the store answers.
+    static let recentLimit = 200_000
+
+    /// Remembers stored events the next windows may fetch again; forgets those before them.
+    private mutating func remember(_ events: [AuditEvent]) {
+        let water = poll.map { min($0.checkpoint.highWater, $0.checkpoint.criticalHighWater ?? $0.checkpoint.highWater) }
+        // A minute of margin past the overlap: windows start at the mark less the overlap.
+        let horizon = water?.addingTimeInterval(-settings.overlap - 60)
+        if let horizon { recent = recent.filter { $0.value.date >= horizon } }
+        for event in events where recent.count < Self.recentLimit {
+            if let horizon, event.date < horizon { continue }
+            recent[event.id] = event
+        }
     }
 
     /// The events of the window the store already holds, by id.
@@ -196,7 +224,7 @@ public struct IngestionStateMachine: Sendable {
                 health.duplicatesSkipped += 1
                 continue
             }
-            if let earlier = recorded[event.id] ?? buffer.event(event.id) {
+            if let earlier = recorded[event.id] ?? recent[event.id] ?? buffer.event(event.id) {
                 health.duplicatesSkipped += 1
                 if !earlier.sameSubstance(as: event) {
                     // The same id with different content: never judged silently as a duplicate,
@@ -233,6 +261,8 @@ public struct IngestionStateMachine: Sendable {
         for index in quarantined.indices { quarantined[index].receivedAt = now }
         p.pending = (due, findings, quarantined)
         poll = p
+        // What the store already held is remembered now; what is judged once it is written.
+        if !recorded.isEmpty { remember(Array(recorded.values)) }
         let deliveries = delivery?.items(findings: findings, events: due, organization: organization) ?? []
         return .record(
             AuditBatch(events: due, findings: findings, checkpoint: p.checkpoint, gap: p.gap, quarantined: quarantined, deliveries: deliveries))
@@ -257,6 +287,7 @@ public struct IngestionStateMachine: Sendable {
         p.pending = nil
         p.start = p.end
         poll = p
+        remember(pending.due)
         // A source that stopped without moving forward is asked again at the next poll, not
         // window after window now.
         if p.stalled { return .countQuarantine }

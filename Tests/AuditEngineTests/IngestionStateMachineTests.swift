@@ -34,6 +34,8 @@ struct IngestionStateMachineTests {
         var writeTakes: TimeInterval = 0
         var actions: [String] = []
         var fetches: [(from: Date, to: Date, service: String, realtime: Bool)] = []
+        /// The ids each window asked the store about.
+        var lookedUp: [[String]] = []
 
         /// Runs one poll at `now`; returns its outcome.
         mutating func poll(_ machine: inout IngestionStateMachine, at now: Date) -> PollOutcome {
@@ -68,6 +70,7 @@ struct IngestionStateMachineTests {
                     }
                     action = machine.fetched(read)
                 case .lookUp(let ids):
+                    lookedUp.append(ids)
                     action = machine.lookedUp(recorded.filter { ids.contains($0.key) })
                 case .record(let batch):
                     actions.append("record")
@@ -117,6 +120,38 @@ struct IngestionStateMachineTests {
         #expect(second.judgedIds == ["young"])
         #expect(second.new == 0, "the overlap fetched it again; the buffer already held it")
         #expect(machine.health.duplicatesSkipped == 1)
+    }
+
+    @Test("the store is asked only about ids nobody has seen: not the overlap's, not the buffer's, not the replay's; a rewritten one is still caught")
+    func lookUpsOnlyNewIds() {
+        var machine = IngestionStateMachine(rules: .defaults())
+        var world = World()
+        world.checkpoint = IngestionCheckpoint(highWater: Self.t0.addingTimeInterval(-120), updatedAt: Self.t0)
+        world.events = [Self.event("a", at: -150), Self.event("b", at: -100), Self.event("c", at: -20)]
+        _ = world.poll(&machine, at: Self.t0)
+        #expect(Set(world.lookedUp.flatMap { $0 }) == ["a", "b", "c"], "a fresh machine knows nothing: the store answers")
+        #expect(Set(world.recorded.keys) == ["a", "b"])
+
+        // The next poll's overlap fetches a, b (judged and stored) and c (buffered) again.
+        world.lookedUp = []
+        world.events.append(Self.event("d", at: 30))
+        var rewritten = Self.event("b", at: -100)
+        rewritten.action = "MemberRemove"
+        world.events[1] = rewritten
+        let second = world.poll(&machine, at: Self.t0.addingTimeInterval(60))
+        #expect(world.lookedUp.flatMap { $0 } == ["d"], "only the new id is looked up: \(world.lookedUp)")
+        #expect(second.judgedIds == ["c"])
+        #expect(second.quarantined.map(\.eventId) == ["b"], "the same id with other content is caught from memory")
+
+        // A new process (a restart) knows what its replay read from the store, and asks about the rest.
+        var restarted = IngestionStateMachine(rules: .defaults())
+        world.lookedUp = []
+        world.actions = []
+        let third = world.poll(&restarted, at: Self.t0.addingTimeInterval(120))
+        #expect(world.actions.contains("replay"))
+        #expect(Set(world.lookedUp.flatMap { $0 }) == ["d"], "c came back with the replay; d was only in the old buffer: \(world.lookedUp)")
+        #expect(third.judgedIds == ["d"])
+        #expect(!third.judgedIds.contains("c"), "stored events are not judged twice")
     }
 
     @Test("the services asked for are those the rules name that the API knows; every one when a rule matches any service")

@@ -140,6 +140,42 @@ struct RuleTests {
         #expect(Glob.matches("https://*.example.com/*", "https://hooks.example.com/x"))
         #expect(!Glob.matches("https://*.example.com/*", "https://example.com.evil.test/x"))
         #expect(Glob.matches("\\*", "*") && !Glob.matches("\\*", "d-1"))
+        // Literals: ASCII compared in place, anything else by Unicode's lower case.
+        #expect(Glob.matches("PeoplePermissions", "peoplepermissions") && !Glob.matches("People", "PeoplePermissions"))
+        #expect(!Glob.matches("PeoplePermissions", "People") && !Glob.matches("abc", "abd"))
+        #expect(Glob.matches("ÉQUIPE", "équipe") && Glob.matches("équipe", "ÉQUIPE") && !Glob.matches("équipe", "equipe"))
+        #expect(Glob.matches("straße", "STRASSE") == ("STRASSE".lowercased() == "straße"))
+        #expect(Glob.matches("k", "\u{212A}"), "the Kelvin sign lower-cases to k")
+    }
+
+    @Test("rules are tried by service: a literal service, in any case, a pattern, or none, fire as a full scan would")
+    func serviceIndex() {
+        func rule(_ id: String, services: Patterns) -> AuditRule {
+            var rule = RuleSet.defaults().rules[0]
+            rule.id = id
+            rule.match = AuditRule.Match()
+            rule.match.services = services
+            rule.match.statuses = []
+            rule.conditions = []
+            rule.exceptions = []
+            rule.correlation = nil
+            rule.throttleSeconds = nil
+            return rule
+        }
+        var engine = RuleEngine(rules: [
+            rule("literal", services: ["peoplepermissions"]), rule("glob", services: ["People*"]), rule("any", services: []),
+            rule("other", services: ["Groups"]), rule("both", services: ["Groups", "PEOPLEPERMISSIONS"]),
+        ])
+        let event = AuditEvent(id: "e", date: Date(), serviceName: "PeoplePermissions", entityType: "Role", action: "Update", entityId: "r")
+        #expect(engine.judge(event).map(\.ruleId) == ["literal", "glob", "any", "both"], "in the rules' order")
+        var groups = event
+        groups.serviceName = "Groups"
+        groups.id = "g"
+        #expect(engine.judge(groups).map(\.ruleId) == ["any", "other", "both"])
+        var unknown = event
+        unknown.serviceName = "Telephony"
+        unknown.id = "t"
+        #expect(engine.judge(unknown).map(\.ruleId) == ["any"])
     }
 
     @Test("throttling: one finding per rule and entity within the window")

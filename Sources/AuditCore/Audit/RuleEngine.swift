@@ -79,6 +79,8 @@ public struct AuditFinding: Sendable, Hashable, Identifiable {
 /// the same events gives the same findings.
 public struct RuleEngine: Sendable {
     public let rules: [AuditRule]
+    /// The rules by the services they name: an event is tried against its service's rules only.
+    private let index: RuleIndex
     /// Last time each (rule, key) fired.
     private var fired: [String: Date] = [:]
     /// Per (rule, actor): recent matching events.
@@ -108,6 +110,7 @@ public struct RuleEngine: Sendable {
 
     public init(rules: [AuditRule]) {
         self.rules = rules.filter(\.enabled)
+        self.index = RuleIndex(self.rules)
         self.memory = RuleSet(rules: rules).memorySeconds
     }
 
@@ -131,7 +134,11 @@ public struct RuleEngine: Sendable {
         if sincePrune >= 4096, event.date.timeIntervalSince(previous) < 3600 { prune(from: event.date) }
         previous = event.date
         var findings: [AuditFinding] = []
-        for rule in rules where rule.match.matches(event) {
+        let index = self.index
+        for position in index.candidates(service: event.serviceName) {
+            let box = index.boxes[position]
+            guard box.rule.match.matches(event) else { continue }
+            let rule = box
             var evidence: [String] = []
             var holds = true
             for condition in rule.conditions {
@@ -231,5 +238,56 @@ public struct RuleEngine: Sendable {
             }
             return finding
         }
+    }
+}
+
+/// The enabled rules, each in a box of its own (a rule handed around is then one reference),
+/// with which rules each service's events can match: a rule naming its services by exact name
+/// (no `*`) is tried only on their events; one naming none, or a pattern, on every event. The
+/// lists keep the rules' order, so findings come out as before.
+final class RuleIndex: Sendable {
+    final class Box: Sendable {
+        let rule: AuditRule
+        // The fields `judge` reads, at hand.
+        var id: String { rule.id }
+        var conditions: [AuditRule.Condition] { rule.conditions }
+        var exceptions: [AuditRule.Exception] { rule.exceptions }
+        var correlation: AuditRule.Correlation? { rule.correlation }
+        var throttleSeconds: Double? { rule.throttleSeconds }
+        var title: String { rule.title }
+        var severity: Severity { rule.severity }
+        var controls: [String] { rule.controls }
+        init(_ rule: AuditRule) { self.rule = rule }
+    }
+
+    let boxes: [Box]
+    /// Rules that may match any service.
+    let always: [Int]
+    /// By lower-cased service name: the rules naming it, merged with `always`, in order.
+    let byService: [[UInt8]: [Int]]
+
+    init(_ rules: [AuditRule]) {
+        boxes = rules.map(Box.init)
+        var always: [Int] = []
+        var named: [[UInt8]: [Int]] = [:]
+        for (position, rule) in rules.enumerated() {
+            let literals = rule.match.services.compiled.compactMap { pattern -> [UInt8]? in
+                if case .literal(let bytes) = pattern { return bytes }
+                return nil
+            }
+            if rule.match.services.isEmpty || literals.count != rule.match.services.compiled.count {
+                always.append(position)
+            } else {
+                for service in Set(literals) { named[service, default: []].append(position) }
+            }
+        }
+        self.always = always
+        byService = named.mapValues { ($0 + always).sorted() }
+    }
+
+    /// The positions of the rules an event of `service` can match, in order.
+    func candidates(service: String) -> [Int] {
+        if byService.isEmpty { return always }
+        return byService[Patterns.lowercased(service)] ?? always
     }
 }

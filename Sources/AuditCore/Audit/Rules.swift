@@ -201,6 +201,11 @@ public struct Patterns: Sendable, Hashable, RandomAccessCollection, ExpressibleB
             switch pattern {
             case .any: return true
             case .literal(let bytes):
+                // ASCII text is compared as it stands, lower-cased byte by byte.
+                if lowered == nil, let equal = Patterns.equalsLowered(text, bytes) {
+                    if equal { return true }
+                    continue
+                }
                 if lowered == nil { lowered = Patterns.lowercased(text) }
                 if bytes == lowered! { return true }
             case .glob(let tokens):
@@ -209,6 +214,26 @@ public struct Patterns: Sendable, Hashable, RandomAccessCollection, ExpressibleB
             }
         }
         return false
+    }
+
+    /// Whether `text` lower-cased is `pattern`, decided without allocating; nil when that needs
+    /// Unicode case rules (a byte past ASCII before the first difference).
+    static func equalsLowered(_ text: String, _ pattern: [UInt8]) -> Bool? {
+        var text = text
+        return text.withUTF8 { buffer -> Bool? in
+            let common = Swift.min(buffer.count, pattern.count)
+            for index in 0..<common {
+                var byte = buffer[index]
+                if byte >= 0x80 { return nil }
+                if byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }
+                if byte != pattern[index] { return false }
+            }
+            if buffer.count == pattern.count { return true }
+            // Equal so far and of different lengths: unequal, unless Unicode lower-casing of
+            // what follows could change the length.
+            for index in common..<buffer.count where buffer[index] >= 0x80 { return nil }
+            return false
+        }
     }
 
     /// Lower-cased UTF-8: byte arithmetic for ASCII, Unicode rules otherwise.
