@@ -185,6 +185,44 @@ struct JSONScanner {
         return negative ? -value : value
     }
 
+    /// Moves past an object or array by its brackets alone, strings' escapes respected, nothing
+    /// validated or built; false (index unmoved) when the next value is neither or does not
+    /// end. For well-formed input it ends where `skipValue` would; callers that need more
+    /// than the end (the known-record check compares the bytes) must not trust the content.
+    mutating func skipBracketed() -> Bool {
+        skipSpace()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") || bytes[index] == UInt8(ascii: "[") else { return false }
+        let end: Int? = bytes.withUnsafeBufferPointer { buffer in
+            var position = index
+            var depth = 0
+            var inString = false
+            while position < buffer.count {
+                let byte = buffer[position]
+                if inString {
+                    if byte == UInt8(ascii: "\\") {
+                        position += 1
+                    } else if byte == UInt8(ascii: "\"") {
+                        inString = false
+                    }
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = true
+                } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                    depth += 1
+                    // As deep as `skipValue` allows, no deeper.
+                    if depth > 128 { return nil }
+                } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
+                    depth -= 1
+                    if depth == 0 { return position + 1 }
+                }
+                position += 1
+            }
+            return nil
+        }
+        guard let end else { return false }
+        index = end
+        return true
+    }
+
     /// Skips any value (for members this reader does not know).
     mutating func skipValue(depth: Int = 0) throws(ScanError) {
         guard depth < 128 else { throw fail("nesting too deep") }

@@ -104,6 +104,8 @@ public struct IngestionHealth: Sendable, Equatable {
 /// What one poll did.
 public struct PollOutcome: Sendable, Equatable {
     public var fetched = 0
+    /// Of those, records the source left unparsed: events already held, byte for byte.
+    public var skipped = 0
     public var new = 0
     public var judged = 0
     /// Ids of the events judged, in the order the rules saw them.
@@ -192,7 +194,7 @@ public actor AuditIngestor {
                 case .readApprovals:
                     action = machine.approvalsRead(try await store.approvals(), at: clock.now())
                 case .fetch(let from, let to, let service, let realtime):
-                    let read = try await source.fetch(from: from, to: to, service: service, entityType: nil, realtime: realtime)
+                    let read = try await source.fetch(from: from, to: to, service: service, entityType: nil, realtime: realtime, known: machine.knownEvents())
                     if let truncation = read.truncation {
                         logger.debug("audit query stopped early", metadata: ["service": "\(service)", "reason": "\(truncation.reason)"])
                     }

@@ -55,6 +55,13 @@ public struct IngestionStateMachine: Sendable {
     /// overlap of the mark), by id: a window's ids are looked up in the store only when neither
     /// this nor the buffer knows them — a steady feed asks the store about new ids alone.
     private var recent: [String: AuditEvent] = [:]
+    /// The bytes each event of `recent` and the buffer came as (hashed): a source leaves a
+    /// record it sees again unchanged unparsed.
+    private var known: [String: KnownEvents.Entry] = [:] {
+        didSet { knownList = nil }
+    }
+    /// `known` by hash, built when first asked for after a change.
+    private var knownList: KnownEvents?
     private var lastRateLimited: Date?
     private var consecutiveLimits = 0
     private var poll: Poll?
@@ -79,6 +86,9 @@ public struct IngestionStateMachine: Sendable {
         var realtime = true
         var serviceIndex = 0
         var fetched: [AuditEvent] = []
+        /// Records the source skipped as known, and the hashes of those it parsed.
+        var skipped = 0
+        var records: [String: KnownEvents.Entry] = [:]
         var quarantined: [QuarantinedRecord] = []
         var stalled = false
         var pending: (due: [AuditEvent], findings: [AuditFinding], quarantined: [QuarantinedRecord])?
@@ -95,6 +105,14 @@ public struct IngestionStateMachine: Sendable {
         self.engine = RuleEngine(rules: rules)
         self.memory = min(rules.memorySeconds, 86_400)
         self.ruleServices = rules.services
+    }
+
+    /// What the next fetches may skip unparsed.
+    public mutating func knownEvents() -> KnownEvents {
+        if let knownList { return knownList }
+        let list = KnownEvents(known.values)
+        knownList = list
+        return list
     }
 
     /// Events in the reorder buffer.
@@ -170,6 +188,8 @@ public struct IngestionStateMachine: Sendable {
         guard var p = poll, p.serviceIndex < p.wanted.count else { return .countQuarantine }
         let service = p.wanted[p.serviceIndex]
         p.fetched += read.events
+        p.skipped += read.skipped
+        if !read.records.isEmpty { p.records.merge(read.records) { first, _ in first } }
         p.quarantined += read.quarantined
         if let truncation = read.truncation {
             // The window is complete only up to where the source stopped; the next window
@@ -199,15 +219,21 @@ public struct IngestionStateMachine: Sendable {
     /// Most recent events kept to spare store lookups; past it the store answers.
     static let recentLimit = 200_000
 
-    /// Remembers stored events the next windows may fetch again; forgets those before them.
+    /// Remembers stored events the next windows may fetch again; forgets those before them
+    /// (and the hashes of what neither `recent` nor the buffer holds any more).
     private mutating func remember(_ events: [AuditEvent]) {
         let water = poll.map { min($0.checkpoint.highWater, $0.checkpoint.criticalHighWater ?? $0.checkpoint.highWater) }
         // A minute of margin past the overlap: windows start at the mark less the overlap.
         let horizon = water?.addingTimeInterval(-settings.overlap - 60)
-        if let horizon { recent = recent.filter { $0.value.date >= horizon } }
         for event in events where recent.count < Self.recentLimit {
             if let horizon, event.date < horizon { continue }
             recent[event.id] = event
+        }
+        if let horizon {
+            recent = recent.filter { $0.value.date >= horizon }
+            // Events judged but not yet recorded (the batch being written) keep theirs.
+            let pending = Set(poll?.pending?.due.map(\.id) ?? [])
+            known = known.filter { recent[$0.key] != nil || buffer.event($0.key) != nil || pending.contains($0.key) }
         }
     }
 
@@ -215,7 +241,10 @@ public struct IngestionStateMachine: Sendable {
     public mutating func lookedUp(_ recorded: [String: AuditEvent]) -> Action {
         guard var p = poll else { return .countQuarantine }
         let now = p.now
-        p.outcome.fetched += p.fetched.count
+        p.outcome.fetched += p.fetched.count + p.skipped
+        p.outcome.skipped += p.skipped
+        // Skipped records are known events byte for byte: duplicates, nothing to compare.
+        health.duplicatesSkipped += p.skipped
         var fresh: [AuditEvent] = []
         var seen = Set<String>()
         var quarantined = p.quarantined
@@ -238,6 +267,7 @@ public struct IngestionStateMachine: Sendable {
                 continue
             }
             if event.date.timeIntervalSince(now) > settings.maxClockSkew { health.futureDated += 1 }
+            if let record = p.records[event.id] { known[event.id] = record }
             fresh.append(event)
         }
         p.outcome.new += buffer.insert(fresh, arrivedAt: now)
@@ -262,7 +292,12 @@ public struct IngestionStateMachine: Sendable {
         p.pending = (due, findings, quarantined)
         poll = p
         // What the store already held is remembered now; what is judged once it is written.
-        if !recorded.isEmpty { remember(Array(recorded.values)) }
+        if !recorded.isEmpty {
+            for event in recorded.values {
+                if let record = p.records[event.id] { known[event.id] = record }
+            }
+            remember(Array(recorded.values))
+        }
         let deliveries = delivery?.items(findings: findings, events: due, organization: organization) ?? []
         return .record(
             AuditBatch(events: due, findings: findings, checkpoint: p.checkpoint, gap: p.gap, quarantined: quarantined, deliveries: deliveries))
@@ -389,6 +424,8 @@ public struct IngestionStateMachine: Sendable {
         p.realtime = p.start >= p.now.addingTimeInterval(-settings.realtimeReach)
         p.serviceIndex = 0
         p.fetched = []
+        p.skipped = 0
+        p.records = [:]
         p.quarantined = []
         p.stalled = false
         poll = p

@@ -46,10 +46,18 @@ public struct GenesysAuditSource: AuditSource {
     }
 
     public func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> AuditFetch {
+        try await fetch(from: from, to: to, service: service, entityType: entityType, realtime: realtime, known: nil)
+    }
+
+    public func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool, known: KnownEvents) async throws -> AuditFetch {
+        try await fetch(from: from, to: to, service: service, entityType: entityType, realtime: realtime, known: Optional(known))
+    }
+
+    func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool, known: KnownEvents?) async throws -> AuditFetch {
         try await mapped {
             realtime
-                ? try await realtimeEvents(from: from, to: to, service: service, entityType: entityType)
-                : try await asyncEvents(from: from, to: to, service: service, entityType: entityType)
+                ? try await realtimeEvents(from: from, to: to, service: service, entityType: entityType, known: known)
+                : try await asyncEvents(from: from, to: to, service: service, entityType: entityType, known: known)
         }
     }
 
@@ -61,27 +69,38 @@ public struct GenesysAuditSource: AuditSource {
         var quarantined: [QuarantinedRecord] = []
         var seen = Set<String>()
         var truncation: AuditFetch.Truncation?
+        /// Records skipped as known, and the newest date among them.
+        var skipped = 0
+        var latestSkipped: Date?
+        var records: [String: KnownEvents.Entry] = [:]
 
-        /// Adds a page; returns how many of its events were new.
+        /// Adds a page; returns how many of its records (events or skipped) were new.
         mutating func add(_ page: AuditQueryPage) -> Int {
             var added = 0
             for event in page.events where seen.insert(event.id).inserted {
                 events.append(event)
+                if let record = page.records[event.id] { records[event.id] = record }
+                added += 1
+            }
+            for record in page.skipped where seen.insert(record.id).inserted {
+                skipped += 1
+                latestSkipped = max(latestSkipped ?? record.date, record.date)
                 added += 1
             }
             quarantined += page.unreadable
             return added
         }
 
-        /// Stops with `reason`: what was read is complete up to the last event's date.
+        /// Stops with `reason`: what was read is complete up to the last record's date.
         mutating func stop(_ reason: String) {
-            truncation = AuditFetch.Truncation(before: events.last.map { max($0.date, from) } ?? from, reason: reason)
+            let last = [events.last?.date, latestSkipped].compactMap { $0 }.max()
+            truncation = AuditFetch.Truncation(before: last.map { max($0, from) } ?? from, reason: reason)
         }
 
         /// Stops at the event or page ceiling; true when it did.
         mutating func stopAtCeiling(pages: Int, maxPages: Int) -> Bool {
-            if events.count >= maxEvents {
-                stop("\(events.count) events in one query, the ceiling")
+            if events.count + skipped >= maxEvents {
+                stop("\(events.count + skipped) events in one query, the ceiling")
                 return true
             }
             if pages >= maxPages {
@@ -91,21 +110,27 @@ public struct GenesysAuditSource: AuditSource {
             return false
         }
 
-        var result: AuditFetch { AuditFetch(events: events, quarantined: quarantined, truncation: truncation) }
+        var result: AuditFetch {
+            var fetch = AuditFetch(events: events, quarantined: quarantined, truncation: truncation)
+            fetch.skipped = skipped
+            fetch.records = records
+            return fetch
+        }
     }
 
-    func realtimeEvents(from: Date, to: Date, service: String, entityType: String?) async throws -> AuditFetch {
+    func realtimeEvents(from: Date, to: Date, service: String, entityType: String?, known: KnownEvents? = nil) async throws -> AuditFetch {
         var read = Accumulator(from: from, maxEvents: maxEvents)
         var page = 1
         while true {
             let reply = try await client.send(
                 "POST", "/api/v2/audits/query/realtime?expand=user", body: body(from: from, to: to, service: service, entityType: entityType, page: page))
-            let parsed = try parse(reply.body)
+            let parsed = try parse(reply.body, known: known)
             let added = read.add(parsed)
             // The last page, or an empty one (the set shrank under us): done. The server's
             // pageCount only ever ends a walk early; it never sizes one.
-            guard let count = parsed.pageCount, page < count, !parsed.events.isEmpty || !parsed.unreadable.isEmpty else { break }
-            if added == 0 && !parsed.events.isEmpty {
+            let records = !parsed.events.isEmpty || !parsed.skipped.isEmpty
+            guard let count = parsed.pageCount, page < count, records || !parsed.unreadable.isEmpty else { break }
+            if added == 0 && records {
                 read.stop("page \(page) of the realtime query repeats events already read: the server is not paging")
                 break
             }
@@ -115,7 +140,7 @@ public struct GenesysAuditSource: AuditSource {
         return read.result
     }
 
-    func asyncEvents(from: Date, to: Date, service: String, entityType: String?) async throws -> AuditFetch {
+    func asyncEvents(from: Date, to: Date, service: String, entityType: String?, known: KnownEvents? = nil) async throws -> AuditFetch {
         let created = try parse(
             try await client.send("POST", "/api/v2/audits/query", body: body(from: from, to: to, service: service, entityType: entityType, page: nil)).body)
         guard let id = created.id, Self.isTransactionId(id) else {
@@ -142,12 +167,13 @@ public struct GenesysAuditSource: AuditSource {
         repeat {
             var path = "/api/v2/audits/query/\(id)/results?pageSize=\(pageSize)&expand=user"
             if let cursor { path += "&cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor) }
-            let page = try parse(try await client.send("GET", path).body)
+            let page = try parse(try await client.send("GET", path).body, known: known)
             pages += 1
             let added = read.add(page)
-            cursor = page.events.isEmpty && page.unreadable.isEmpty ? nil : page.cursor
+            let records = !page.events.isEmpty || !page.skipped.isEmpty
+            cursor = !records && page.unreadable.isEmpty ? nil : page.cursor
             guard let next = cursor else { break }
-            if next.utf8.count > 4096 || !cursors.insert(next).inserted || (added == 0 && !page.events.isEmpty) {
+            if next.utf8.count > 4096 || !cursors.insert(next).inserted || (added == 0 && records) {
                 read.stop("the async results repeat a cursor or events already read: the server is not paging")
                 break
             }
@@ -191,9 +217,9 @@ public struct GenesysAuditSource: AuditSource {
         return w.bytes
     }
 
-    func parse(_ body: [UInt8]) throws -> AuditQueryPage {
+    func parse(_ body: [UInt8], known: KnownEvents? = nil) throws -> AuditQueryPage {
         do {
-            return try AuditQueryPage.parse(body)
+            return try AuditQueryPage.parse(body, known: known)
         } catch {
             throw AuditSourceError.failed(error.description)
         }

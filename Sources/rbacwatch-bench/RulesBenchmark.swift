@@ -392,6 +392,8 @@ struct EventCorpus: Sendable {
         var findings = 0
         var fetched = 0
         var polls = 0
+        var writing = Duration.zero
+        var skipped = 0
         let finish = end.addingTimeInterval(settings.lag + settings.overlap + poll)
         while clock.now() < finish {
             let outcome = await ingestor.poll()
@@ -399,10 +401,13 @@ struct EventCorpus: Sendable {
             judged += outcome.judged
             findings += outcome.findings.count
             fetched += outcome.fetched
+            writing += outcome.storeWrites.reduce(.zero, +)
+            skipped += outcome.skipped
             polls += 1
             clock.advance(poll)
         }
-        Bench.log("\(polls) polls fetched \(fetched) events (\(String(format: "%.2f", Double(fetched) / Double(max(judged, 1))))× each)")
+        Bench.log(
+            "\(polls) polls fetched \(fetched) events (\(String(format: "%.2f", Double(fetched) / Double(max(judged, 1))))× each, \(skipped) of them left unparsed as known); the store's writes took \(Bench.seconds(writing)) s")
         return IngestOutcome(judged: judged, findings: findings, fetched: fetched, polls: polls)
     }
 }
@@ -425,6 +430,14 @@ struct ReplaySource: AuditSource {
     func services() async throws -> [String] { corpus.services }
 
     func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> AuditFetch {
+        try await fetch(from: from, to: to, service: service, entityType: entityType, realtime: realtime, known: nil)
+    }
+
+    func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool, known: KnownEvents) async throws -> AuditFetch {
+        try await fetch(from: from, to: to, service: service, entityType: entityType, realtime: realtime, known: Optional(known))
+    }
+
+    func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool, known: KnownEvents?) async throws -> AuditFetch {
         guard let items = corpus.byService[service] else { return AuditFetch() }
         let now = clock.now()
         var low = 0, high = items.count
@@ -441,8 +454,10 @@ struct ReplaySource: AuditSource {
         var fetched = AuditFetch()
         var start = 0
         while start < selected.count {
-            let page = try AuditQueryPage.parse(EventCorpus.page(selected[start..<min(selected.count, start + 500)]))
+            let page = try AuditQueryPage.parse(EventCorpus.page(selected[start..<min(selected.count, start + 500)]), known: known)
             fetched.events += page.events
+            fetched.skipped += page.skipped.count
+            fetched.records.merge(page.records) { first, _ in first }
             fetched.quarantined += page.unreadable
             start += 500
         }

@@ -125,6 +125,32 @@ struct BoundedInputTests {
         #expect(throws: AuditEventError.self) { try AuditQueryPage.parse(Array(#"{"entities":[{"id":"e1",]}"#.utf8)) }
     }
 
+    @Test("records known byte for byte are skipped unparsed with their known id and date; a changed one is parsed and kept; junk still quarantined")
+    func knownRecords() throws {
+        // Brackets and an escaped quote inside strings do not end the record early.
+        let e1 = #"{"id":"e1","eventDate":"2026-01-01T00:00:00Z","serviceName":"PeoplePermissions","entityType":"Role","action":"Create","entity":{"id":"r1","name":"a}b\"]c{"},"remoteIp":["[1]"]}"#
+        let e2 = #"{"id":"e2","eventDate":"2026-01-01T00:00:01Z","serviceName":"PeoplePermissions","entityType":"Role","action":"Create","entity":{"id":"r2"}}"#
+        let e2before = e2.replacingOccurrences(of: "Create", with: "Update")
+        let page = #"{"pageCount":1,"entities":["# + e1 + "," + e2 + #","junk",{"eventDate":"x"}]}"#
+        let when = Date(timeIntervalSince1970: 1_767_225_600)
+        let known = KnownEvents([
+            KnownEvents.Entry(id: "e1", date: when, bytes: Array(e1.utf8)),
+            // e2 was seen with other bytes: parsed again.
+            KnownEvents.Entry(id: "e2", date: when, bytes: Array(e2before.utf8)),
+        ])
+        let parsed = try AuditQueryPage.parse(Array(page.utf8), known: known)
+        #expect(parsed.skipped.map(\.id) == ["e1"] && parsed.skipped.first?.date == when)
+        #expect(try AuditQueryPage.parse(Array(page.utf8)).events.first?.entityName == "a}b\"]c{")
+        #expect(parsed.events.map(\.id) == ["e2"])
+        #expect(parsed.records["e2"]?.bytes == Array(e2.utf8), "its bytes kept for the next list")
+        #expect(parsed.unreadable.count == 2, "a string and a record without an id: set aside as without a known list")
+        let plain = try AuditQueryPage.parse(Array(page.utf8))
+        #expect(plain.events.map(\.id) == ["e1", "e2"] && plain.skipped.isEmpty && plain.records.isEmpty)
+        // The same hash is not enough: the bytes must be equal.
+        #expect(known.entry(for: ArraySlice(e1.utf8))?.id == "e1")
+        #expect(known.entry(for: ArraySlice(e2.utf8)) == nil)
+    }
+
     @Test("the reorder buffer lets a future-dated event out once held for the lag, others by their date")
     func reorderFuture() {
         let now = Date(timeIntervalSince1970: 1_000_000)

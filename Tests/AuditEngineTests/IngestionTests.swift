@@ -140,10 +140,14 @@ struct IngestionTests {
                 rig.clock.advance(by: .seconds(20))
                 try await rig.createRole("Restart \(index)")
             }
+            var skipped = 0
             for _ in 0..<4 {
                 rig.clock.advance(by: .seconds(60))
-                #expect(await second.poll().failed == nil)
+                let outcome = await second.poll()
+                #expect(outcome.failed == nil)
+                skipped += outcome.skipped
             }
+            #expect(skipped > 0, "the overlap's records, known byte for byte, were left unparsed")
             let all = try await store.auditEvents(from: .distantPast, to: .distantFuture)
             #expect(all.count == rig.sim.auditEventCount, "every event once: \(all.count) of \(rig.sim.auditEventCount)")
             #expect(Set(all.map(\.id)).count == all.count)

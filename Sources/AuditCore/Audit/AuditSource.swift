@@ -11,9 +11,17 @@ public protocol AuditSource: Sendable {
     /// `realtime`: the synchronous query (the last 14 days); otherwise the asynchronous one (full
     /// retention).
     func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> AuditFetch
+    /// The same, leaving unparsed the records `known` already holds byte for byte (the overlap
+    /// of each window fetches most events again): they are counted in `skipped`.
+    func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool, known: KnownEvents) async throws -> AuditFetch
 }
 
 extension AuditSource {
+    /// A source that cannot skip parses everything.
+    public func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool, known: KnownEvents) async throws -> AuditFetch {
+        try await fetch(from: from, to: to, service: service, entityType: entityType, realtime: realtime)
+    }
+
     /// The events alone (what attribution and tests want).
     public func events(from: Date, to: Date, service: String, entityType: String? = nil, realtime: Bool) async throws -> [AuditEvent] {
         try await fetch(from: from, to: to, service: service, entityType: entityType, realtime: realtime).events
@@ -35,11 +43,56 @@ public enum AuditSourceError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// Records a reader already holds, as the bytes they came in: a page's record with exactly
+/// those bytes is the same event, and is skipped unparsed. Found by a hash of the bytes (seeded
+/// per process, so a record cannot be crafted to collide) and confirmed byte for byte.
+public struct KnownEvents: Sendable {
+    public struct Entry: Sendable, Equatable {
+        public var id: String
+        public var date: Date
+        public var bytes: [UInt8]
+        public var hash: Int
+        public init(id: String, date: Date, bytes: [UInt8]) {
+            self.id = id
+            self.date = date
+            self.bytes = bytes
+            hash = KnownEvents.hash(bytes[...])
+        }
+    }
+
+    public private(set) var byHash: [Int: Entry] = [:]
+
+    public init(_ entries: some Sequence<Entry> = [Entry]()) {
+        for entry in entries { byHash[entry.hash] = entry }
+    }
+
+    public var isEmpty: Bool { byHash.isEmpty }
+
+    public static func hash(_ bytes: ArraySlice<UInt8>) -> Int {
+        var hasher = Hasher()
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        return hasher.finalize()
+    }
+
+    /// The entry with exactly these bytes, if any.
+    public func entry(for bytes: ArraySlice<UInt8>) -> Entry? {
+        guard !byHash.isEmpty, let entry = byHash[Self.hash(bytes)], entry.bytes.count == bytes.count else { return nil }
+        let equal = entry.bytes.withUnsafeBytes { known in bytes.withUnsafeBytes { seen in
+            seen.isEmpty || memcmp(known.baseAddress!, seen.baseAddress!, seen.count) == 0
+        } }
+        return equal ? entry : nil
+    }
+}
+
 /// One page of an audit query reply: realtime (`pageCount`) or async results (`cursor`).
 public struct AuditQueryPage: Sendable {
     public var events: [AuditEvent]
     /// Elements of `entities` that are valid JSON but not audit events: kept raw, with why.
     public var unreadable: [QuarantinedRecord] = []
+    /// Records left unparsed because the reader already held them byte for byte: id and date.
+    public var skipped: [(id: String, date: Date)] = []
+    /// With a `known` list: each parsed event's bytes, by id (for the next list).
+    public var records: [String: KnownEvents.Entry] = [:]
     public var pageCount: Int?
     public var total: Int?
     public var cursor: String?
@@ -50,9 +103,10 @@ public struct AuditQueryPage: Sendable {
     /// One element that does not read as an event (a bad `eventDate`, no id, a field of the
     /// wrong type) is set aside in `unreadable` and the rest of the page is read; only a reply
     /// that is not JSON at all fails as a whole.
-    public static func parse(_ bytes: [UInt8]) throws(AuditEventError) -> AuditQueryPage {
+    public static func parse(_ bytes: [UInt8], known: KnownEvents? = nil) throws(AuditEventError) -> AuditQueryPage {
         var scanner = JSONScanner(bytes)
         var page = AuditQueryPage(events: [])
+        // With a list (even an empty one), every record's bytes are kept for the next list.
         do {
             try scanner.object { s, key throws(JSONScanner.ScanError) in
                 switch key {
@@ -61,8 +115,24 @@ public struct AuditQueryPage: Sendable {
                     try s.array { a throws(JSONScanner.ScanError) in
                         a.skipSpace()
                         let start = a.index
+                        var raw: ArraySlice<UInt8>?
+                        if let known {
+                            // Where the record ends: one known byte for byte is not parsed again.
+                            // (Not even JSON: the usual path below says so.)
+                            if a.skipBracketed() {
+                                let slice = bytes[start..<a.index]
+                                if let entry = known.entry(for: slice) {
+                                    page.skipped.append((entry.id, entry.date))
+                                    return
+                                }
+                                raw = slice
+                            }
+                            a.index = start
+                        }
                         do {
-                            page.events.append(try AuditEvent.read(&a))
+                            let event = try AuditEvent.read(&a)
+                            if let raw { page.records[event.id] = KnownEvents.Entry(id: event.id, date: event.date, bytes: Array(raw)) }
+                            page.events.append(event)
                         } catch {
                             let reason: String
                             if let error = error as? JSONScanner.ScanError {

@@ -60,6 +60,10 @@ public struct AuditFetch: Sendable {
     /// repeating itself): the events are complete up to `before` (they arrive in ascending date
     /// order), and `reason` says why it stopped.
     public var truncation: Truncation?
+    /// Records left unparsed as already known (see `KnownEvents`).
+    public var skipped = 0
+    /// With a `known` list: each returned event's bytes, by id (for the next list).
+    public var records: [String: KnownEvents.Entry] = [:]
 
     public struct Truncation: Sendable, Equatable {
         public var before: Date
