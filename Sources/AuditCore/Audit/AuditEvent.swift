@@ -20,10 +20,10 @@ public struct AuditEvent: Sendable, Hashable, Identifiable {
         public var removed: [String] { oldValues.filter { !newValues.contains($0) } }
     }
 
-    /// The fields, shared between copies until one is changed: an event passes through
-    /// pages, the reorder buffer, the rules and batches, and a copy is then one reference
-    /// count, not fifteen.
-    final class Storage: @unchecked Sendable {
+    /// The fields, in one box shared between copies until one is changed: an event passes
+    /// through pages, the reorder buffer, the rules and batches, and a copy is then one
+    /// reference count, not fifteen.
+    struct Fields: Sendable, Hashable {
         var id: String
         var date: Date
         var serviceName: String
@@ -39,98 +39,84 @@ public struct AuditEvent: Sendable, Hashable, Identifiable {
         var status: String
         var changes: [Change]
         var transactionId: String?
-
-        init(id: String, date: Date, serviceName: String, entityType: String, action: String, entityId: String, entityName: String, userId: String?, userName: String?, clientId: String?, remoteIp: [String], level: String, status: String, changes: [Change], transactionId: String?) {
-            self.id = id
-            self.date = date
-            self.serviceName = serviceName
-            self.entityType = entityType
-            self.action = action
-            self.entityId = entityId
-            self.entityName = entityName
-            self.userId = userId
-            self.userName = userName
-            self.clientId = clientId
-            self.remoteIp = remoteIp
-            self.level = level
-            self.status = status
-            self.changes = changes
-            self.transactionId = transactionId
-        }
-
-        func copy() -> Storage {
-            Storage(id: id, date: date, serviceName: serviceName, entityType: entityType, action: action, entityId: entityId, entityName: entityName, userId: userId, userName: userName, clientId: clientId, remoteIp: remoteIp, level: level, status: status, changes: changes, transactionId: transactionId)
-        }
     }
 
-    private var storage: Storage
+    final class Box: @unchecked Sendable {
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
 
-    /// The storage, copied first if another event shares it.
-    private mutating func unique() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        return storage
+    private var box: Box
+
+    /// The fields, copied out of a shared box before a change.
+    private var fields: Fields {
+        get { box.fields }
+        _modify {
+            if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
+            yield &box.fields
+        }
     }
 
     public var id: String {
-        get { storage.id }
-        set { unique().id = newValue }
+        get { box.fields.id }
+        set { fields.id = newValue }
     }
     /// `eventDate`, to the millisecond.
     public var date: Date {
-        get { storage.date }
-        set { unique().date = newValue }
+        get { box.fields.date }
+        set { fields.date = newValue }
     }
     public var serviceName: String {
-        get { storage.serviceName }
-        set { unique().serviceName = newValue }
+        get { box.fields.serviceName }
+        set { fields.serviceName = newValue }
     }
     public var entityType: String {
-        get { storage.entityType }
-        set { unique().entityType = newValue }
+        get { box.fields.entityType }
+        set { fields.entityType = newValue }
     }
     public var action: String {
-        get { storage.action }
-        set { unique().action = newValue }
+        get { box.fields.action }
+        set { fields.action = newValue }
     }
     public var entityId: String {
-        get { storage.entityId }
-        set { unique().entityId = newValue }
+        get { box.fields.entityId }
+        set { fields.entityId = newValue }
     }
     public var entityName: String {
-        get { storage.entityName }
-        set { unique().entityName = newValue }
+        get { box.fields.entityName }
+        set { fields.entityName = newValue }
     }
     public var userId: String? {
-        get { storage.userId }
-        set { unique().userId = newValue }
+        get { box.fields.userId }
+        set { fields.userId = newValue }
     }
     public var userName: String? {
-        get { storage.userName }
-        set { unique().userName = newValue }
+        get { box.fields.userName }
+        set { fields.userName = newValue }
     }
     public var clientId: String? {
-        get { storage.clientId }
-        set { unique().clientId = newValue }
+        get { box.fields.clientId }
+        set { fields.clientId = newValue }
     }
     public var remoteIp: [String] {
-        get { storage.remoteIp }
-        set { unique().remoteIp = newValue }
+        get { box.fields.remoteIp }
+        set { fields.remoteIp = newValue }
     }
     public var level: String {
-        get { storage.level }
-        set { unique().level = newValue }
+        get { box.fields.level }
+        set { fields.level = newValue }
     }
     public var status: String {
-        get { storage.status }
-        set { unique().status = newValue }
+        get { box.fields.status }
+        set { fields.status = newValue }
     }
     public var changes: [Change] {
-        get { storage.changes }
-        set { unique().changes = newValue }
+        get { box.fields.changes }
+        set { fields.changes = newValue }
     }
     public var transactionId: String? {
-        get { storage.transactionId }
-        set { unique().transactionId = newValue }
+        get { box.fields.transactionId }
+        set { fields.transactionId = newValue }
     }
 
     public init(
@@ -138,47 +124,12 @@ public struct AuditEvent: Sendable, Hashable, Identifiable {
         userId: String? = nil, userName: String? = nil, clientId: String? = nil, remoteIp: [String] = [], level: String = "USER",
         status: String = "SUCCESS", changes: [Change] = [], transactionId: String? = nil
     ) {
-        storage = Storage(id: id, date: date, serviceName: serviceName, entityType: entityType, action: action, entityId: entityId, entityName: entityName, userId: userId, userName: userName, clientId: clientId, remoteIp: remoteIp, level: level, status: status, changes: changes, transactionId: transactionId)
+        box = Box(
+            Fields(id: id, date: date, serviceName: serviceName, entityType: entityType, action: action, entityId: entityId, entityName: entityName, userId: userId, userName: userName, clientId: clientId, remoteIp: remoteIp, level: level, status: status, changes: changes, transactionId: transactionId))
     }
 
-    public static func == (a: AuditEvent, b: AuditEvent) -> Bool {
-        if a.storage === b.storage { return true }
-        let x = a.storage, y = b.storage
-        return x.id == y.id
-            && x.date == y.date
-            && x.serviceName == y.serviceName
-            && x.entityType == y.entityType
-            && x.action == y.action
-            && x.entityId == y.entityId
-            && x.entityName == y.entityName
-            && x.userId == y.userId
-            && x.userName == y.userName
-            && x.clientId == y.clientId
-            && x.remoteIp == y.remoteIp
-            && x.level == y.level
-            && x.status == y.status
-            && x.changes == y.changes
-            && x.transactionId == y.transactionId
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        let x = storage
-        hasher.combine(x.id)
-        hasher.combine(x.date)
-        hasher.combine(x.serviceName)
-        hasher.combine(x.entityType)
-        hasher.combine(x.action)
-        hasher.combine(x.entityId)
-        hasher.combine(x.entityName)
-        hasher.combine(x.userId)
-        hasher.combine(x.userName)
-        hasher.combine(x.clientId)
-        hasher.combine(x.remoteIp)
-        hasher.combine(x.level)
-        hasher.combine(x.status)
-        hasher.combine(x.changes)
-        hasher.combine(x.transactionId)
-    }
+    public static func == (a: AuditEvent, b: AuditEvent) -> Bool { a.box === b.box || a.box.fields == b.box.fields }
+    public func hash(into hasher: inout Hasher) { hasher.combine(box.fields) }
 
     /// Who acted, for people: the user's name, else their id, else the OAuth client.
     public var actor: String {
