@@ -12,7 +12,7 @@ import Synchronization
 /// loudly, so a stall is named rather than guessed at. (Thirty seconds: while the whole suite
 /// starts, two pool threads are busy for ten seconds at a time, which is load, not a stall.)
 public enum TimerWatch {
-    private static let probes = Mutex<(started: Int, woken: Int, oldest: [Int: ContinuousClock.Instant], reported: Bool)>((0, 0, [:], false))
+    private static let probes = Mutex<(started: Int, oldest: [Int: ContinuousClock.Instant], reported: Bool)>((0, [:], false))
 
     /// Starts the watch once per process; later calls do nothing.
     public static func start() { _ = started }
@@ -32,10 +32,7 @@ public enum TimerWatch {
                 }
                 if let id { Task.detached {
                     try? await Task.sleep(for: .milliseconds(5))
-                    probes.withLock { state in
-                        state.oldest[id] = nil
-                        state.woken += 1
-                    }
+                    probes.withLock { state in state.oldest[id] = nil }
                 } }
                 if let overdue, overdue > .seconds(30) {
                     let first = probes.withLock { state -> Bool in

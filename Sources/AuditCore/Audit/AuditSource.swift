@@ -66,8 +66,6 @@ public struct KnownEvents: Sendable {
         for entry in entries { byHash[entry.hash] = entry }
     }
 
-    public var isEmpty: Bool { byHash.isEmpty }
-
     public static func hash(_ bytes: ArraySlice<UInt8>) -> Int {
         var hasher = Hasher()
         bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
