@@ -409,11 +409,16 @@ struct DriftWatch {
         var printed = Set<String>()
         var waitingSince: [String: Date] = [:]
         var reported = Set<String>()
+        var loggedCheck = 0
         for await update in monitor.updates {
             latest.value = update
             metrics?.observe(update)
-            if let problem = update.status.problem { logger.warning("drift check failed", metadata: ["error": "\(problem)"]) }
-            if update.status == .ready, let mode = update.collection { logger.info("drift check", metadata: ["collection": "\(mode.summary)"]) }
+            // Once per check: approvals and new attribution republish the same check.
+            if update.check != loggedCheck, update.status.problem != nil || update.status == .ready {
+                loggedCheck = update.check
+                if let problem = update.status.problem { logger.warning("drift check failed", metadata: ["error": "\(problem)"]) }
+                if update.status == .ready, let mode = update.collection { logger.info("drift check", metadata: ["collection": "\(mode.summary)"]) }
+            }
             // Changes a full walk found that the audit log never showed: one warning and one JSON line each.
             for change in update.unaudited where reported.insert("\(change.item.fingerprint)@\(change.walkedAt.timeIntervalSince1970)").inserted {
                 logger.warning("unaudited change: a full walk found it and no audit event explains it", metadata: ["item": "\(change.item.summary)"])

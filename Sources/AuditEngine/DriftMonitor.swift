@@ -49,6 +49,10 @@ public struct MonitorUpdate: Sendable {
     /// The snapshot was read from the store at start, not collected in this run (the dashboard
     /// shows it, marked with its age, until the first collection replaces it).
     public var fromStore = false
+    /// The drift check this update reports (1 for the first): an update republished for an
+    /// approval or new attribution keeps its check's number, so counts and logs take each
+    /// check once.
+    public var check = 0
 
     public init(
         status: Status, snapshot: Snapshot? = nil, review: DriftReview? = nil, baselineVersion: Int? = nil, lineage: RoleLineage = RoleLineage(),
@@ -128,6 +132,24 @@ public actor DriftMonitor {
     private struct Base {
         var snapshot: Snapshot
         var mark: Date
+        /// When the full walk under it started: a change dated before then is in it.
+        var walkedFrom: Date?
+        /// Events whose entities incremental checks have read since they were stored, by id
+        /// (with their dates, to forget those the next window no longer reaches).
+        var applied: [String: Date] = [:]
+
+        /// Whether the snapshot already reflects `event`: it was applied, or made before the
+        /// full walk underneath began (the walk read the entity after it).
+        func reflects(_ event: AuditEvent) -> Bool {
+            applied[event.id] != nil || walkedFrom.map { event.date < $0 } ?? false
+        }
+
+        /// Records the events this snapshot reflects; forgets those before the next window.
+        mutating func remember(_ events: [AuditEvent], overlap: TimeInterval) {
+            let horizon = mark.addingTimeInterval(-overlap)
+            applied = applied.filter { $0.value >= horizon }
+            for event in events where event.date >= horizon { applied[event.id] = event.date }
+        }
     }
     private var base: Base?
     private var lastFullWalk: Date?
@@ -283,6 +305,7 @@ public actor DriftMonitor {
 
     private func cycle() async {
         cycles += 1
+        latest.check = cycles
         latest.status = .collecting
         continuation.yield(latest)
         var collected: (snapshot: Snapshot, at: Date)?
@@ -323,6 +346,8 @@ public actor DriftMonitor {
             latest.failures.record(message, at: now)
             latest.nextRefresh = now.addingTimeInterval(Self.seconds(interval))
         }
+        // (The ready update above is built afresh: it takes the check's number here.)
+        latest.check = cycles
         continuation.yield(latest)
     }
 
@@ -340,10 +365,16 @@ public actor DriftMonitor {
             if events.count > incremental.maxEvents {
                 reason = reason ?? "\(events.count) audit events since the last collection"
             } else {
-                let changes = ChangedEntities(events: events)
+                // The overlap brings back events the snapshot already reflects: only those it
+                // does not are read again.
+                let changes = ChangedEntities(events: events.filter { !base.reflects($0) })
                 let refreshed = try await incremental.refresh(base.snapshot, changes)
                 if reason == nil {
-                    if !refreshed.isPartial { self.base = Base(snapshot: refreshed, mark: min(checkpoint.highWater, started)) }
+                    if !refreshed.isPartial {
+                        var next = Base(snapshot: refreshed, mark: min(checkpoint.highWater, started), walkedFrom: base.walkedFrom)
+                        next.remember(events, overlap: incremental.overlap)
+                        self.base = next
+                    }
                     return (refreshed, changes.isEmpty ? .unchanged : .incremental(changes))
                 }
                 expected = refreshed
@@ -353,7 +384,7 @@ public actor DriftMonitor {
         let finished = clock.now()
         lastFullWalk = finished
         fullRequested = false
-        base = snapshot.isPartial ? nil : Base(snapshot: snapshot, mark: min(checkpoint?.highWater ?? started, started))
+        base = snapshot.isPartial ? nil : Base(snapshot: snapshot, mark: min(checkpoint?.highWater ?? started, started), walkedFrom: started)
         if let expected, !expected.isPartial, !snapshot.isPartial {
             let items = DriftEngine.diff(baseline: expected, current: snapshot, options: settings.options).items
             if !items.isEmpty { suspects.append(Suspect(items: items, from: started, to: finished)) }

@@ -44,6 +44,8 @@ public final class EngineMetrics: Sendable {
         var findings: [String: CoreMetrics.Counter] = [:]
         var delivery: [String: DeliveryHealth] = [:]
         var deliveryMetrics: [String: DeliveryMetrics] = [:]
+        /// The last drift check counted (updates republished for it are not counted again).
+        var check = -1
     }
 
     /// One destination's series.
@@ -158,22 +160,32 @@ public final class EngineMetrics: Sendable {
         collectionRequests.record(requests)
     }
 
-    /// After each drift check.
+    /// After each drift check (an update republished for the same check is counted once).
     public func observe(_ update: MonitorUpdate) {
+        let counted: Bool
+        switch update.status {
+        case .ready, .failed, .refused:
+            counted = previous.withLock { previous in
+                defer { previous.check = update.check }
+                return previous.check == update.check
+            }
+        case .starting, .collecting:
+            counted = false
+        }
         switch update.status {
         case .ready:
             if let at = update.collectedAt { lastCollection.record(at.timeIntervalSince1970) }
             switch update.collection {
-            case .full?: fullWalks.increment()
-            case .incremental?, .unchanged?: incrementalChecks.increment()
-            case nil: break
+            case .full? where !counted: fullWalks.increment()
+            case .incremental? where !counted, .unchanged? where !counted: incrementalChecks.increment()
+            default: break
             }
             unaudited.record(update.unaudited.count)
             var open: [Severity: Int] = [:]
             for reviewed in update.review?.items ?? [] where !reviewed.state.isApproved { open[reviewed.item.severity, default: 0] += 1 }
             for severity in Severity.allCases { driftGauge(severity).record(open[severity] ?? 0) }
         case .failed, .refused:
-            collectionFailures.increment()
+            if !counted { collectionFailures.increment() }
         case .starting, .collecting:
             break
         }

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// `HTTPTransport` over async-http-client, with its own connection pool. Call `shutdown()`.
 ///
@@ -119,7 +120,20 @@ public final class AsyncHTTPClientTransport: HTTPTransport {
     }
 
     public func shutdown() async {
+        if shutDown.withLock({ done in defer { done = true }; return done }) { return }
         try? await client.shutdown()
+    }
+
+    /// Whether `shutdown()` has run.
+    private let shutDown = Mutex(false)
+
+    /// A transport dropped without `shutdown()` (an error path that forgot it) must not take the
+    /// process down: async-http-client traps when a client it never shut down is freed. The
+    /// client is shut down in a task of its own, which holds it until it has.
+    deinit {
+        guard !shutDown.withLock({ $0 }) else { return }
+        let client = self.client
+        Task { try? await client.shutdown() }
     }
 
     static func host(of url: String) -> String {

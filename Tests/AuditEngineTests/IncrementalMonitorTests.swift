@@ -65,7 +65,7 @@ struct IncrementalMonitorTests {
     }
 
     static func withMonitor(
-        fullEvery: Duration = .seconds(3600), stored: Snapshot? = nil, holdFirstCollection: Bool = false,
+        fullEvery: Duration = .seconds(3600), overlap: TimeInterval = 30, stored: Snapshot? = nil, holdFirstCollection: Bool = false,
         _ body: (DriftMonitor, Paths, ManualClock, InMemoryAuditStore, DriftMonitorTests.Updates) async throws -> Void
     ) async throws {
         let clock = ManualClock()
@@ -75,7 +75,7 @@ struct IncrementalMonitorTests {
         try await feed(store, highWater: clock.date().addingTimeInterval(-30))
         let paths = Paths()
         paths.hold.store(holdFirstCollection, ordering: .relaxed)
-        let incremental = IncrementalCollection(fullEvery: fullEvery, overlap: 30, maxFeedLag: 600) { try await paths.refresh($0, $1) }
+        let incremental = IncrementalCollection(fullEvery: fullEvery, overlap: overlap, maxFeedLag: 600) { try await paths.refresh($0, $1) }
         let monitor = DriftMonitor(store: store, interval: .seconds(60), clock: ManualWallClock(clock), incremental: incremental) {
             try await paths.collect()
         }
@@ -129,6 +129,35 @@ struct IncrementalMonitorTests {
             }
             #expect(paths.fullCalls.load(ordering: .relaxed) == 2)
             #expect(await monitor.cycles == 6)
+        }
+    }
+
+    @Test("an event the last check read for is not read for again while the overlap still reaches it; a new one is")
+    func overlapReadOnce() async throws {
+        try await Self.withMonitor(overlap: 600) { monitor, paths, clock, store, updates in
+            _ = try await updates.next("the first check") { $0.status == .ready }
+            try await DriftMonitorTests.eventually("the monitor to sleep") { clock.sleeping == 1 }
+            let granted = clock.date().addingTimeInterval(10)
+            paths.refreshed.withLock { $0 = Fixture.snapshot(granted: true) }
+            try await Self.feed(store, highWater: clock.date().addingTimeInterval(50), events: [Self.grantEvent(at: granted)])
+            clock.advance(by: .seconds(60))
+            let second = try await updates.next("the incremental check") { $0.status == .ready && $0.check == 2 }
+            #expect(second.collection?.isFull == false && second.collection != .unchanged)
+            // Still inside the overlap (ten minutes), and already read for: not again.
+            try await DriftMonitorTests.eventually("the monitor to sleep") { clock.sleeping == 1 }
+            try await Self.feed(store, highWater: clock.date().addingTimeInterval(50))
+            clock.advance(by: .seconds(60))
+            let third = try await updates.next("the third check") { $0.status == .ready && $0.check == 3 }
+            #expect(third.collection == .unchanged, "\(String(describing: third.collection))")
+            // A later grant (a new event) is read for.
+            try await DriftMonitorTests.eventually("the monitor to sleep") { clock.sleeping == 1 }
+            try await Self.feed(store, highWater: clock.date().addingTimeInterval(50), events: [Self.grantEvent(at: clock.date().addingTimeInterval(5))])
+            clock.advance(by: .seconds(60))
+            let fourth = try await updates.next("the fourth check") { $0.status == .ready && $0.check == 4 }
+            guard case .incremental(let changes) = fourth.collection else { Issue.record("expected an incremental check: \(String(describing: fourth.collection))"); return }
+            #expect(changes.roleSubjects["r-sec"] == ["u2"])
+            #expect(paths.refreshes.withLock { $0.map(\.isEmpty) } == [false, true, false])
+            #expect(await monitor.cycles == 4)
         }
     }
 

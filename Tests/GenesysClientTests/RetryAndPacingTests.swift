@@ -119,6 +119,24 @@ struct RetryAndPacingTests {
         await transport.shutdown()
     }
 
+    @Test("a transport dropped without shutdown() does not take the process down; the next one works")
+    func droppedTransport() async throws {
+        let sim = TestSupport.simulator(users: 5, seed: 3)
+        try await sim.withRunning { endpoint in
+            do {
+                // An error path that forgets shutdown(): the client had a live connection.
+                let forgotten = AsyncHTTPClientTransport(connectTimeout: .seconds(2))
+                let reply = try await forgotten.send(.init(method: "GET", url: endpoint.apiBaseURL + "/api/v2/users"))
+                #expect(reply.status == 401)
+            }
+            let next = AsyncHTTPClientTransport(connectTimeout: .seconds(2))
+            let reply = try await next.send(.init(method: "GET", url: endpoint.apiBaseURL + "/api/v2/users"))
+            await next.shutdown()
+            await next.shutdown()  // twice is harmless
+            #expect(reply.status == 401)
+        }
+    }
+
     @Test("regions map to their API and login hosts")
     func regions() {
         #expect(GenesysRegion.baseURLs(for: "eu-west-1")?.api == "https://api.mypurecloud.ie")
