@@ -56,12 +56,15 @@ struct FleetWorkerTests {
         defer { Task { await database.close() } }
         let names = (1...8).map { "org\($0)" }
         let worker = FleetWorker(database: database, organizations: names, settings: Self.settings("w1"), logger: Self.logger, runOrganization: Self.idle)
-        let run = Task { await worker.run() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while worker.health.organizations.count < names.count, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        // Leased first, tick by tick (a loaded machine may fail one), so the stop is what is tested.
+        for _ in 0..<10 where worker.health.organizations.count < names.count { await worker.step() }
         #expect(worker.health.organizations.count == names.count, "all eight leased")
+        let before = worker.health.lastTick
+        let run = Task { await worker.run() }
+        // Running: its first tick (renewals, heartbeat) is done before the stop comes.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while worker.health.lastTick == before, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(worker.health.lastTick != before, "run() ticked")
         run.cancel()
         await run.value
         let leases = try await database.leases(prefix: "org:")
