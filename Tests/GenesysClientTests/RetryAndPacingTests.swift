@@ -125,11 +125,11 @@ struct RetryAndPacingTests {
         try await sim.withRunning { endpoint in
             do {
                 // An error path that forgets shutdown(): the client had a live connection.
-                let forgotten = AsyncHTTPClientTransport(connectTimeout: .seconds(2))
+                let forgotten = AsyncHTTPClientTransport(connectTimeout: .seconds(20))
                 let reply = try await forgotten.send(.init(method: "GET", url: endpoint.apiBaseURL + "/api/v2/users"))
                 #expect(reply.status == 401)
             }
-            let next = AsyncHTTPClientTransport(connectTimeout: .seconds(2))
+            let next = AsyncHTTPClientTransport(connectTimeout: .seconds(20))
             let reply = try await next.send(.init(method: "GET", url: endpoint.apiBaseURL + "/api/v2/users"))
             await next.shutdown()
             await next.shutdown()  // twice is harmless
