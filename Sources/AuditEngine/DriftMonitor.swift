@@ -49,6 +49,9 @@ public struct MonitorUpdate: Sendable {
     /// The snapshot was read from the store at start, not collected in this run (the dashboard
     /// shows it, marked with its age, until the first collection replaces it).
     public var fromStore = false
+    /// Before `snapshot`: the stored snapshot's preview, so the users pane draws while the
+    /// snapshot itself is read.
+    public var preview: SnapshotPreview?
     /// The drift check this update reports (1 for the first): an update republished for an
     /// approval or new attribution keeps its check's number, so counts and logs take each
     /// check once.
@@ -119,7 +122,8 @@ public actor DriftMonitor {
     private let continuation: AsyncStream<MonitorUpdate>.Continuation
     public nonisolated let updates: AsyncStream<MonitorUpdate>
 
-    private var latest: MonitorUpdate
+    /// The newest update published.
+    public private(set) var latest: MonitorUpdate
     private var arrivals = DriftArrivals()
     private var wakeUp: CheckedContinuation<Void, Never>?
     private var refreshRequested = false
@@ -204,7 +208,18 @@ public actor DriftMonitor {
         guard cycles == 0, latest.snapshot == nil else { return }
         do {
             guard let newest = try await store.snapshots().first else { return }
-            guard let snapshot = try await store.snapshot(rootHash: newest.rootHash) else { return }
+            // Its preview first (a few megabytes where the snapshot is a hundred): the users
+            // pane draws while the snapshot is read and decoded.
+            if let preview = try? await store.snapshotPreview(rootHash: newest.rootHash), latest.snapshot == nil, cycles == 0 {
+                latest.status = .collecting
+                latest.preview = preview
+                latest.collectedAt = newest.collectedAt
+                latest.fromStore = true
+                continuation.yield(latest)
+            }
+            let stored = try await store.snapshot(rootHash: newest.rootHash)
+            latest.preview = nil
+            guard let snapshot = stored else { return }
             guard latest.snapshot == nil, cycles == 0 else { return }
             latest.status = .collecting
             latest.snapshot = snapshot
@@ -231,7 +246,8 @@ public actor DriftMonitor {
                 extraPermissions: outcome.result.items.flatMap { $0.permissionsAdded + $0.permissionsRemoved })
             continuation.yield(latest)
         } catch {
-            // No preview: the first collection shows the organisation.
+            // No stored view: the first collection shows the organisation.
+            latest.preview = nil
         }
     }
 

@@ -76,6 +76,9 @@ public protocol SnapshotStore: Sendable {
     @discardableResult
     func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot
     func snapshot(rootHash: String) async throws -> Snapshot?
+    /// What a dashboard draws before the snapshot is decoded (stored with it); nil when there is
+    /// none (a snapshot stored by an older rbacwatch) or it cannot be read.
+    func snapshotPreview(rootHash: String) async throws -> SnapshotPreview?
     /// Newest first.
     func snapshots() async throws -> [StoredSnapshot]
     /// Deletes snapshots that no baseline refers to, except the `keepLatest` newest; returns how

@@ -40,6 +40,8 @@ public actor InMemoryAuditStore: AuditStore {
 
     public func snapshot(rootHash: String) async throws -> Snapshot? { stored[rootHash]?.snapshot }
 
+    public func snapshotPreview(rootHash: String) async throws -> SnapshotPreview? { stored[rootHash].map { SnapshotPreview($0.snapshot) } }
+
     public func snapshots() async throws -> [StoredSnapshot] {
         stored.values.sorted { ($0.info.collectedAt, $0.order) > ($1.info.collectedAt, $1.order) }.map(\.info)
     }

@@ -24,6 +24,13 @@ extension SQLiteAuditStore {
         }
     }
 
+    public func snapshotPreview(rootHash: String) async throws -> SnapshotPreview? {
+        let bytes = try await read { db in
+            try Data.fetchOne(db, sql: "SELECT preview FROM snapshot WHERE root_hash = ?", arguments: [rootHash])
+        }
+        return bytes.flatMap { SnapshotPreview(encoded: [UInt8]($0)) }
+    }
+
     public func snapshots() async throws -> [StoredSnapshot] {
         try await read { db in
             try Row.fetchAll(
@@ -219,10 +226,12 @@ struct SnapshotRecord: Sendable {
     var organizationName: String?
     var users: Int
     var partial: Bool
+    var preview: [UInt8]
 
     init(_ snapshot: Snapshot, collectedAt: Date) {
         rootHash = SnapshotDigest(snapshot).root
         content = snapshot.canonicalJSON()
+        preview = SnapshotPreview(snapshot).encoded()
         self.collectedAt = collectedAt.storePrecision
         organizationName = snapshot.organization?.name
         users = snapshot.users.count
@@ -235,16 +244,18 @@ struct SnapshotRecord: Sendable {
             byteCount: content.count)
     }
 
-    /// Inserts the snapshot unless the same content is already stored.
+    /// Inserts the snapshot unless the same content is already stored (then only a missing
+    /// preview is added: one stored by an older rbacwatch).
     func insert(_ db: Database) throws {
         try db.execute(
             sql: """
-                INSERT OR IGNORE INTO snapshot (root_hash, schema, collected_at, stored_at, organization_name, users, partial, content)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO snapshot (root_hash, schema, collected_at, stored_at, organization_name, users, partial, content, preview)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (root_hash) DO UPDATE SET preview = excluded.preview WHERE snapshot.preview IS NULL
                 """,
             arguments: [
                 rootHash, Snapshot.schema, collectedAt.timeIntervalSince1970, Date().timeIntervalSince1970, organizationName,
-                users, partial, Data(content),
+                users, partial, Data(content), Data(preview),
             ])
     }
 }

@@ -314,6 +314,9 @@ public final class SQLiteAuditStore: AuditStore {
                     ALTER TABLE finding ADD COLUMN queued_at REAL;
                     """)
         }
+        migrator.registerMigration("v5-snapshot-preview") { db in
+            try db.execute(sql: "ALTER TABLE snapshot ADD COLUMN preview BLOB")
+        }
         return migrator
     }
 

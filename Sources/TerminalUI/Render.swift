@@ -149,7 +149,15 @@ func renderTabs(_ frame: inout Frame, _ state: AppState) {
     for pane in Pane.allCases {
         let view = state.views[pane.rawValue]
         let total = state.rowCount(pane)
-        let count = view.visible.count == total ? "\(total)" : "\(view.visible.count)/\(total)"
+        var count = view.visible.count == total ? "\(total)" : "\(view.visible.count)/\(total)"
+        // Opened on a stored snapshot's preview: what the panes still being read will hold.
+        if total == 0, let reading = state.data.reading {
+            switch pane {
+            case .roles: count = "\(reading.roles)"
+            case .inheritance: count = "\(reading.inheritance)"
+            case .users, .feed: break
+            }
+        }
         let label = " \(pane.rawValue + 1) \(pane.title) \(count) "
         let style = pane == state.pane ? theme.style(.tabActive) : theme.style(.tab)
         column += frame.put(label, row: 1, column: column, style: style)
@@ -252,6 +260,7 @@ func renderList(_ frame: inout Frame, _ state: AppState, _ layout: Layout) {
         let text: String =
             switch state.data.status {
             case _ where state.rowCount(pane) > 0: "no rows match the filter (Esc clears it)"
+            case _ where state.data.reading != nil && pane != .feed: "reading the stored snapshot…"
             case .starting, .collecting: "collecting the organisation…"
             case .failed, .refused: "collection failed: \(state.data.status.problem ?? "")"
             case .ready: "nothing here"

@@ -138,3 +138,91 @@ struct DashboardFeedTests {
         #expect(kept.lagSeconds == 90)
     }
 }
+
+/// The stored snapshot's preview: what the users pane draws before the snapshot is decoded.
+@Suite("Dashboard: the stored snapshot's preview")
+struct SnapshotPreviewTests {
+    /// Users with names that sort differently by case, ids that break ties, grants direct and
+    /// through a group, a division the snapshot does not name, and one in every division.
+    static var snapshot: Snapshot {
+        let roles = [
+            Role(id: "r-agent", name: "Agent", policies: [PermissionPolicy(domain: "routing", entityName: "queue", actions: ["join", "view"])]),
+            Role(id: "r-sec", name: "Security Admin", policies: [PermissionPolicy(domain: "authorization", entityName: "grant", actions: ["add"])]),
+            Role(id: "r-both", name: "Both", policies: [PermissionPolicy(domain: "routing", entityName: "queue", actions: ["join"])], legacyPermissions: ["admin"]),
+        ]
+        let users = [
+            User(id: "u3", name: "ana", username: "ana@x", state: "active", divisionId: "d1", groupIds: ["g1"]),
+            User(id: "u1", name: "Ana", username: nil, state: "inactive", divisionId: "d-gone"),
+            User(id: "u2", name: "Ben\u{1B}[2J", username: "ben@x", state: "active", divisionId: nil),
+            User(id: "u4", name: "Ćiril", state: "active", divisionId: "*"),
+        ]
+        return Snapshot.resolving(
+            organization: Organization(id: "o", name: "Acme"), divisions: [Division(id: "d1", name: "Support", isHome: true)], roles: roles,
+            users: users, groups: [Group(id: "g1", name: "Supervisors", rolesEnabled: true, memberIds: ["u3"])],
+            teams: [Team(id: "t1", name: "Tier 1", divisionId: "d1", memberIds: ["u1"])], oauthClients: [],
+            grants: [
+                Grant(subjectId: "u1", subjectKind: .user, roleId: "r-agent", divisionId: "d1"),
+                Grant(subjectId: "u1", subjectKind: .user, roleId: "r-both", divisionId: "*"),
+                Grant(subjectId: "g1", subjectKind: .group, roleId: "r-sec", divisionId: "d1"),
+                Grant(subjectId: "u3", subjectKind: .user, roleId: "r-agent", divisionId: "d1"),
+            ], problems: [])
+    }
+
+    @Test("the preview's rows are the snapshot's rows, in the same order, before risk and drift")
+    func sameRows() throws {
+        let snapshot = Self.snapshot
+        let built = DashboardBuilder.build(
+            snapshot: snapshot, review: nil, baselineVersion: nil, lineage: RoleLineage(), firstSeen: [:], risk: RiskRollup(), status: .collecting,
+            collectedAt: nil, nextRefresh: nil)
+        let preview = SnapshotPreview(snapshot)
+        var update = MonitorUpdate(status: .collecting)
+        update.preview = try #require(SnapshotPreview(encoded: preview.encoded()))
+        update.fromStore = true
+        update.collectedAt = Date(timeIntervalSince1970: 1_000)
+        let data = DashboardFeed.dashboard(update)
+        #expect(data.users == built.users)
+        #expect(data.users.map(\.id) == ["u1", "u3", "u2", "u4"])
+        #expect(data.users.map(\.permissions) == [3, 3, 0, 0])
+        #expect(data.users.map(\.division) == ["d-gone", "Support", "", "*"])
+        #expect(data.reading?.roles == 3 && data.reading?.inheritance == 2)
+        #expect(data.organization == "Acme" && data.fromStore && data.collectedAt == update.collectedAt)
+        #expect(data.roles.isEmpty && data.snapshot == nil)
+        // Once the snapshot itself is there, the preview is not used.
+        update.snapshot = snapshot
+        #expect(DashboardFeed.dashboard(update).reading == nil)
+    }
+
+    @Test("a preview in another format, truncated or damaged anywhere is not read (the snapshot is), never a crash")
+    func damaged() {
+        let bytes = SnapshotPreview(Self.snapshot).encoded()
+        #expect(SnapshotPreview(encoded: bytes) == SnapshotPreview(Self.snapshot))
+        #expect(SnapshotPreview(encoded: []) == nil)
+        #expect(SnapshotPreview(encoded: Array("{\"schema\":\"rbacwatch.snapshot/1\"}".utf8)) == nil)
+        for cut in 0..<bytes.count {
+            #expect(SnapshotPreview(encoded: Array(bytes[0..<cut])) == nil, "cut at \(cut)")
+        }
+        #expect(SnapshotPreview(encoded: bytes + [0]) == nil, "trailing bytes")
+        // A user count of 2^62 after the header: refused before anything is reserved.
+        var huge = Array(bytes[0..<(bytes.firstIndex(of: UInt8(ascii: "\n"))! + 1)])
+        huge += [4] + Array("Acme".utf8) + [3, 1, 1] + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x3F]
+        #expect(SnapshotPreview(encoded: huge) == nil)
+        // Every byte flipped in turn: read or refused, never a trap.
+        for index in bytes.indices {
+            var flipped = bytes
+            flipped[index] ^= 0xFF
+            _ = SnapshotPreview(encoded: flipped)
+        }
+    }
+
+    @Test("showing the stored snapshot ends with the snapshot itself: the preview is not left behind")
+    func monitorEndsWithSnapshot() async throws {
+        let store = InMemoryAuditStore()
+        let snapshot = Self.snapshot
+        _ = try await store.acceptBaseline(snapshot: snapshot, collectedAt: Date(timeIntervalSince1970: 1_000), acceptedBy: "t", note: nil, at: Date())
+        #expect(try await store.snapshotPreview(rootHash: SnapshotDigest(snapshot).root) == SnapshotPreview(snapshot))
+        let monitor = DriftMonitor(store: store, interval: .seconds(60), clock: ManualWallClock(ManualClock())) { snapshot }
+        await monitor.showStored()
+        let latest = await monitor.latest
+        #expect(latest.snapshot == snapshot && latest.preview == nil && latest.fromStore)
+    }
+}

@@ -87,6 +87,22 @@ struct SQLiteStoreTests {
         #expect(try Self.digest(path) == before)
     }
 
+    @Test("a snapshot stored without a preview (an older rbacwatch) has none until stored again; a damaged preview is none, not an error")
+    func previewUpgrade() async throws {
+        let path = try StoreFiles.temporary().appendingPathComponent("state.sqlite").path
+        let snapshot = StoreFiles.snapshot(users: 5)
+        let store = try SQLiteAuditStore(path: path)
+        let stored = try await store.storeSnapshot(snapshot, collectedAt: Date())
+        try Self.execute(path, "UPDATE snapshot SET preview = NULL")
+        #expect(try await store.snapshotPreview(rootHash: stored.rootHash) == nil)
+        #expect(try await store.snapshot(rootHash: stored.rootHash) == snapshot)
+        try await store.storeSnapshot(snapshot, collectedAt: Date())
+        #expect(try await store.snapshotPreview(rootHash: stored.rootHash) == SnapshotPreview(snapshot))
+        try Self.execute(path, "UPDATE snapshot SET preview = x'72626163'")
+        #expect(try await store.snapshotPreview(rootHash: stored.rootHash) == nil)
+        #expect(try await store.snapshots().count == 1)
+    }
+
     @Test("a state file from a newer rbacwatch is refused")
     func newerSchema() throws {
         let path = try StoreFiles.temporary().appendingPathComponent("state.sqlite").path

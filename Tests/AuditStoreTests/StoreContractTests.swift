@@ -57,6 +57,10 @@ struct StoreContractTests {
         #expect(try await store.snapshot(rootHash: "nope") == nil)
         let other = try await store.storeSnapshot(StoreFiles.snapshot(users: 4), collectedAt: at.addingTimeInterval(120))
         #expect(try await store.snapshots().map(\.rootHash) == [other.rootHash, stored.rootHash], "newest first")
+        // Each with the preview a dashboard draws first.
+        #expect(try await store.snapshotPreview(rootHash: stored.rootHash) == SnapshotPreview(snapshot))
+        #expect(try await store.snapshotPreview(rootHash: other.rootHash)?.users.count == 4)
+        #expect(try await store.snapshotPreview(rootHash: "nope") == nil)
     }
 
     @Test("pruning keeps every baseline's snapshot and the newest others", arguments: StoreKind.allCases)

@@ -266,4 +266,27 @@ struct RenderTests {
         _ = reduce(&state, .tick(Fixture.now.addingTimeInterval(newItemHighlight)))
         #expect(highlighted() == 0)
     }
+
+    @Test("opened on a stored snapshot's preview: users listed, the other panes counted and marked as being read, names still sanitised")
+    func preview() throws {
+        var update = MonitorUpdate(status: .collecting)
+        update.preview = SnapshotPreview(Fixture.snapshot(drifted: true))
+        update.fromStore = true
+        update.collectedAt = Fixture.collectedAt
+        var state = AppState(theme: .standard, readOnly: false, now: Fixture.now, width: 110, height: 30)
+        _ = reduce(&state, .data(DashboardFeed.dashboard(update)))
+        let users = render(state).text
+        let tabs = users.split(separator: "\n")[1]
+        let full = Fixture.snapshot(drifted: true)
+        #expect(tabs.contains("1 Users \(full.users.count) "), "\(tabs)")
+        #expect(tabs.contains("2 Roles \(full.roles.count) ") && tabs.contains("3 Inheritance \(full.groups.count + full.teams.count) "), "\(tabs)")
+        #expect(users.contains("stored snapshot") && users.contains("refreshing…"))
+        #expect(users.contains(Fixture.users.sorted { $0.name.lowercased() < $1.name.lowercased() }[0].name))
+        #expect(!users.contains("\u{1B}") && users.contains("Mallory"))
+        state.pane = .roles
+        #expect(render(state).text.contains("reading the stored snapshot…"))
+        // The snapshot replaces the preview: rows everywhere, nothing being read.
+        _ = reduce(&state, .data(Fixture.data()))
+        #expect(!render(state).text.contains("reading the stored snapshot"))
+    }
 }

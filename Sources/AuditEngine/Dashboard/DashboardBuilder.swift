@@ -8,11 +8,8 @@ public enum DashboardBuilder {
         appeared: [String: Date] = [:], failures: [CollectionFailure] = [], risk: RiskRollup, status: MonitorUpdate.Status, collectedAt: Date?,
         nextRefresh: Date?, attribution: [String: ItemAttribution] = [:]
     ) -> DashboardData {
-        let divisions = Dictionary(snapshot.divisions.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
-        func divisionName(_ id: String?) -> String {
-            guard let id else { return "" }
-            return id == allDivisionsID ? "*" : divisions[id] ?? id
-        }
+        let divisions = DivisionNames(snapshot.divisions)
+        func divisionName(_ id: String?) -> String { divisions.name(id) }
         let roles = Dictionary(snapshot.roles.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var rolePermissions: [String: Set<String>] = [:]
         for role in snapshot.roles { rolePermissions[role.id] = Set(role.permissions) }
@@ -30,41 +27,13 @@ public enum DashboardBuilder {
             }
         }
 
-        // Distinct effective permissions depend only on the set of roles a user holds: count
-        // each distinct set once, over interned permission ids (no string sets per user).
-        var permissionIds: [String: Int] = [:]
-        var rolePermissionIds: [String: [Int]] = [:]
-        for role in snapshot.roles {
-            rolePermissionIds[role.id] = role.permissions.map { permission in
-                if let id = permissionIds[permission] { return id }
-                let id = permissionIds.count
-                permissionIds[permission] = id
-                return id
-            }
-        }
-        var stamps = [Int](repeating: -1, count: permissionIds.count)
-        var countsByRoleSet: [[String]: Int] = [:]
-        func distinctPermissions(_ roleIds: [String]) -> Int {
-            if let known = countsByRoleSet[roleIds] { return known }
-            let stamp = countsByRoleSet.count
-            var count = 0
-            for roleId in roleIds {
-                for id in rolePermissionIds[roleId] ?? [] where stamps[id] != stamp {
-                    stamps[id] = stamp
-                    count += 1
-                }
-            }
-            countsByRoleSet[roleIds] = count
-            return count
-        }
-
+        var permissions = PermissionCounter(roles: snapshot.roles)
         let users = snapshot.users.map { user -> (key: String, row: UserRow) in
-            let division = divisionName(user.divisionId)
             let row = UserRow(
-                id: user.id, name: user.name, state: user.state, division: division,
-                permissions: distinctPermissions(Array(Set(user.access.map(\.roleId))).sorted()),
-                risk: risk.principal(user.id), drift: driftBySubject[user.id] ?? 0,
-                search: "\(user.name) \(user.username ?? "") \(division) \(user.state)".lowercased())
+                SnapshotPreview.User(
+                    id: user.id, name: user.name, username: user.username ?? "", state: user.state, division: divisionName(user.divisionId),
+                    permissions: permissions.count(of: user)),
+                risk: risk.principal(user.id), drift: driftBySubject[user.id] ?? 0)
             return (user.name.lowercased(), row)
         }.sorted { ($0.key, $0.row.id) < ($1.key, $1.row.id) }.map(\.row)
 

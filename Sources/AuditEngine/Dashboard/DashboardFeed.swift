@@ -128,6 +128,13 @@ public actor DashboardFeed {
             var data = DashboardData.empty
             data.status = update.status
             data.feed = update.failures.map(DashboardBuilder.failureRow).reversed()
+            if let preview = update.preview {
+                data.organization = preview.organization
+                data.users = preview.users.map { UserRow($0, risk: nil, drift: 0) }
+                data.reading = .init(roles: preview.roles, inheritance: preview.groups + preview.teams)
+                data.collectedAt = update.collectedAt
+                data.fromStore = update.fromStore
+            }
             return data
         }
         var data = DashboardBuilder.build(

@@ -15,6 +15,24 @@ public struct UserRow: Sendable, Equatable, Identifiable {
     /// Unapproved drift items about this user.
     public var drift: Int
     public var search: String
+
+    /// A user's row: what the snapshot (or its stored preview) says, with risk and drift.
+    init(_ user: SnapshotPreview.User, risk: Severity?, drift: Int) {
+        self.init(
+            id: user.id, name: user.name, state: user.state, division: user.division, permissions: user.permissions, risk: risk, drift: drift,
+            search: "\(user.name) \(user.username) \(user.division) \(user.state)".lowercased())
+    }
+
+    public init(id: String, name: String, state: String, division: String, permissions: Int, risk: Severity?, drift: Int, search: String) {
+        self.id = id
+        self.name = name
+        self.state = state
+        self.division = division
+        self.permissions = permissions
+        self.risk = risk
+        self.drift = drift
+        self.search = search
+    }
 }
 
 public struct RoleRow: Sendable, Equatable, Identifiable {
@@ -202,6 +220,14 @@ public struct DashboardData: Sendable {
     public var collection: String?
     /// The audit feed merged in (rows also in `feed`), by the reducer.
     public var audit: AuditFeed = .empty
+    /// Drawn from the stored snapshot's preview while the snapshot itself is read: the users
+    /// pane has its rows, the roles and inheritance panes only how many they will hold.
+    public var reading: ReadingCounts?
+
+    public struct ReadingCounts: Sendable, Equatable {
+        public var roles: Int
+        public var inheritance: Int
+    }
 
     public static let empty = DashboardData(
         organization: "", collectedAt: nil, nextRefresh: nil, status: .starting, baselineVersion: nil, unapproved: [:], users: [],

@@ -37,10 +37,10 @@ public final class PostgresAuditStore: AuditStore {
     func insert(_ record: SnapshotRecord, org: String, on connection: PostgresConnection) async throws {
         try await database.run(
             """
-            INSERT INTO snapshot (org, root_hash, schema, collected_at, stored_at, organization_name, users, partial, content)
+            INSERT INTO snapshot (org, root_hash, schema, collected_at, stored_at, organization_name, users, partial, content, preview)
             VALUES (\(org), \(record.rootHash), \(Snapshot.schema), \(record.collectedAt.pgMilliseconds), \(Date().pgMilliseconds),
-                \(record.organizationName), \(Int64(record.users)), \(record.partial), \(Data(record.content)))
-            ON CONFLICT DO NOTHING
+                \(record.organizationName), \(Int64(record.users)), \(record.partial), \(Data(record.content)), \(Data(record.preview)))
+            ON CONFLICT (org, root_hash) DO UPDATE SET preview = excluded.preview WHERE snapshot.preview IS NULL
             """, on: connection)
     }
 
@@ -53,6 +53,12 @@ public final class PostgresAuditStore: AuditStore {
         } catch {
             throw StoreError(.corrupt, "snapshot \(rootHash) of \(organization) in \(database.location) cannot be read: \(error)")
         }
+    }
+
+    public func snapshotPreview(rootHash: String) async throws -> SnapshotPreview? {
+        let rows = try await read("SELECT preview FROM snapshot WHERE org = \(organization) AND root_hash = \(rootHash)")
+        guard let row = rows.first, let bytes = try row.get("preview", as: Data?.self) else { return nil }
+        return SnapshotPreview(encoded: [UInt8](bytes))
     }
 
     public func snapshots() async throws -> [StoredSnapshot] {

@@ -199,7 +199,8 @@ extension PostgresDatabase {
                 stopped_at BIGINT
             );
             """
-        )
+        ),
+        ("v2-snapshot-preview", "ALTER TABLE snapshot ADD COLUMN preview BYTEA"),
     ]
 
     /// Applies the migrations this database lacks, one process at a time (an advisory lock held
