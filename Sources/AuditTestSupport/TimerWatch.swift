@@ -9,10 +9,11 @@ import Synchronization
 /// a thread of its own (not the concurrency pool, not dispatch) starts a short `Task.sleep`
 /// every quarter second, so dispatch re-arms its timer from the earliest deadline it holds at
 /// least that often; and when one of those sleeps is thirty seconds overdue it says so on stderr,
-/// loudly, so a stall is named rather than guessed at. (Thirty seconds: while the whole suite
-/// starts, two pool threads are busy for ten seconds at a time, which is load, not a stall.)
+/// loudly (with the threads' states, again as it lasts, and when it ends), so a stall is named
+/// rather than guessed at. (Thirty seconds: while the whole suite starts, two pool threads are
+/// busy for ten seconds at a time, which is load, not a stall.)
 public enum TimerWatch {
-    private static let probes = Mutex<(started: Int, oldest: [Int: ContinuousClock.Instant], reported: Bool)>((0, [:], false))
+    private static let probes = Mutex<(started: Int, oldest: [Int: ContinuousClock.Instant], reportedAt: Duration?)>((0, [:], nil))
 
     /// Starts the watch once per process; later calls do nothing.
     public static func start() { _ = started }
@@ -34,20 +35,44 @@ public enum TimerWatch {
                     try? await Task.sleep(for: .milliseconds(5))
                     probes.withLock { state in state.oldest[id] = nil }
                 } }
-                if let overdue, overdue > .seconds(30) {
-                    let first = probes.withLock { state -> Bool in
-                        defer { state.reported = true }
-                        return !state.reported
-                    }
-                    if first {
-                        FileHandle.standardError.write(
-                            Data("TimerWatch: a 5 ms Task.sleep started \(overdue) ago has not woken: the test process's timers or its concurrency pool are stalled\n".utf8))
-                    }
-                }
+                report(overdue)
             }
         }
         thread.name = "rbacwatch-timer-watch"
         thread.start()
         return true
     }()
+
+    /// Speaks at 30 s overdue, then each time the wait doubles (60, 120, … s), and once more when
+    /// the probes wake again: a stall that outlasts a slow start is named with how long it lasted
+    /// and what the process's threads were doing. Each report also pokes dispatch's global queue
+    /// (a lost wake-up of its worker threads would be ended by it).
+    static func report(_ overdue: Duration?) {
+        let line: String? = probes.withLock { state in
+            guard let overdue, overdue > .seconds(30) else {
+                defer { state.reportedAt = nil }
+                return state.reportedAt.map { "TimerWatch: the test process's timers woke again after a stall of at least \($0)" }
+            }
+            if let last = state.reportedAt, overdue < last * 2 { return nil }
+            state.reportedAt = overdue
+            return "TimerWatch: a 5 ms Task.sleep started \(overdue) ago has not woken (\(state.oldest.count) waiting): the test process's timers or its concurrency pool are stalled; threads: \(threadStates())"
+        }
+        guard let line else { return }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+        DispatchQueue.global().async {}
+    }
+
+    /// The process's threads by scheduler state (`R` running, `S` sleeping…), from /proc.
+    static func threadStates() -> String {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return "unknown" }
+        var states: [String: Int] = [:]
+        for task in tasks.prefix(10_000) {
+            guard let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let state = stat[stat.index(after: close)...].split(separator: " ").first.map(String.init) ?? "?"
+            states[state, default: 0] += 1
+        }
+        return states.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+    }
 }
