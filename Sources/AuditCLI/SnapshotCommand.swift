@@ -78,8 +78,8 @@ struct SnapshotCommand: AsyncParsableCommand {
     /// Writes the file (if asked) and the summary; exits 4 when the snapshot is partial.
     func emit(_ snapshot: Snapshot, _ report: CollectionReport, stored: (root: String, path: String)?) throws {
         var written: (String, Int, String)?
-        let bytes = snapshot.canonicalJSON()
         if let out {
+            let bytes = snapshot.canonicalJSON()
             if out == "-" {
                 Console.output(bytes, json: true)
             } else {

@@ -9,7 +9,11 @@
 extension Snapshot {
     /// The canonical bytes of this snapshot, newline-terminated.
     public func canonicalJSON() -> [UInt8] {
-        var w = CanonicalJSONWriter(reservingCapacity: 256 * (users.count + grants.count + 64))
+        // Room for the whole document at once: growing by doubling would copy it and, for a
+        // moment, hold it one and a half times over. Generous on purpose: pages never written
+        // are never resident.
+        let estimate = 2048 * users.count + 256 * (grants.count + groups.count + teams.count + oauthClients.count) + 8192 * roles.count
+        var w = CanonicalJSONWriter(reservingCapacity: estimate + 65_536)
         w.beginObject(newlines: true)
         w.key("schema", ordered: false)
         w.value(Snapshot.schema)
@@ -42,7 +46,7 @@ extension Snapshot {
         w.field("users", newlines: true, each: users) { $0.encode(to: &$1) }
 
         w.endObject()
-        var bytes = w.bytes
+        var bytes = w.take()
         bytes.append(UInt8(ascii: "\n"))
         return bytes
     }

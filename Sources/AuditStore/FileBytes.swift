@@ -47,3 +47,13 @@ public struct FileReadError: Error, CustomStringConvertible, Sendable {
     public var reason: String
     public var description: String { "cannot read \(path): \(reason)" }
 }
+
+extension Data {
+    /// `bytes` as `Data` without copying them (a snapshot is over 100 MB; the database copies it
+    /// once more while writing): the array is kept alive, unmodified, for as long as the `Data`.
+    static func sharing(_ bytes: [UInt8]) -> Data {
+        guard !bytes.isEmpty else { return Data() }
+        let pointer = bytes.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress!) }
+        return Data(bytesNoCopy: pointer, count: bytes.count, deallocator: .custom { _, _ in withExtendedLifetime(bytes) {} })
+    }
+}

@@ -13,12 +13,15 @@ extension SQLiteAuditStore {
     }
 
     public func snapshot(rootHash: String) async throws -> Snapshot? {
-        let content = try await read { db in
-            try Data.fetchOne(db, sql: "SELECT content FROM snapshot WHERE root_hash = ?", arguments: [rootHash])
+        // Straight from SQLite's row into the array the reader scans: one copy of the 100 MB, not two.
+        let content: [UInt8]? = try await read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT content FROM snapshot WHERE root_hash = ?", arguments: [rootHash])
+            guard let row = try rows.next() else { return nil }
+            return try row.withUnsafeData(atIndex: 0) { data in data.map { [UInt8]($0) } }
         }
         guard let content else { return nil }
         do {
-            return try Snapshot(canonicalJSON: content)
+            return try Snapshot(canonicalBytes: content)
         } catch {
             throw StoreError(.corrupt, "snapshot \(rootHash) in \(path) cannot be read: \(error)")
         }
@@ -255,7 +258,7 @@ struct SnapshotRecord: Sendable {
                 """,
             arguments: [
                 rootHash, Snapshot.schema, collectedAt.timeIntervalSince1970, Date().timeIntervalSince1970, organizationName,
-                users, partial, Data(content), Data(preview),
+                users, partial, Data.sharing(content), Data(preview),
             ])
     }
 }

@@ -39,7 +39,7 @@ public final class PostgresAuditStore: AuditStore {
             """
             INSERT INTO snapshot (org, root_hash, schema, collected_at, stored_at, organization_name, users, partial, content, preview)
             VALUES (\(org), \(record.rootHash), \(Snapshot.schema), \(record.collectedAt.pgMilliseconds), \(Date().pgMilliseconds),
-                \(record.organizationName), \(Int64(record.users)), \(record.partial), \(Data(record.content)), \(Data(record.preview)))
+                \(record.organizationName), \(Int64(record.users)), \(record.partial), \(Data.sharing(record.content)), \(Data(record.preview)))
             ON CONFLICT (org, root_hash) DO UPDATE SET preview = excluded.preview WHERE snapshot.preview IS NULL
             """, on: connection)
     }
