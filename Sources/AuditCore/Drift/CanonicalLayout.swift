@@ -241,12 +241,9 @@ struct CanonicalLayout: Sendable {
             guard let id = Self.stringValue(bytes, in: organization, key: Self.idKey) else { return nil }
             organizationId = id
         }
-        var root = SHA256()
+        var root = RootHasher()
         func add(_ kind: EntityKind, _ id: UnsafeRawBufferPointer, _ hash: Hash256) {
-            withUnsafeBytes(of: kind.rawValue) { root.update(bufferPointer: $0) }
-            root.update(bufferPointer: id)
-            withUnsafeBytes(of: UInt8(0)) { root.update(bufferPointer: $0) }
-            withUnsafeBytes(of: (hash.a.bigEndian, hash.b.bigEndian, hash.c.bigEndian, hash.d.bigEndian)) { root.update(bufferPointer: $0) }
+            root.add(kind, id: id, hash: hash)
         }
         bytes.withUnsafeBufferPointer { buffer in
             if let organization, let organizationId {
@@ -270,6 +267,6 @@ struct CanonicalLayout: Sendable {
             hasher.update(data: problems.bytes)
             add(.problems, UnsafeRawBufferPointer(start: nil, count: 0), Hash256(hasher.finalize()))
         }
-        return ContentHash.hex(root.finalize())
+        return root.finalize()
     }
 }

@@ -39,6 +39,17 @@ extension Comparison {
     /// that brings the permissions, and links to the change that caused it.
     mutating func comparePermissions(principal: EntityRef, old: [Access], new: [Access]) {
         principalsCompared += 1
+        // The same roles in the same divisions, none granting other permissions than before:
+        // the permission maps are equal without building them.
+        struct Held: Hashable {
+            var roleId: String
+            var divisionId: String
+        }
+        if old.allSatisfy({ samePermissions.contains($0.roleId) }),
+            Set(old.map { Held(roleId: $0.roleId, divisionId: $0.divisionId) }) == Set(new.map { Held(roleId: $0.roleId, divisionId: $0.divisionId) })
+        {
+            return
+        }
         let oldMap = Self.permissionMap(old, oldPermissions)
         let newMap = Self.permissionMap(new, newPermissions)
         guard oldMap != newMap else { return }

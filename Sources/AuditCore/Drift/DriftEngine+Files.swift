@@ -19,19 +19,24 @@ extension DriftEngine {
     public static func diff(
         baselineBytes: [UInt8], currentBytes: [UInt8], lineage: RoleLineage = RoleLineage(), options: DriftOptions = DriftOptions()
     ) throws(SnapshotFileError) -> FileComparison {
-        // Index and hash both files at once.
+        // Index both files at once.
         let sides = Mutex<[Int: Indexed?]>([:])
         let inputs = [baselineBytes, currentBytes]
         DispatchQueue.concurrentPerform(iterations: 2) { index in
             var indexed: Indexed?
-            if let layout = CanonicalLayout(inputs[index]), let entities = layout.allEntities(), let root = layout.rootHash(entities) {
-                indexed = Indexed(layout: layout, entities: entities, root: root)
+            if let layout = CanonicalLayout(inputs[index]), layout.problemsEmpty, let entities = layout.allEntities() {
+                indexed = Indexed(layout: layout, entities: entities)
             }
             sides.withLock { $0[index] = indexed }
         }
         let (old, new) = sides.withLock { ($0[0] ?? nil, $0[1] ?? nil) }
-        if let old, let new, let comparison = try indexedDiff(old, new, lineage: lineage, options: options) {
-            return comparison
+        if let old, let new {
+            // The root hashes (SHA-256 of every entity) on threads of their own, while the
+            // comparison runs: its single-threaded stretches leave a core free.
+            let roots = [Joinable { old.layout.rootHash(old.entities) }, Joinable { new.layout.rootHash(new.entities) }]
+            let comparison = try indexedDiff(old, new, roots: { (roots[0].join(), roots[1].join()) }, lineage: lineage, options: options)
+            _ = (roots[0].join(), roots[1].join())
+            if let comparison { return comparison }
         }
         let baseline = try Snapshot(canonicalBytes: baselineBytes)
         let current = try Snapshot(canonicalBytes: currentBytes)
@@ -40,17 +45,46 @@ extension DriftEngine {
             decodedUsers: baseline.users.count + current.users.count, indexed: false)
     }
 
-    /// One file indexed: its layout, its entities by kind, its root hash.
+    /// One file indexed: its layout, its entities by kind.
     struct Indexed: Sendable {
         var layout: CanonicalLayout
         var entities: [EntityKind: [CanonicalLayout.Entity]]
-        var root: String
     }
 
-    static func indexedDiff(_ old: Indexed, _ new: Indexed, lineage: RoleLineage, options: DriftOptions) throws(SnapshotFileError) -> FileComparison? {
-        guard old.root != new.root else {
+    /// Work on a thread of its own (not the concurrency pool or dispatch's, which the caller may
+    /// be occupying), joined when its result is needed.
+    final class Joinable<T: Sendable>: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private let value = Mutex<T?>(nil)
+        private let joined = Mutex<T?>(nil)
+
+        init(_ work: @escaping @Sendable () -> T) {
+            let thread = Thread { [self] in
+                let result = work()
+                value.withLock { $0 = result }
+                done.signal()
+            }
+            thread.start()
+        }
+
+        /// Waits for the work the first time; later calls return the same result.
+        func join() -> T {
+            if let known = joined.withLock({ $0 }) { return known }
+            done.wait()
+            let result = value.withLock { $0 }!
+            joined.withLock { $0 = result }
+            return result
+        }
+    }
+
+    static func indexedDiff(
+        _ old: Indexed, _ new: Indexed, roots: () -> (String?, String?), lineage: RoleLineage, options: DriftOptions
+    ) throws(SnapshotFileError) -> FileComparison? {
+        // Identical files: nothing to merge.
+        if old.layout.bytes == new.layout.bytes {
+            guard case let (a?, b?) = roots() else { return nil }
             return FileComparison(
-                result: DriftResult(baselineRoot: old.root, currentRoot: new.root, items: [], newLineage: [:], changedEntities: 0, principalsCompared: 0),
+                result: DriftResult(baselineRoot: a, currentRoot: b, items: [], newLineage: [:], changedEntities: 0, principalsCompared: 0),
                 decodedUsers: 0, indexed: true)
         }
         var changed = Set<EntityKey>()
@@ -66,6 +100,11 @@ extension DriftEngine {
             }
         } else if (old.layout.organization == nil) != (new.layout.organization == nil) {
             return nil  // rare: read whole
+        }
+        if changed.isEmpty && added.isEmpty && removed.isEmpty, case let (a?, b?) = roots(), a == b {
+            return FileComparison(
+                result: DriftResult(baselineRoot: a, currentRoot: b, items: [], newLineage: [:], changedEntities: 0, principalsCompared: 0),
+                decodedUsers: 0, indexed: true)
         }
 
         // What the comparison needs beyond the entities that differ.
@@ -126,8 +165,14 @@ extension DriftEngine {
         guard let oldPart = parts[0], let newPart = parts[1] else { return nil }
         let baseline = try oldPart.get()
         let current = try newPart.get()
+        guard case let (oldRoot?, newRoot?) = roots() else { return nil }
+        if oldRoot == newRoot {
+            return FileComparison(
+                result: DriftResult(baselineRoot: oldRoot, currentRoot: newRoot, items: [], newLineage: [:], changedEntities: 0, principalsCompared: 0),
+                decodedUsers: 0, indexed: true)
+        }
         let result = diff(
-            baseline: baseline, current: current, roots: (old.root, new.root), changed: changed, added: added, removed: removed,
+            baseline: baseline, current: current, roots: (oldRoot, newRoot), changed: changed, added: added, removed: removed,
             lineage: lineage, options: options)
         return FileComparison(result: result, decodedUsers: baseline.users.count + current.users.count, indexed: true)
     }

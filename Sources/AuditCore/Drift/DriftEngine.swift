@@ -85,6 +85,8 @@ struct Comparison {
     /// Each role's permissions, computed once.
     let oldPermissions: [String: Set<String>]
     let newPermissions: [String: Set<String>]
+    /// Roles in both snapshots that grant the same permissions in each.
+    let samePermissions: Set<String>
     let oldUsers: ByID<User>
     let newUsers: ByID<User>
     let oldGroups: ByID<Group>
@@ -117,8 +119,11 @@ struct Comparison {
         self.options = options
         oldRoles = ByID(baseline.roles)
         newRoles = ByID(current.roles)
-        oldPermissions = Dictionary(baseline.roles.map { ($0.id, Set($0.permissions)) }, uniquingKeysWith: { a, _ in a })
-        newPermissions = Dictionary(current.roles.map { ($0.id, Set($0.permissions)) }, uniquingKeysWith: { a, _ in a })
+        let oldPermissions = Dictionary(baseline.roles.map { ($0.id, Set($0.permissions)) }, uniquingKeysWith: { a, _ in a })
+        let newPermissions = Dictionary(current.roles.map { ($0.id, Set($0.permissions)) }, uniquingKeysWith: { a, _ in a })
+        self.oldPermissions = oldPermissions
+        self.newPermissions = newPermissions
+        samePermissions = Set(newPermissions.compactMap { id, permissions in oldPermissions[id] == permissions ? id : nil })
         oldUsers = ByID(baseline.users)
         newUsers = ByID(current.users)
         oldGroups = ByID(baseline.groups)

@@ -22,18 +22,17 @@ public struct Hash256: Sendable, Hashable {
     public var a: UInt64, b: UInt64, c: UInt64, d: UInt64
 
     init(_ digest: SHA256.Digest) {
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (index, byte) in digest.enumerated() { words[index / 8] = words[index / 8] << 8 | UInt64(byte) }
-        (a, b, c, d) = (words[0], words[1], words[2], words[3])
+        (a, b, c, d) = digest.withUnsafeBytes { raw in
+            func word(_ index: Int) -> UInt64 { UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)) }
+            return (word(0), word(1), word(2), word(3))
+        }
     }
 
-    var bytes: [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        for (index, word) in [a, b, c, d].enumerated() {
-            for byte in 0..<8 { out[index * 8 + byte] = UInt8(truncatingIfNeeded: word >> UInt64(56 - byte * 8)) }
-        }
-        return out
+    /// The 32 bytes, appended (big-endian words: the digest's own order).
+    func append(to out: inout [UInt8]) {
+        withUnsafeBytes(of: (a.bigEndian, b.bigEndian, c.bigEndian, d.bigEndian)) { out.append(contentsOf: $0) }
     }
+
 }
 
 public struct EntityKey: Sendable, Hashable, Comparable {
@@ -47,6 +46,34 @@ public struct EntityKey: Sendable, Hashable, Comparable {
 
     public static func < (a: EntityKey, b: EntityKey) -> Bool {
         a.kind != b.kind ? a.kind < b.kind : a.id < b.id
+    }
+}
+
+/// The root hash's input — each entity's kind, id, a zero byte and its hash, in (kind, id)
+/// order — gathered and handed to SHA-256 in large pieces: the same digest as entity by entity,
+/// without a call (or an allocation) per field.
+struct RootHasher {
+    private var hasher = SHA256()
+    private var pending: [UInt8] = []
+
+    init() { pending.reserveCapacity(1 << 16) }
+
+    mutating func add(_ kind: EntityKind, id: some Sequence<UInt8>, hash: Hash256) {
+        pending.append(kind.rawValue)
+        pending.append(contentsOf: id)
+        pending.append(0)
+        hash.append(to: &pending)
+        if pending.count >= (1 << 16) - 512 { flush() }
+    }
+
+    private mutating func flush() {
+        hasher.update(data: pending)
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    mutating func finalize() -> String {
+        flush()
+        return ContentHash.hex(hasher.finalize())
     }
 }
 
@@ -65,7 +92,7 @@ public struct SnapshotDigest: Sendable, Equatable {
         var entities: [EntityKey: Hash256] = [:]
         entities.reserveCapacity(snapshot.users.count * 2 + snapshot.roles.count + snapshot.groups.count + 64)
         var writer = CanonicalJSONWriter(reservingCapacity: 4096)
-        var rootHasher = SHA256()
+        var rootHasher = RootHasher()
 
         // Entities are added in (kind, id) order — arrays are sorted by id, grants by subject — so
         // the root can be hashed as they come.
@@ -73,14 +100,11 @@ public struct SnapshotDigest: Sendable, Equatable {
             writer.reset()
             encode(&writer)
             var hasher = SHA256()
-            hasher.update(data: [key.kind.rawValue])
+            withUnsafeBytes(of: key.kind.rawValue) { hasher.update(bufferPointer: $0) }
             hasher.update(data: writer.bytes)
             let hash = Hash256(hasher.finalize())
             entities[key] = hash
-            rootHasher.update(data: [key.kind.rawValue])
-            rootHasher.update(data: Array(key.id.utf8))
-            rootHasher.update(data: [0])
-            rootHasher.update(data: hash.bytes)
+            rootHasher.add(key.kind, id: key.id.utf8, hash: hash)
         }
 
         if let organization = snapshot.organization {
@@ -118,7 +142,7 @@ public struct SnapshotDigest: Sendable, Equatable {
             w.endObject()
         }
         self.entities = entities
-        self.root = ContentHash.hex(rootHasher.finalize())
+        self.root = rootHasher.finalize()
     }
 
     /// Keys present in both with different hashes, keys only here, keys only there.
