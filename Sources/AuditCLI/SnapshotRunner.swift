@@ -54,6 +54,7 @@ enum SnapshotRunner {
             ticker.cancel()
             progress.clear()
             await client.shutdown()
+            ProcessMemory.releaseFreed()
             return result
         } catch {
             ticker.cancel()
@@ -136,5 +137,18 @@ enum SnapshotSummaryText {
             lines.append("Wrote \(written.path) (\(written.bytes) bytes, sha256 \(written.sha256))")
         }
         return lines.map(TerminalSafe.sanitize)
+    }
+}
+
+/// The C allocator keeps memory the collection freed (hundreds of thousands of decoded pages'
+/// strings, spread over a thread's arena each) for reuse; what comes next — a 100 MB canonical
+/// document, a stored snapshot read back — does not reuse it. Handing it back to the system
+/// after a collection keeps the process's peak near what it holds.
+enum ProcessMemory {
+    static func releaseFreed() {
+        // glibc's malloc_trim, looked up rather than linked: other C libraries have none.
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+        typealias Trim = @convention(c) (Int) -> Int32
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
     }
 }
