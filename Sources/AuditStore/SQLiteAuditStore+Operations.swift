@@ -1,6 +1,7 @@
 import AuditCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 extension SQLiteAuditStore {
     // MARK: Snapshots
@@ -29,7 +30,7 @@ extension SQLiteAuditStore {
 
     public func snapshotPreview(rootHash: String) async throws -> SnapshotPreview? {
         let bytes = try await read { db in
-            try Data.fetchOne(db, sql: "SELECT preview FROM snapshot WHERE root_hash = ?", arguments: [rootHash])
+            try Data.fetchOne(db, sql: "SELECT preview FROM snapshot_preview WHERE root_hash = ?", arguments: [rootHash])
         }
         return bytes.flatMap { SnapshotPreview(encoded: [UInt8]($0)) }
     }
@@ -62,7 +63,9 @@ extension SQLiteAuditStore {
                         SELECT root_hash FROM snapshot ORDER BY collected_at DESC, stored_at DESC LIMIT ?)
                     """,
                 arguments: [max(0, keepLatest)])
-            return db.changesCount
+            let pruned = db.changesCount
+            try db.execute(sql: "DELETE FROM snapshot_preview WHERE root_hash NOT IN (SELECT root_hash FROM snapshot)")
+            return pruned
         }
     }
 
@@ -248,17 +251,45 @@ struct SnapshotRecord: Sendable {
     }
 
     /// Inserts the snapshot unless the same content is already stored (then only a missing
-    /// preview is added: one stored by an older rbacwatch).
+    /// preview is added: one stored by an older rbacwatch). The document is written into its row
+    /// a megabyte at a time: bound as a whole, SQLite would take a copy of it (100 MB and more).
     func insert(_ db: Database) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO snapshot (root_hash, schema, collected_at, stored_at, organization_name, users, partial, content, preview)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (root_hash) DO UPDATE SET preview = excluded.preview WHERE snapshot.preview IS NULL
-                """,
-            arguments: [
-                rootHash, Snapshot.schema, collectedAt.timeIntervalSince1970, Date().timeIntervalSince1970, organizationName,
-                users, partial, Data.sharing(content), Data(preview),
-            ])
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM snapshot WHERE root_hash = ?", arguments: [rootHash]) != true {
+            try db.execute(
+                sql: """
+                    INSERT INTO snapshot (root_hash, schema, collected_at, stored_at, organization_name, users, partial, content)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, zeroblob(?))
+                    """,
+                arguments: [
+                    rootHash, Snapshot.schema, collectedAt.timeIntervalSince1970, Date().timeIntervalSince1970, organizationName,
+                    users, partial, content.count,
+                ])
+            try Self.writeBlob(db, table: "snapshot", column: "content", row: db.lastInsertedRowID, content)
+        }
+        try db.execute(sql: "INSERT OR IGNORE INTO snapshot_preview (root_hash, preview) VALUES (?, ?)", arguments: [rootHash, Data(preview)])
+    }
+
+    /// Writes `bytes` into a blob already sized for them (`zeroblob`), in pieces.
+    static func writeBlob(_ db: Database, table: String, column: String, row: Int64, _ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { return }
+        // (SQLite's own limit, a billion bytes, refuses larger ones at the insert.)
+        guard bytes.count <= Int(Int32.max) else { throw DatabaseError(resultCode: .SQLITE_TOOBIG, message: "\(bytes.count) bytes") }
+        var blob: OpaquePointer?
+        let opened = sqlite3_blob_open(db.sqliteConnection, "main", table, column, row, 1, &blob)
+        defer { sqlite3_blob_close(blob) }
+        guard opened == SQLITE_OK, let blob else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: opened), message: "cannot open the \(table) row for writing")
+        }
+        try bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let count = min(1 << 20, raw.count - offset)
+                let written = sqlite3_blob_write(blob, raw.baseAddress! + offset, Int32(count), Int32(offset))
+                guard written == SQLITE_OK else {
+                    throw DatabaseError(resultCode: ResultCode(rawValue: written), message: "cannot write the \(table) row")
+                }
+                offset += count
+            }
+        }
     }
 }

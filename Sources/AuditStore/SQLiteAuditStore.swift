@@ -314,8 +314,29 @@ public final class SQLiteAuditStore: AuditStore {
                     ALTER TABLE finding ADD COLUMN queued_at REAL;
                     """)
         }
+        // A table of its own: a snapshot's document stays the last column of its row, so it can be
+        // written in place (`zeroblob`, then a megabyte at a time) without SQLite building it whole.
         migrator.registerMigration("v5-snapshot-preview") { db in
-            try db.execute(sql: "ALTER TABLE snapshot ADD COLUMN preview BLOB")
+            try db.execute(
+                sql: """
+                    CREATE TABLE snapshot_preview (
+                        root_hash TEXT PRIMARY KEY NOT NULL REFERENCES snapshot(root_hash) ON DELETE CASCADE,
+                        preview BLOB NOT NULL
+                    )
+                    """)
+        }
+        // A development build's v5 added the preview as a column of `snapshot` instead: moved out.
+        migrator.registerMigration("v6-snapshot-preview-table") { db in
+            guard try db.columns(in: "snapshot").contains(where: { $0.name == "preview" }) else { return }
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS snapshot_preview (
+                        root_hash TEXT PRIMARY KEY NOT NULL REFERENCES snapshot(root_hash) ON DELETE CASCADE,
+                        preview BLOB NOT NULL
+                    );
+                    INSERT OR IGNORE INTO snapshot_preview (root_hash, preview) SELECT root_hash, preview FROM snapshot WHERE preview IS NOT NULL;
+                    ALTER TABLE snapshot DROP COLUMN preview;
+                    """)
         }
         return migrator
     }

@@ -93,14 +93,37 @@ struct SQLiteStoreTests {
         let snapshot = StoreFiles.snapshot(users: 5)
         let store = try SQLiteAuditStore(path: path)
         let stored = try await store.storeSnapshot(snapshot, collectedAt: Date())
-        try Self.execute(path, "UPDATE snapshot SET preview = NULL")
+        try Self.execute(path, "DELETE FROM snapshot_preview")
         #expect(try await store.snapshotPreview(rootHash: stored.rootHash) == nil)
         #expect(try await store.snapshot(rootHash: stored.rootHash) == snapshot)
         try await store.storeSnapshot(snapshot, collectedAt: Date())
         #expect(try await store.snapshotPreview(rootHash: stored.rootHash) == SnapshotPreview(snapshot))
-        try Self.execute(path, "UPDATE snapshot SET preview = x'72626163'")
+        try Self.execute(path, "UPDATE snapshot_preview SET preview = x'72626163'")
         #expect(try await store.snapshotPreview(rootHash: stored.rootHash) == nil)
         #expect(try await store.snapshots().count == 1)
+    }
+
+    @Test("a development build's preview column is moved into its own table when the file is opened")
+    func previewColumnMoved() async throws {
+        let path = try StoreFiles.temporary().appendingPathComponent("state.sqlite").path
+        let snapshot = StoreFiles.snapshot(users: 4)
+        let root: String
+        do {
+            let store = try SQLiteAuditStore(path: path)
+            root = try await store.storeSnapshot(snapshot, collectedAt: Date()).rootHash
+        }
+        // The schema that build left: the preview in `snapshot`, no table of its own.
+        try Self.execute(path, "ALTER TABLE snapshot ADD COLUMN preview BLOB")
+        try Self.execute(path, "UPDATE snapshot SET preview = (SELECT preview FROM snapshot_preview)")
+        try Self.execute(path, "DROP TABLE snapshot_preview")
+        try Self.execute(path, "DELETE FROM grdb_migrations WHERE identifier = 'v6-snapshot-preview-table'")
+        let store = try SQLiteAuditStore(path: path)
+        #expect(try await store.snapshotPreview(rootHash: root) == SnapshotPreview(snapshot))
+        #expect(try await store.snapshot(rootHash: root) == snapshot)
+        let queue = try DatabaseQueue(path: path)
+        let columns = try await queue.read { try $0.columns(in: "snapshot").map(\.name) }
+        #expect(!columns.contains("preview") && columns.contains("content"))
+        try queue.close()
     }
 
     @Test("a state file from a newer rbacwatch is refused")
