@@ -162,12 +162,12 @@ public struct DivisionNames: Sendable {
 
 /// Distinct permissions a user holds through their roles. They depend only on the set of roles,
 /// so each distinct set is counted once, over interned permission ids (no string sets per user).
-public struct PermissionCounter {
+struct PermissionCounter {
     private var rolePermissionIds: [String: [Int]] = [:]
     private var stamps: [Int]
     private var countsByRoleSet: [[String]: Int] = [:]
 
-    public init(roles: [Role]) {
+    init(roles: [Role]) {
         var permissionIds: [String: Int] = [:]
         for role in roles {
             rolePermissionIds[role.id] = role.permissions.map { permission in
@@ -180,12 +180,12 @@ public struct PermissionCounter {
         stamps = [Int](repeating: -1, count: permissionIds.count)
     }
 
-    public mutating func count(of user: User) -> Int {
+    mutating func count(of user: User) -> Int {
         count(roles: Array(Set(user.access.map(\.roleId))).sorted())
     }
 
     /// Distinct permissions of these roles (sorted, each once).
-    public mutating func count(roles roleIds: [String]) -> Int {
+    mutating func count(roles roleIds: [String]) -> Int {
         if let known = countsByRoleSet[roleIds] { return known }
         let stamp = countsByRoleSet.count
         var count = 0

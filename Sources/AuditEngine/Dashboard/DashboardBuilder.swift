@@ -27,15 +27,11 @@ public enum DashboardBuilder {
             }
         }
 
-        var permissions = PermissionCounter(roles: snapshot.roles)
-        let users = snapshot.users.map { user -> (key: String, row: UserRow) in
-            let row = UserRow(
-                SnapshotPreview.User(
-                    id: user.id, name: user.name, username: user.username ?? "", state: user.state, division: divisionName(user.divisionId),
-                    permissions: permissions.count(of: user)),
-                risk: risk.principal(user.id), drift: driftBySubject[user.id] ?? 0)
-            return (user.name.lowercased(), row)
-        }.sorted { ($0.key, $0.row.id) < ($1.key, $1.row.id) }.map(\.row)
+        // The users as the stored preview lists them (order, divisions, permission counts), with
+        // risk and drift: the first frame and the full one show the same rows.
+        let users = SnapshotPreview(snapshot).users.map { user in
+            UserRow(user, risk: risk.principal(user.id), drift: driftBySubject[user.id] ?? 0)
+        }
 
         var holders: [String: (users: Set<String>, groups: Set<String>, clients: Set<String>)] = [:]
         // Mutated in place: copying an entry out and back would copy its sets on every grant.
