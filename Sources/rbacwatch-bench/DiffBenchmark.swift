@@ -2,6 +2,7 @@ import ArgumentParser
 import AuditCore
 import AuditStore
 import Foundation
+import Synchronization
 import GenesysClient
 import GenesysSimulator
 
@@ -173,16 +174,16 @@ struct DiffWorker: ParsableCommand {
         var decodedUsers: Int?
         switch mode {
         case "indexed":
-            let a = try FileBytes.read(baseline, limit: FileBytes.dataLimit)
-            let b = try FileBytes.read(current, limit: FileBytes.dataLimit)
+            let (a, b) = try Self.readBoth(baseline, current)
             loaded = ContinuousClock.now
             let comparison = try DriftEngine.diff(baselineBytes: a, currentBytes: b)
             differences = comparison.result.items.count
             digest = Self.digest(comparison.result.items)
             decodedUsers = comparison.decodedUsers
         case "hashed":
-            let a = try Snapshot(canonicalBytes: FileBytes.read(baseline, limit: FileBytes.dataLimit))
-            let b = try Snapshot(canonicalBytes: FileBytes.read(current, limit: FileBytes.dataLimit))
+            let (bytesA, bytesB) = try Self.readBoth(baseline, current)
+            let a = try Snapshot(canonicalBytes: bytesA)
+            let b = try Snapshot(canonicalBytes: bytesB)
             loaded = ContinuousClock.now
             let digestA = SnapshotDigest(a)
             let digestB = SnapshotDigest(b)
@@ -208,6 +209,18 @@ struct DiffWorker: ParsableCommand {
             peakMemoryMB: Bench.peakMemoryMB() ?? Double(usage.ru_maxrss) / 1024, differences: differences, itemsDigest: digest,
             decodedUsers: decodedUsers)
         print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+    }
+
+    /// Both files at once, one per core (the same for both rbacwatch strategies).
+    static func readBoth(_ a: String, _ b: String) throws -> ([UInt8], [UInt8]) {
+        let paths = [a, b]
+        let read = Mutex<[Int: Result<[UInt8], FileReadError>]>([:])
+        DispatchQueue.concurrentPerform(iterations: 2) { index in
+            let result = Result { () throws(FileReadError) -> [UInt8] in try FileBytes.read(paths[index], limit: FileBytes.dataLimit) }
+            read.withLock { $0[index] = result }
+        }
+        let results = read.withLock { $0 }
+        return (try results[0]!.get(), try results[1]!.get())
     }
 
     static func digest(_ items: [DriftItem]) -> String {
