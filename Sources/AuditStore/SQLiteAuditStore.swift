@@ -67,7 +67,7 @@ public final class SQLiteAuditStore: AuditStore {
     /// Creates the file (and its directory, private) if absent; returns whether it did. An
     /// existing path must be a regular file: a symbolic link, a directory or a device is refused
     /// before anything touches it (its mode included).
-    static func prepareFile(at path: String) throws(StoreError) -> Bool {
+    static func prepareFile(at path: String, racing: Bool = false) throws(StoreError) -> Bool {
         let manager = FileManager.default
         var info = stat()
         if lstat(path, &info) == 0 {
@@ -102,6 +102,9 @@ public final class SQLiteAuditStore: AuditStore {
         }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
+            // Another process created it between the look and the create: it exists now, and is
+            // checked as any existing path is (once: a path that keeps vanishing is an error).
+            if errno == EEXIST && !racing { return try prepareFile(at: path, racing: true) }
             throw StoreError(.unavailable, "cannot create the state file \(path): \(String(cString: strerror(errno)))")
         }
         close(fd)
