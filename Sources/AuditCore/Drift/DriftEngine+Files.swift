@@ -53,10 +53,9 @@ extension DriftEngine {
 
     /// Work on a thread of its own (not the concurrency pool or dispatch's, which the caller may
     /// be occupying), joined when its result is needed.
-    final class Joinable<T: Sendable>: @unchecked Sendable {
+    final class Joinable<T: Sendable>: Sendable {
         private let done = DispatchSemaphore(value: 0)
         private let value = Mutex<T?>(nil)
-        private let joined = Mutex<T?>(nil)
 
         init(_ work: @escaping @Sendable () -> T) {
             let thread = Thread { [self] in
@@ -67,13 +66,11 @@ extension DriftEngine {
             thread.start()
         }
 
-        /// Waits for the work the first time; later calls return the same result.
+        /// The work's result, waiting for it if it is not there yet (joined from one thread).
         func join() -> T {
-            if let known = joined.withLock({ $0 }) { return known }
+            if let known = value.withLock({ $0 }) { return known }
             done.wait()
-            let result = value.withLock { $0 }!
-            joined.withLock { $0 = result }
-            return result
+            return value.withLock { $0 }!
         }
     }
 
