@@ -122,9 +122,9 @@ extension Collector {
         // OAuth clients: their grants are their roleDivisions.
         var clientIds = changes.oauthClients
         var subjects: [String: SubjectKind] = [:]
-        // Deleted users' grants are read again (the API may drop them without an event each).
-        for userId in changes.removedUsers { subjects[userId] = .user }
-        let plan = Self.planGrantReads(changes, p, pageSize: size, alreadyRead: Set(subjects.keys).union(clientIds), allHolders: allHolders)
+        // Deleted users' grants go with them (the API drops them without an event each): the
+        // users read below confirms they are gone, and reads the grants of any still there.
+        let plan = Self.planGrantReads(changes, p, pageSize: size, alreadyRead: changes.removedUsers.union(clientIds), allHolders: allHolders)
         allHolders.formUnion(plan.roles)
         for (subject, kind) in plan.subjects {
             if kind == .oauthClient { clientIds.insert(subject) } else { subjects[subject] = kind }
@@ -166,33 +166,7 @@ extension Collector {
             }
         }
 
-        // Grants per subject.
-        try await withThrowingTaskGroup(of: (String, SubjectKind, [Grant]?).self) { tasks in
-            for (subjectId, kind) in subjects {
-                tasks.addTask {
-                    let path = "/api/v2/authorization/subjects/\(GenesysAPIClient.segment(subjectId))?includeDuplicates=true"
-                    let subject: AuthzSubjectWire?? = try await self.absentOn404 {
-                        try await self.guarded("GET /api/v2/authorization/subjects/{id}", nil) { () async throws -> AuthzSubjectWire? in
-                            try await self.client.get(path)
-                        }
-                    }
-                    switch subject {
-                    case .some(.some(let s)):
-                        let direct = (s.grants ?? []).compactMap { grant -> Grant? in
-                            guard (grant.subjectId ?? subjectId) == subjectId, let role = grant.role?.id, let division = grant.division?.id else { return nil }
-                            return Grant(subjectId: subjectId, subjectKind: kind, roleId: role, divisionId: division)
-                        }
-                        return (subjectId, kind, direct)
-                    case .some(.none): return (subjectId, kind, nil)  // forbidden: partial
-                    case .none: return (subjectId, kind, [])  // gone: no grants
-                    }
-                }
-            }
-            for try await (subjectId, kind, grants) in tasks {
-                guard let grants else { continue }
-                p.replaceGrants(where: { $0.subjectId == subjectId && $0.subjectKind == kind }, with: grants)
-            }
-        }
+        try await readSubjectGrants(&p, subjects)
 
         // Grants per role: every holder.
         if !allHolders.isEmpty {
@@ -256,6 +230,9 @@ extension Collector {
             let found = Set(fetched.map(\.id))
             for wire in fetched { p.users[wire.id] = Collector.user(wire) }
             if problemCount() == before {
+                // A user an event said was deleted who is still there: their grants, read now.
+                let remaining = changes.removedUsers.intersection(found).subtracting(subjects.keys)
+                try await readSubjectGrants(&p, Dictionary(remaining.map { ($0, SubjectKind.user) }, uniquingKeysWith: { a, _ in a }))
                 for id in userIds.subtracting(found) {
                     p.users[id] = nil
                     p.grants = p.grants.filter { !($0.subjectId == id && $0.subjectKind == .user) }
@@ -303,12 +280,45 @@ extension Collector {
         return finish(p, start: start)
     }
 
+    /// Each subject's grants, one request each, replacing what the snapshot held for it (a
+    /// subject that is gone holds none; a refused read leaves the snapshot partial).
+    func readSubjectGrants(_ p: inout Patch, _ subjects: [String: SubjectKind]) async throws {
+        guard !subjects.isEmpty else { return }
+        try await withThrowingTaskGroup(of: (String, SubjectKind, [Grant]?).self) { tasks in
+            for (subjectId, kind) in subjects {
+                tasks.addTask {
+                    let path = "/api/v2/authorization/subjects/\(GenesysAPIClient.segment(subjectId))?includeDuplicates=true"
+                    let subject: AuthzSubjectWire?? = try await self.absentOn404 {
+                        try await self.guarded("GET /api/v2/authorization/subjects/{id}", nil) { () async throws -> AuthzSubjectWire? in
+                            try await self.client.get(path)
+                        }
+                    }
+                    switch subject {
+                    case .some(.some(let s)):
+                        let direct = (s.grants ?? []).compactMap { grant -> Grant? in
+                            guard (grant.subjectId ?? subjectId) == subjectId, let role = grant.role?.id, let division = grant.division?.id else { return nil }
+                            return Grant(subjectId: subjectId, subjectKind: kind, roleId: role, divisionId: division)
+                        }
+                        return (subjectId, kind, direct)
+                    case .some(.none): return (subjectId, kind, nil)  // forbidden: partial
+                    case .none: return (subjectId, kind, [])  // gone: no grants
+                    }
+                }
+            }
+            for try await (subjectId, kind, grants) in tasks {
+                guard let grants else { continue }
+                p.replaceGrants(where: { $0.subjectId == subjectId && $0.subjectKind == kind }, with: grants)
+            }
+        }
+    }
+
     func problemCount() -> Int { problems.withLock { $0.count } }
 
     /// Which grants to read for the (role, subject) pairs the grant events name: a role's holder
     /// list (one request per page of holders) covers every pair of that role, a subject's grants
     /// (one request) every pair of that subject. Chosen greedily by pairs covered per request;
-    /// subjects read anyway (deleted users, changed clients) cover theirs for free. A subject of a
+    /// subjects read anyway (changed clients) and deleted users (their grants go with them)
+    /// cover theirs for free. A subject of a
     /// kind that cannot be read alone (a trustee) makes its role's holder list necessary.
     static func planGrantReads(
         _ changes: ChangedEntities, _ p: Patch, pageSize: Int, alreadyRead: Set<String>, allHolders: Set<String>

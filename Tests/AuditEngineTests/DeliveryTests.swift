@@ -114,20 +114,32 @@ struct DeliveryTests {
     }
 
     /// One step of a service that sleeps on the manual clock inside it (waiting for an ack):
-    /// the clock moves a second each time the service sleeps, until the step is over.
+    /// the clock moves a second each time the service sleeps, until the step is over. Alone it
+    /// takes a tenth of a second; under the whole suite on two cores each turn of this loop can
+    /// wait a second or more for a pool thread (a run measured 48 turns and 7 of the 11 clock
+    /// moves in 60 s), so the ceiling, there only to end a step that never finishes, is 300 s.
     static func stepping(_ service: DeliveryService, clock: ManualClock) async throws {
         let finished = Atomic<Bool>(false)
         let task = Task {
             _ = await service.step()
             finished.store(true, ordering: .sequentiallyConsistent)
         }
-        let deadline = ContinuousClock.now + .seconds(60)
+        let start = ContinuousClock.now
+        let deadline = start + .seconds(300)
+        var turns = 0
+        var advances: [Duration] = []
         while !finished.load(ordering: .sequentiallyConsistent) {
             guard ContinuousClock.now < deadline else {
                 task.cancel()
+                Issue.record(
+                    "the step did not finish in 300 s: \(turns) turns, the clock advanced \(advances.count) times (at \(advances.suffix(12).map { "\($0)" })), \(clock.sleeping) sleeping now")
                 throw CancellationError()
             }
-            if clock.sleeping >= 1 { clock.advance(by: .seconds(1)) }
+            turns += 1
+            if clock.sleeping >= 1 {
+                clock.advance(by: .seconds(1))
+                advances.append(ContinuousClock.now - start)
+            }
             try await Task.sleep(for: .milliseconds(1))
         }
         await task.value

@@ -36,6 +36,24 @@ struct IncrementalCollectionTests {
         }
     }
 
+    @Test("a user an event says was deleted who is still there: their grants are read again, neither dropped nor kept stale")
+    func deletedUserStillThere() async throws {
+        let sim = TestSupport.simulator(users: 200, seed: 7)
+        try await sim.withRunning { endpoint in
+            try await TestSupport.withClient(endpoint) { client in
+                let (base, _) = try await Collector(client: client).collect()
+                sim.apply(.grantRoleToUser, audited: false)
+                let (full, _) = try await Collector(client: client).collect()
+                let granted = try #require(DriftEngine.diff(baseline: base, current: full).items.first { $0.kind == .grantAdded })
+                var changes = ChangedEntities()
+                changes.removedUsers = [granted.subject.id]
+                let (incremental, _) = try await Collector(client: client).refresh(base, changes: changes)
+                #expect(incremental.users.contains { $0.id == granted.subject.id })
+                #expect(incremental.canonicalJSON() == full.canonicalJSON())
+            }
+        }
+    }
+
     @Test("a change behind the audit log's back is invisible to the incremental path and found by a full walk")
     func unauditedChange() async throws {
         let sim = TestSupport.simulator(users: 200, seed: 6)

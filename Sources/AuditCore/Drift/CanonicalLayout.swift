@@ -118,31 +118,32 @@ struct CanonicalLayout: Sendable {
     /// first, and none of them is called `id` or `subjectId`). Nil when it holds an escape.
     static func stringValue(_ bytes: [UInt8], in range: Range<Int>, key pattern: [UInt8]) -> Range<Int>? {
         guard range.count > pattern.count else { return nil }
-        var index = range.lowerBound
-        let last = range.upperBound - pattern.count
-        let first = pattern[0]
-        while index <= last {
-            if bytes[index] == first {
-                var matched = true
-                var offset = 1
-                while offset < pattern.count {
-                    if bytes[index + offset] != pattern[offset] {
-                        matched = false
-                        break
-                    }
-                    offset += 1
+        return bytes.withUnsafeBufferPointer { buffer -> Range<Int>? in
+            pattern.withUnsafeBufferPointer { key -> Range<Int>? in
+                // A user's element holds its whole access list before its id: searched with memchr.
+                guard let found = find(key, in: buffer, range) else { return nil }
+                let start = found + key.count
+                var end = start
+                while end < range.upperBound, buffer[end] != UInt8(ascii: "\"") {
+                    if buffer[end] == UInt8(ascii: "\\") { return nil }
+                    end += 1
                 }
-                if matched {
-                    let start = index + pattern.count
-                    var end = start
-                    while end < range.upperBound, bytes[end] != UInt8(ascii: "\"") {
-                        if bytes[end] == UInt8(ascii: "\\") { return nil }
-                        end += 1
-                    }
-                    return end < range.upperBound ? start..<end : nil
-                }
+                return end < range.upperBound ? start..<end : nil
             }
-            index += 1
+        }
+    }
+
+    /// Where `key` (a `"name":"` pattern) first starts within `range`: memchr to each `:`, the
+    /// rest compared around it (a colon comes once a member; quotes and letters far more often).
+    static func find(_ key: UnsafeBufferPointer<UInt8>, in buffer: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        guard let base = buffer.baseAddress, let anchor = key.lastIndex(of: UInt8(ascii: ":")), key.count <= range.count else { return nil }
+        var index = range.lowerBound + anchor
+        let end = range.upperBound - (key.count - anchor)  // the last place the anchor can be
+        while index <= end {
+            guard let colon = memchr(base + index, Int32(UInt8(ascii: ":")), end - index + 1) else { return nil }
+            let at = base.distance(to: colon.assumingMemoryBound(to: UInt8.self))
+            if memcmp(base + at - anchor, key.baseAddress!, key.count) == 0 { return at - anchor }
+            index = at + 1
         }
         return nil
     }
@@ -212,11 +213,11 @@ struct CanonicalLayout: Sendable {
         return all
     }
 
-    /// The entity's hash, as `SnapshotDigest` computes it from the decoded entity.
-    func hash(_ kind: EntityKind, _ entity: Entity, _ buffer: UnsafeBufferPointer<UInt8>) -> Hash256 {
+    /// The entity's hash, as `SnapshotDigest` computes it from the decoded entity: its kind, then
+    /// its elements (a subject's grants as one JSON array).
+    static func hash(_ kind: EntityKind, _ elements: ArraySlice<Range<Int>>, _ buffer: UnsafeBufferPointer<UInt8>) -> Hash256 {
         var hasher = SHA256()
         withUnsafeBytes(of: kind.rawValue) { hasher.update(bufferPointer: $0) }
-        let elements = self.elements(kind, entity)
         if kind == .grants {
             withUnsafeBytes(of: UInt8(ascii: "[")) { hasher.update(bufferPointer: $0) }
             var first = true
@@ -232,31 +233,89 @@ struct CanonicalLayout: Sendable {
         return Hash256(hasher.finalize())
     }
 
-    /// The root hash `SnapshotDigest` gives the decoded snapshot; nil when the problems list is
-    /// not empty (it is hashed from its decoded form: a partial snapshot is read the ordinary way).
-    func rootHash(_ entities: [EntityKind: [Entity]]) -> String? {
-        guard problemsEmpty else { return nil }
-        var organizationId: Range<Int>?
-        if let organization {
-            guard let id = Self.stringValue(bytes, in: organization, key: Self.idKey) else { return nil }
-            organizationId = id
+    /// Both files' root hashes (`SnapshotDigest`'s, from the elements' bytes; nil for a file whose
+    /// problems list is not empty: it is hashed from its decoded form) in one pass: an entity whose
+    /// bytes are the same in both files (in a drift check, nearly all of them) is hashed once.
+    static func rootHashes(
+        _ old: CanonicalLayout, _ oldEntities: [EntityKind: [Entity]], _ new: CanonicalLayout, _ newEntities: [EntityKind: [Entity]]
+    ) -> (String?, String?) {
+        old.bytes.withUnsafeBufferPointer { a in
+            new.bytes.withUnsafeBufferPointer { b in
+                var left = RootBuilder(old, a)
+                var right = RootBuilder(new, b)
+                guard left != nil || right != nil else { return (nil, nil) }
+                for (section, kind) in sectionKinds {
+                    let x = oldEntities[kind] ?? [], y = newEntities[kind] ?? []
+                    let xElements = old.sections[section] ?? [], yElements = new.sections[section] ?? []
+                    var i = 0, j = 0
+                    // Each side's entities go to its root in its own order; a pair with the same
+                    // id and the same bytes shares one hash.
+                    while i < x.count || j < y.count {
+                        let order = i == x.count ? 1 : j == y.count ? -1 : order(a, x[i].id, b, y[j].id)
+                        let xs = i < x.count ? xElements[x[i].first..<(x[i].first + x[i].count)] : []
+                        let ys = j < y.count ? yElements[y[j].first..<(y[j].first + y[j].count)] : []
+                        if order == 0 {
+                            let hash = hash(kind, xs, a)
+                            left?.add(kind, x[i].id, hash)
+                            right?.add(kind, y[j].id, same(a, xs, b, ys) ? hash : Self.hash(kind, ys, b))
+                            i += 1
+                            j += 1
+                        } else if order < 0 {
+                            left?.add(kind, x[i].id, hash(kind, xs, a))
+                            i += 1
+                        } else {
+                            right?.add(kind, y[j].id, hash(kind, ys, b))
+                            j += 1
+                        }
+                    }
+                }
+                return (left?.finish(), right?.finish())
+            }
         }
-        var root = RootHasher()
-        func add(_ kind: EntityKind, _ id: UnsafeRawBufferPointer, _ hash: Hash256) {
-            root.add(kind, id: id, hash: hash)
+    }
+
+    /// Byte order of two ids in two files: negative, zero or positive.
+    static func order(_ a: UnsafeBufferPointer<UInt8>, _ x: Range<Int>, _ b: UnsafeBufferPointer<UInt8>, _ y: Range<Int>) -> Int {
+        DriftEngine.order(UnsafeBufferPointer(rebasing: a[x]), UnsafeBufferPointer(rebasing: b[y]))
+    }
+
+    /// Whether two entities' elements are the same bytes.
+    static func same(_ a: UnsafeBufferPointer<UInt8>, _ xs: ArraySlice<Range<Int>>, _ b: UnsafeBufferPointer<UInt8>, _ ys: ArraySlice<Range<Int>>) -> Bool {
+        guard xs.count == ys.count else { return false }
+        for (x, y) in zip(xs, ys) {
+            guard x.count == y.count else { return false }
+            if !x.isEmpty, memcmp(a.baseAddress! + x.lowerBound, b.baseAddress! + y.lowerBound, x.count) != 0 { return false }
         }
-        bytes.withUnsafeBufferPointer { buffer in
-            if let organization, let organizationId {
+        return true
+    }
+
+    /// One file's root, built as `SnapshotDigest` builds it: the organisation, every entity in
+    /// (kind, id) order, then the (empty) problems list.
+    struct RootBuilder {
+        private var root = RootHasher()
+        private let buffer: UnsafeBufferPointer<UInt8>
+        private let partial: Bool
+
+        /// Nil when the file's root cannot be hashed from its bytes (problems, an unreadable
+        /// organisation id).
+        init?(_ layout: CanonicalLayout, _ buffer: UnsafeBufferPointer<UInt8>) {
+            guard layout.problemsEmpty else { return nil }
+            self.buffer = buffer
+            partial = layout.partial
+            if let organization = layout.organization {
+                guard let id = CanonicalLayout.stringValue(layout.bytes, in: organization, key: CanonicalLayout.idKey) else { return nil }
                 var hasher = SHA256()
                 hasher.update(data: [EntityKind.organization.rawValue])
                 hasher.update(bufferPointer: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[organization])))
-                add(.organization, UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[organizationId])), Hash256(hasher.finalize()))
+                add(.organization, id, Hash256(hasher.finalize()))
             }
-            for (_, kind) in Self.sectionKinds {
-                for entity in entities[kind] ?? [] {
-                    add(kind, UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[entity.id])), hash(kind, entity, buffer))
-                }
-            }
+        }
+
+        mutating func add(_ kind: EntityKind, _ id: Range<Int>, _ hash: Hash256) {
+            root.add(kind, id: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[id])), hash: hash)
+        }
+
+        mutating func finish() -> String {
             var problems = CanonicalJSONWriter(reservingCapacity: 64)
             problems.beginObject()
             problems.field("partial", partial)
@@ -265,8 +324,8 @@ struct CanonicalLayout: Sendable {
             var hasher = SHA256()
             hasher.update(data: [EntityKind.problems.rawValue])
             hasher.update(data: problems.bytes)
-            add(.problems, UnsafeRawBufferPointer(start: nil, count: 0), Hash256(hasher.finalize()))
+            root.add(.problems, id: UnsafeRawBufferPointer(start: nil, count: 0), hash: Hash256(hasher.finalize()))
+            return root.finalize()
         }
-        return root.finalize()
     }
 }

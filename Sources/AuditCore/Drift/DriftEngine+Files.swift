@@ -31,11 +31,11 @@ extension DriftEngine {
         }
         let (old, new) = sides.withLock { ($0[0] ?? nil, $0[1] ?? nil) }
         if let old, let new {
-            // The root hashes (SHA-256 of every entity) on threads of their own, while the
-            // comparison runs: its single-threaded stretches leave a core free.
-            let roots = [Joinable { old.layout.rootHash(old.entities) }, Joinable { new.layout.rootHash(new.entities) }]
-            let comparison = try indexedDiff(old, new, roots: { (roots[0].join(), roots[1].join()) }, lineage: lineage, options: options)
-            _ = (roots[0].join(), roots[1].join())
+            // The root hashes (SHA-256 of every entity, once for an entity the files share) on a
+            // thread of their own, while the comparison runs on the other core.
+            let roots = Joinable { CanonicalLayout.rootHashes(old.layout, old.entities, new.layout, new.entities) }
+            let comparison = try indexedDiff(old, new, roots: { roots.join() }, lineage: lineage, options: options)
+            _ = roots.join()
             if let comparison { return comparison }
         }
         let baseline = try Snapshot(canonicalBytes: baselineBytes)
@@ -183,6 +183,8 @@ extension DriftEngine {
         let b = new.entities[kind] ?? []
         let aBytes = old.layout.bytes
         let bBytes = new.layout.bytes
+        let aSection = old.layout.sections[CanonicalLayout.section(of: kind)] ?? []
+        let bSection = new.layout.sections[CanonicalLayout.section(of: kind)] ?? []
         func key(_ bytes: [UInt8], _ entity: CanonicalLayout.Entity) -> EntityKey { EntityKey(kind, String(decoding: bytes[entity.id], as: UTF8.self)) }
         var i = 0
         var j = 0
@@ -196,8 +198,8 @@ extension DriftEngine {
                 order = compare(aBytes, a[i].id, bBytes, b[j].id)
             }
             if order == 0 {
-                let x = old.layout.elements(kind, a[i])
-                let y = new.layout.elements(kind, b[j])
+                let x = aSection[a[i].first..<(a[i].first + a[i].count)]
+                let y = bSection[b[j].first..<(b[j].first + b[j].count)]
                 if x.count != y.count || !zip(x, y).allSatisfy({ same(aBytes, $0, bBytes, $1) }) { changed.insert(key(bBytes, b[j])) }
                 i += 1
                 j += 1
@@ -257,14 +259,8 @@ extension DriftEngine {
             roleIdKey.withUnsafeBufferPointer { key in
                 var index = range.lowerBound
                 while index < range.upperBound {
-                    // memchr to each quote, then the key's bytes.
-                    guard let quote = memchr(buffer.baseAddress! + index, Int32(UInt8(ascii: "\"")), range.upperBound - index) else { return false }
-                    let at = buffer.baseAddress!.distance(to: quote.assumingMemoryBound(to: UInt8.self))
-                    guard at + key.count <= range.upperBound, memcmp(buffer.baseAddress! + at, key.baseAddress!, key.count) == 0 else {
-                        index = at + 1
-                        continue
-                    }
-                    let start = at + key.count
+                    guard let found = CanonicalLayout.find(key, in: buffer, index..<range.upperBound) else { return false }
+                    let start = found + key.count
                     var end = start
                     while end < range.upperBound, buffer[end] != UInt8(ascii: "\"") { end += 1 }
                     for role in roles where role.count == end - start && memcmp(buffer.baseAddress! + start, role, role.count) == 0 { return true }
