@@ -55,11 +55,40 @@ public enum TimerWatch {
             }
             if let last = state.reportedAt, overdue < last * 2 { return nil }
             state.reportedAt = overdue
-            return "TimerWatch: a 5 ms Task.sleep started \(overdue) ago has not woken (\(state.oldest.count) waiting): the test process's timers or its concurrency pool are stalled; threads: \(threadStates())"
+            return "TimerWatch: a 5 ms Task.sleep started \(overdue) ago has not woken (\(state.oldest.count) waiting): the test process's timers or its concurrency pool are stalled; threads: \(threadStates()); timers armed: \(timerDescriptors())"
         }
         guard let line else { return }
         FileHandle.standardError.write(Data((line + "\n").utf8))
         DispatchQueue.global().async {}
+    }
+
+    /// How each of the process's timerfds is armed, from /proc (`boottime 2963.9 s`: the next
+    /// expiry of a CLOCK_BOOTTIME timer — the clock behind dispatch's timers for
+    /// `ContinuousClock`; `monotonic off`: disarmed). A stall seen by hand had every thread idle
+    /// and dispatch's boottime timer armed 49 minutes ahead while 5 ms sleeps were waiting:
+    /// this puts that reading in every report.
+    static func timerDescriptors() -> String {
+        guard let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return "unknown" }
+        var timers: [String] = []
+        for fd in descriptors.prefix(10_000) {
+            guard (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) == "anon_inode:[timerfd]",
+                let info = try? String(contentsOfFile: "/proc/self/fdinfo/\(fd)", encoding: .utf8)
+            else { continue }
+            var clock = "clock ?"
+            var value = "?"
+            for line in info.split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2 else { continue }
+                if parts[0] == "clockid" { clock = ["0": "realtime", "1": "monotonic", "7": "boottime"][parts[1]] ?? "clock \(parts[1])" }
+                if parts[0] == "it_value" {
+                    // "(seconds, nanoseconds)"
+                    let numbers = parts[1].split { !"0123456789".contains($0) }.compactMap { Double($0) }
+                    if numbers.count == 2 { value = numbers == [0, 0] ? "off" : String(format: "%.3f s", numbers[0] + numbers[1] / 1e9) }
+                }
+            }
+            timers.append("fd \(fd) \(clock) \(value)")
+        }
+        return timers.isEmpty ? "none" : timers.sorted().joined(separator: ", ")
     }
 
     /// The process's threads by scheduler state (`R` running, `S` sleeping…), from /proc.
