@@ -251,16 +251,16 @@ struct CanonicalLayout: Sendable {
                     // Each side's entities go to its root in its own order; a pair with the same
                     // id and the same bytes shares one hash.
                     while i < x.count || j < y.count {
-                        let order = i == x.count ? 1 : j == y.count ? -1 : order(a, x[i].id, b, y[j].id)
+                        let side = i == x.count ? 1 : j == y.count ? -1 : order(a, x[i].id, b, y[j].id)
                         let xs = i < x.count ? xElements[x[i].first..<(x[i].first + x[i].count)] : []
                         let ys = j < y.count ? yElements[y[j].first..<(y[j].first + y[j].count)] : []
-                        if order == 0 {
+                        if side == 0 {
                             let hash = hash(kind, xs, a)
                             left?.add(kind, x[i].id, hash)
                             right?.add(kind, y[j].id, same(a, xs, b, ys) ? hash : Self.hash(kind, ys, b))
                             i += 1
                             j += 1
-                        } else if order < 0 {
+                        } else if side < 0 {
                             left?.add(kind, x[i].id, hash(kind, xs, a))
                             i += 1
                         } else {
