@@ -77,39 +77,44 @@ struct DiffCommand: AsyncParsableCommand {
                 against = .accepted
             }
 
-            // The current state: a file, or the organisation now (kept in the store).
-            let currentSnapshot: Snapshot
-            var live: GenesysConnection?
-            var currentAt = Date()
-            if let current {
-                currentSnapshot = try SnapshotFiles.load(current)
-                // A file was collected no later than it was written.
-                if let written = try? FileManager.default.attributesOfItem(atPath: current)[.modificationDate] as? Date { currentAt = min(currentAt, written) }
-            } else {
-                let connection = try connection.resolve(environment: environment)
-                live = connection
-                currentSnapshot = try await SnapshotRunner.collect(
-                    connection, settings: .init(), logger: CLILogging.logger(label: "rbacwatch.diff", level: "warning"),
-                    progress: ProgressLine(enabled: Console.stderrIsTerminal)
-                ).0
-                currentAt = Date()
-            }
-
             var settings = DriftCheck.Settings()
             settings.options = options
             settings.allowPartial = allowPartial
             settings.keepSnapshot = current == nil
             settings.keepSnapshots = keepSnapshots
             settings.attribute = !noAttribution
+
+            // The current state: a file, or the organisation now (kept in the store). Only its
+            // document leaves this block: the decoded snapshot is let go before the baseline is read.
+            var live: GenesysConnection?
+            let kept: DriftCheck.Current
+            do {
+                let currentSnapshot: Snapshot
+                var currentAt = Date()
+                if let current {
+                    currentSnapshot = try SnapshotFiles.load(current)
+                    // A file was collected no later than it was written.
+                    if let written = try? FileManager.default.attributesOfItem(atPath: current)[.modificationDate] as? Date { currentAt = min(currentAt, written) }
+                } else {
+                    let connection = try connection.resolve(environment: environment)
+                    live = connection
+                    currentSnapshot = try await SnapshotRunner.collect(
+                        connection, settings: .init(), logger: CLILogging.logger(label: "rbacwatch.diff", level: "warning"),
+                        progress: ProgressLine(enabled: Console.stderrIsTerminal)
+                    ).0
+                    currentAt = Date()
+                }
+                if DriftCheck.refusal(for: currentSnapshot, allowPartial: allowPartial) != nil {
+                    throw OperationError.partial(currentSnapshot, "the current snapshot", why: "a partial snapshot would show false removals")
+                }
+                kept = try await DriftCheck.keep(currentSnapshot, collectedAt: currentAt, settings: settings, store: store)
+            }
+            ProcessMemory.releaseFreed()
+
             let client = noAttribution ? nil : live.map { AuditFeedSetup.auditClient($0) }
             let outcome: DriftCheck.Outcome
             do {
-                outcome = try await DriftCheck.run(
-                    current: currentSnapshot, collectedAt: currentAt, against: against, settings: settings, store: store,
-                    source: client.map { GenesysAuditSource(client: $0) })
-            } catch DriftCheckRefusal.partialCollection {
-                await client?.shutdown()
-                throw OperationError.partial(currentSnapshot, "the current snapshot", why: "a partial snapshot would show false removals")
+                outcome = try await DriftCheck.compare(kept, against: against, settings: settings, store: store, source: client.map { GenesysAuditSource(client: $0) })
             } catch {
                 await client?.shutdown()
                 throw error
@@ -119,7 +124,7 @@ struct DiffCommand: AsyncParsableCommand {
                 if let accepted = outcome.baseline {
                     .init(version: accepted.version, rootHash: accepted.rootHash, acceptedAt: accepted.acceptedAt, acceptedBy: accepted.acceptedBy)
                 } else {
-                    .init(version: nil, rootHash: SnapshotDigest(outcome.baselineSnapshot).root, acceptedAt: nil, acceptedBy: nil)
+                    .init(version: nil, rootHash: outcome.result.baselineRoot, acceptedAt: nil, acceptedBy: nil)
                 }
             var report = DriftReport(baseline: info, review: outcome.review, failOn: failOn)
             if let attribution = outcome.attribution {

@@ -42,6 +42,11 @@ public struct Snapshot: Sendable, Hashable {
 
     public var isPartial: Bool { !problems.isEmpty }
 
+    /// Adds problems found after the snapshot was built (a verification's mismatches).
+    public mutating func addProblems(_ more: [CollectionProblem]) {
+        problems = (problems + more).sortedUnique()
+    }
+
     /// Sorted by id; a linear check when already sorted.
     static func byId<T: Identifiable>(_ items: [T]) -> [T] where T.ID == String {
         var index = 1
@@ -71,14 +76,17 @@ public struct Snapshot: Sendable, Hashable {
     /// Builds a snapshot from what the API returned, resolving each user's and client's effective
     /// access from the direct grants and the memberships of role-holding groups.
     public static func resolving(
-        organization: Organization?, divisions: [Division], roles: [Role], users: [User], groups: [Group],
+        organization: Organization?, divisions: [Division], roles: [Role], users: consuming [User], groups: [Group],
         teams: [Team], oauthClients: [OAuthClient], grants: [Grant], problems: [CollectionProblem]
     ) -> Snapshot {
-        let resolved = AccessResolver.resolve(grants: grants, groups: groups, oauthClients: oauthClients)
-        let users = users.map { user -> User in
-            var user = user
-            user.access = (resolved.users[user.id] ?? []).sorted()
-            return user
+        var resolved = AccessResolver.resolve(grants: grants, groups: groups, oauthClients: oauthClients)
+        // In place: a caller that hands over its users (a collection's 100,000) holds one array of
+        // them, not two, and each access list is moved out of the resolver's table, not copied.
+        var users = Self.byId(users)
+        for index in users.indices {
+            var access = resolved.users.removeValue(forKey: users[index].id) ?? []
+            access.sort()
+            users[index].access = access
         }
         let clients = oauthClients.map { client -> OAuthClient in
             var client = client

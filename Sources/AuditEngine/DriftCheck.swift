@@ -40,8 +40,6 @@ public enum DriftCheck {
         public var review: DriftReview
         /// The accepted baseline compared against (nil for `.snapshot`).
         public var baseline: Baseline?
-        /// The snapshot compared against.
-        public var baselineSnapshot: Snapshot
         /// When the baseline's snapshot was collected, if the store knows.
         public var baselineCollectedAt: Date?
         /// The role lineage after this check.
@@ -73,6 +71,14 @@ public enum DriftCheck {
         snapshot.isPartial && !allowPartial ? .partialCollection(problems: snapshot.problems) : nil
     }
 
+    /// The current state as a check compares it: the snapshot's canonical document (the stored
+    /// form) and the little else the check needs, so the decoded snapshot need not be held.
+    public struct Current: Sendable {
+        public var document: [UInt8]
+        public var organization: Organization?
+        public var collectedAt: Date
+    }
+
     /// Runs the check on `current`, collected at `collectedAt`.
     ///
     /// - Throws: `DriftCheckRefusal` when it cannot compare, or the store's error.
@@ -80,40 +86,65 @@ public enum DriftCheck {
         current: Snapshot, collectedAt: Date, against baseline: Against = .accepted, settings: Settings = Settings(),
         store: any AuditStore, source: (any AuditSource)? = nil, now: Date = Date()
     ) async throws -> Outcome {
+        let kept = try await keep(current, collectedAt: collectedAt, settings: settings, store: store)
+        return try await compare(kept, against: baseline, settings: settings, store: store, source: source, now: now)
+    }
+
+    /// A check's first half: refuses a partial snapshot, stores it (`settings.keepSnapshot`) and
+    /// returns its document. A caller that can let go of the decoded snapshot before `compare`
+    /// (`rbacwatch diff`) holds one copy of the organisation less while the baseline is read.
+    public static func keep(_ current: Snapshot, collectedAt: Date, settings: Settings, store: any AuditStore) async throws -> Current {
         if let refusal = refusal(for: current, allowPartial: settings.allowPartial) { throw refusal }
+        let document = current.canonicalJSON()
         if settings.keepSnapshot {
-            try await store.storeSnapshot(current, collectedAt: collectedAt)
+            try await store.storeSnapshot(current, document: document, collectedAt: collectedAt)
             try await store.pruneSnapshots(keepLatest: settings.keepSnapshots)
         }
+        return Current(document: document, organization: current.organization, collectedAt: collectedAt)
+    }
+
+    /// A check's second half: compares the documents (`DriftEngine.diff(baselineBytes:currentBytes:)`:
+    /// only what differs is decoded), records the lineage and findings, reviews and attributes.
+    public static func compare(
+        _ current: Current, against baseline: Against = .accepted, settings: Settings = Settings(), store: any AuditStore,
+        source: (any AuditSource)? = nil, now: Date = Date()
+    ) async throws -> Outcome {
         let record: Baseline?
-        let baselineSnapshot: Snapshot
+        let baselineDocument: [UInt8]
         let baselineAt: Date?
         switch baseline {
         case .accepted:
-            guard let (accepted, snapshot) = try await store.baselineSnapshot() else { throw DriftCheckRefusal.noBaseline }
+            guard let (accepted, document) = try await store.baselineDocument() else { throw DriftCheckRefusal.noBaseline }
             record = accepted
-            baselineSnapshot = snapshot
+            baselineDocument = document
             baselineAt = await DriftAttributor.collectedAt(rootHash: accepted.rootHash, store: store)
         case .snapshot(let snapshot):
             record = nil
-            baselineSnapshot = snapshot
+            baselineDocument = snapshot.canonicalJSON()
             baselineAt = nil
         }
-        let result = DriftEngine.diff(
-            baseline: baselineSnapshot, current: current, lineage: try await store.roleLineage(), options: settings.options)
+        let lineage = try await store.roleLineage()
+        let result: DriftResult
+        do {
+            result = try DriftEngine.diff(baselineBytes: baselineDocument, currentBytes: current.document, lineage: lineage, options: settings.options).result
+        } catch {
+            // The current document was encoded here; a document that cannot be read is the stored baseline's.
+            throw StoreError(.corrupt, "the baseline's snapshot \(record.map { "(version \($0.version)) " } ?? "")cannot be read: \(error)")
+        }
         try await store.recordLineage(result.newLineage, at: now)
         let review = DriftReview(result: result, approvals: try await store.approvals(), now: now)
         let attribution = settings.attribute
-            ? await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineAt, currentAt: collectedAt, source: source)
+            ? await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineAt, currentAt: current.collectedAt, source: source)
             : nil
         let deliveries =
             settings.delivery.map {
-                Self.deliveryItems(review: review, attribution: attribution?.attribution, router: $0, organization: current.organization, at: now, baselineVersion: record?.version)
+                Self.deliveryItems(
+                    review: review, attribution: attribution?.attribution, router: $0, organization: current.organization, at: now, baselineVersion: record?.version)
             } ?? []
         try await store.recordFindings(result.items, baselineVersion: record?.version, at: now, deliveries: deliveries)
         return Outcome(
-            result: result, review: review, baseline: record, baselineSnapshot: baselineSnapshot, baselineCollectedAt: baselineAt,
-            lineage: try await store.roleLineage(), attribution: attribution)
+            result: result, review: review, baseline: record, baselineCollectedAt: baselineAt, lineage: try await store.roleLineage(),
+            attribution: attribution)
     }
 }
 
@@ -131,8 +162,7 @@ extension DriftCheck {
         let attribution = settings.attribute
             ? await DriftAttributor.attribute(result.items, store: store, baselineAt: baselineAt, currentAt: collectedAt, now: now) : nil
         return Outcome(
-            result: result, review: review, baseline: accepted, baselineSnapshot: baselineSnapshot, baselineCollectedAt: baselineAt,
-            lineage: lineage, attribution: attribution)
+            result: result, review: review, baseline: accepted, baselineCollectedAt: baselineAt, lineage: lineage, attribution: attribution)
     }
 
     /// Pure: the payloads of the unapproved items whose attribution is settled (an item still

@@ -73,9 +73,13 @@ public typealias AuditStore = SnapshotStore & LineageStore & ApprovalStore & Aud
 /// Snapshots (content-addressed) and versioned baselines.
 public protocol SnapshotStore: Sendable {
     /// Stores a snapshot under its root hash; storing the same content again changes nothing.
+    /// `document` is the snapshot's canonical JSON (`snapshot.canonicalJSON()`), when the caller
+    /// has it already (it is then not encoded twice).
     @discardableResult
-    func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot
+    func storeSnapshot(_ snapshot: Snapshot, document: [UInt8]?, collectedAt: Date) async throws -> StoredSnapshot
     func snapshot(rootHash: String) async throws -> Snapshot?
+    /// The stored snapshot's canonical document, undecoded: what a drift check compares.
+    func snapshotDocument(rootHash: String) async throws -> [UInt8]?
     /// What a dashboard draws before the snapshot is decoded (stored with it); nil when there is
     /// none (a snapshot stored by an older rbacwatch) or it cannot be read.
     func snapshotPreview(rootHash: String) async throws -> SnapshotPreview?
@@ -162,6 +166,20 @@ extension ApprovalStore {
 }
 
 extension SnapshotStore {
+    @discardableResult
+    public func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot {
+        try await storeSnapshot(snapshot, document: nil, collectedAt: collectedAt)
+    }
+
+    /// The current baseline and its snapshot's canonical document, undecoded.
+    public func baselineDocument() async throws -> (Baseline, [UInt8])? {
+        guard let baseline = try await currentBaseline() else { return nil }
+        guard let document = try await snapshotDocument(rootHash: baseline.rootHash) else {
+            throw StoreError(.corrupt, "baseline \(baseline.version) refers to snapshot \(baseline.rootHash), which the store does not hold")
+        }
+        return (baseline, document)
+    }
+
     /// The snapshot of the current baseline.
     public func baselineSnapshot() async throws -> (Baseline, Snapshot)? {
         guard let baseline = try await currentBaseline() else { return nil }

@@ -27,18 +27,20 @@ public actor InMemoryAuditStore: AuditStore {
     public init() {}
 
     @discardableResult
-    public func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot {
-        let root = SnapshotDigest(snapshot).root
+    public func storeSnapshot(_ snapshot: Snapshot, document: [UInt8]?, collectedAt: Date) async throws -> StoredSnapshot {
+        let root = SnapshotDigest.root(of: snapshot)
         if let existing = stored[root] { return existing.info }
         let info = StoredSnapshot(
             rootHash: root, collectedAt: collectedAt.storePrecision, organizationName: snapshot.organization?.name, users: snapshot.users.count,
-            partial: snapshot.isPartial, byteCount: snapshot.canonicalJSON().count)
+            partial: snapshot.isPartial, byteCount: (document ?? snapshot.canonicalJSON()).count)
         counter += 1
         stored[root] = (info, snapshot, counter)
         return info
     }
 
     public func snapshot(rootHash: String) async throws -> Snapshot? { stored[rootHash]?.snapshot }
+
+    public func snapshotDocument(rootHash: String) async throws -> [UInt8]? { stored[rootHash]?.snapshot.canonicalJSON() }
 
     public func snapshotPreview(rootHash: String) async throws -> SnapshotPreview? { stored[rootHash].map { SnapshotPreview($0.snapshot) } }
 

@@ -7,24 +7,27 @@ extension SQLiteAuditStore {
     // MARK: Snapshots
 
     @discardableResult
-    public func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot {
-        let record = SnapshotRecord(snapshot, collectedAt: collectedAt)
+    public func storeSnapshot(_ snapshot: Snapshot, document: [UInt8]?, collectedAt: Date) async throws -> StoredSnapshot {
+        let record = SnapshotRecord(snapshot, document: document, collectedAt: collectedAt)
         try await write { db in try record.insert(db) }
         return record.info
     }
 
     public func snapshot(rootHash: String) async throws -> Snapshot? {
-        // Straight from SQLite's row into the array the reader scans: one copy of the 100 MB, not two.
-        let content: [UInt8]? = try await read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT content FROM snapshot WHERE root_hash = ?", arguments: [rootHash])
-            guard let row = try rows.next() else { return nil }
-            return try row.withUnsafeData(atIndex: 0) { data in data.map { [UInt8]($0) } }
-        }
-        guard let content else { return nil }
+        guard let content = try await snapshotDocument(rootHash: rootHash) else { return nil }
         do {
             return try Snapshot(canonicalBytes: content)
         } catch {
             throw StoreError(.corrupt, "snapshot \(rootHash) in \(path) cannot be read: \(error)")
+        }
+    }
+
+    public func snapshotDocument(rootHash: String) async throws -> [UInt8]? {
+        // Read from the row a megabyte at a time into the one array the reader scans: fetched as
+        // a column, SQLite would first assemble the whole document (100 MB and more) itself.
+        try await read { db in
+            guard let row = try Int64.fetchOne(db, sql: "SELECT rowid FROM snapshot WHERE root_hash = ?", arguments: [rootHash]) else { return nil }
+            return try SnapshotRecord.readBlob(db, table: "snapshot", column: "content", row: row)
         }
     }
 
@@ -234,9 +237,9 @@ struct SnapshotRecord: Sendable {
     var partial: Bool
     var preview: [UInt8]
 
-    init(_ snapshot: Snapshot, collectedAt: Date) {
-        rootHash = SnapshotDigest(snapshot).root
-        content = snapshot.canonicalJSON()
+    init(_ snapshot: Snapshot, document: [UInt8]? = nil, collectedAt: Date) {
+        rootHash = SnapshotDigest.root(of: snapshot)
+        content = document ?? snapshot.canonicalJSON()
         preview = SnapshotPreview(snapshot).encoded()
         self.collectedAt = collectedAt.storePrecision
         organizationName = snapshot.organization?.name
@@ -267,6 +270,29 @@ struct SnapshotRecord: Sendable {
             try Self.writeBlob(db, table: "snapshot", column: "content", row: db.lastInsertedRowID, content)
         }
         try db.execute(sql: "INSERT OR IGNORE INTO snapshot_preview (root_hash, preview) VALUES (?, ?)", arguments: [rootHash, Data(preview)])
+    }
+
+    /// Reads a whole blob, in pieces, into one array.
+    static func readBlob(_ db: Database, table: String, column: String, row: Int64) throws -> [UInt8] {
+        var blob: OpaquePointer?
+        let opened = sqlite3_blob_open(db.sqliteConnection, "main", table, column, row, 0, &blob)
+        defer { sqlite3_blob_close(blob) }
+        guard opened == SQLITE_OK, let blob else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: opened), message: "cannot open the \(table) row for reading")
+        }
+        let size = Int(sqlite3_blob_bytes(blob))
+        return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            var offset = 0
+            while offset < size {
+                let count = min(1 << 20, size - offset)
+                let read = sqlite3_blob_read(blob, buffer.baseAddress! + offset, Int32(count), Int32(offset))
+                guard read == SQLITE_OK else {
+                    throw DatabaseError(resultCode: ResultCode(rawValue: read), message: "cannot read the \(table) row")
+                }
+                offset += count
+            }
+            initialized = size
+        }
     }
 
     /// Writes `bytes` into a blob already sized for them (`zeroblob`), in pieces.

@@ -2,8 +2,12 @@ import AuditCore
 import Synchronization
 
 extension Collector {
-    func buildSnapshot(_ data: Gathered, extraProblems: [CollectionProblem] = []) -> Snapshot {
+    /// Builds the snapshot from what was gathered, letting go of the users' wire records once they
+    /// are mapped (a 100,000-user organisation's are the biggest thing gathered, and resolving
+    /// access is the collection's high-water mark).
+    func buildSnapshot(_ data: inout Gathered) -> Snapshot {
         let users = data.users.values.map(Collector.user)
+        data.users = [:]
         var teamMembers: [String: [String]] = [:]
         for user in users {
             if let team = user.teamId { teamMembers[team, default: []].append(user.id) }
@@ -21,8 +25,8 @@ extension Collector {
         }
         return Snapshot.resolving(
             organization: data.organization, divisions: Array(data.divisions.values),
-            roles: data.roles.values.map(Collector.role), users: users, groups: groups, teams: teams,
-            oauthClients: clients, grants: grants, problems: problems.withLock { $0 } + extraProblems)
+            roles: data.roles.values.map(Collector.role), users: consume users, groups: groups, teams: teams,
+            oauthClients: clients, grants: grants, problems: problems.withLock { $0 })
     }
 
     /// Cross-checks `sample` users against `authorization/subjects/{id}?includeDuplicates=true`,

@@ -118,14 +118,14 @@ public final class Collector: Sendable {
         report.referenceFetches = try await closeReferences(in: &data)
         report.confirmationChanges = try await confirmSmallLists(in: &data)
 
-        var snapshot = buildSnapshot(data)
+        var snapshot = buildSnapshot(&data)
         if options.verifySample > 0 {
             enter("verify")
             let (checked, mismatches) = try await verify(snapshot, sample: options.verifySample)
             report.verified = checked
             report.verifyMismatches = mismatches.count
             if !mismatches.isEmpty {
-                snapshot = buildSnapshot(data, extraProblems: mismatches)
+                snapshot.addProblems(mismatches)
             }
         }
 

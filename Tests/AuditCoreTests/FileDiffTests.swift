@@ -90,6 +90,7 @@ struct FileDiffTests {
         #expect(files.indexed)
         #expect(files.result.baselineRoot == SnapshotDigest(baseline).root)
         #expect(files.result.currentRoot == SnapshotDigest(current).root)
+        #expect(SnapshotDigest.root(of: current) == files.result.currentRoot, "the root alone is the digest's root")
         #expect(!reference.items.isEmpty)
         #expect(files.result.items == reference.items)
         #expect(files.result.changedEntities == reference.changedEntities)

@@ -55,12 +55,30 @@ struct StoreContractTests {
         #expect(try await store.snapshots().count == 1, "the same content is stored once")
         #expect(try await store.snapshot(rootHash: stored.rootHash) == snapshot)
         #expect(try await store.snapshot(rootHash: "nope") == nil)
+        // Undecoded, as a drift check compares it.
+        #expect(try await store.snapshotDocument(rootHash: stored.rootHash) == snapshot.canonicalJSON())
+        #expect(try await store.snapshotDocument(rootHash: "nope") == nil)
         let other = try await store.storeSnapshot(StoreFiles.snapshot(users: 4), collectedAt: at.addingTimeInterval(120))
         #expect(try await store.snapshots().map(\.rootHash) == [other.rootHash, stored.rootHash], "newest first")
         // Each with the preview a dashboard draws first.
         #expect(try await store.snapshotPreview(rootHash: stored.rootHash) == SnapshotPreview(snapshot))
         #expect(try await store.snapshotPreview(rootHash: other.rootHash)?.users.count == 4)
         #expect(try await store.snapshotPreview(rootHash: "nope") == nil)
+    }
+
+    @Test("a document of megabytes, handed over encoded, reads back byte for byte (read in pieces)", arguments: StoreKind.allCases)
+    func largeDocument(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        let snapshot = StoreFiles.snapshot(users: 12_000)
+        let document = snapshot.canonicalJSON()
+        #expect(document.count > 2 << 20, "more than one piece: \(document.count) bytes")
+        let stored = try await store.storeSnapshot(snapshot, document: document, collectedAt: at)
+        #expect(stored.byteCount == document.count)
+        #expect(try await store.snapshotDocument(rootHash: stored.rootHash) == document)
+        _ = try await store.acceptBaseline(rootHash: stored.rootHash, acceptedBy: "a", note: nil, at: at)
+        let (_, baseline) = try #require(try await store.baselineDocument())
+        #expect(baseline == document)
+        #expect(try await store.snapshot(rootHash: stored.rootHash) == snapshot)
     }
 
     @Test("pruning keeps every baseline's snapshot and the newest others", arguments: StoreKind.allCases)

@@ -27,8 +27,8 @@ public final class PostgresAuditStore: AuditStore {
     // MARK: Snapshots
 
     @discardableResult
-    public func storeSnapshot(_ snapshot: Snapshot, collectedAt: Date) async throws -> StoredSnapshot {
-        let record = SnapshotRecord(snapshot, collectedAt: collectedAt)
+    public func storeSnapshot(_ snapshot: Snapshot, document: [UInt8]?, collectedAt: Date) async throws -> StoredSnapshot {
+        let record = SnapshotRecord(snapshot, document: document, collectedAt: collectedAt)
         let org = organization
         try await write { connection in try await self.insert(record, org: org, on: connection) }
         return record.info
@@ -45,14 +45,18 @@ public final class PostgresAuditStore: AuditStore {
     }
 
     public func snapshot(rootHash: String) async throws -> Snapshot? {
-        let rows = try await read("SELECT content FROM snapshot WHERE org = \(organization) AND root_hash = \(rootHash)")
-        guard let row = rows.first else { return nil }
-        let content = try row.get("content", as: Data.self)
+        guard let content = try await snapshotDocument(rootHash: rootHash) else { return nil }
         do {
-            return try Snapshot(canonicalJSON: content)
+            return try Snapshot(canonicalBytes: content)
         } catch {
             throw StoreError(.corrupt, "snapshot \(rootHash) of \(organization) in \(database.location) cannot be read: \(error)")
         }
+    }
+
+    public func snapshotDocument(rootHash: String) async throws -> [UInt8]? {
+        let rows = try await read("SELECT content FROM snapshot WHERE org = \(organization) AND root_hash = \(rootHash)")
+        guard let row = rows.first else { return nil }
+        return [UInt8](try row.get("content", as: Data.self))
     }
 
     public func snapshotPreview(rootHash: String) async throws -> SnapshotPreview? {
