@@ -130,9 +130,11 @@ extension SQLiteAuditStore {
         let ids = entityIds.sorted()
         let rows = try await read { db in
             var rows: [Data] = []
-            // In chunks: SQLite limits the number of bound parameters. The entity index finds them.
-            for start in stride(from: 0, to: ids.count, by: 500) {
-                let chunk = Array(ids[start..<min(ids.count, start + 500)])
+            // The date-first index finds the window; its entity column is checked without reading
+            // the rows. In chunks (each a pass over the window), large ones: SQLite limits the number
+            // of bound parameters (32,766).
+            for start in stride(from: 0, to: ids.count, by: 10_000) {
+                let chunk = Array(ids[start..<min(ids.count, start + 10_000)])
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 var arguments = StatementArguments(chunk)
                 arguments += [Self.milliseconds(from), Self.milliseconds(to)]

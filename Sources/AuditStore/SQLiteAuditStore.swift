@@ -341,6 +341,19 @@ public final class SQLiteAuditStore: AuditStore {
                     ALTER TABLE snapshot DROP COLUMN preview;
                     """)
         }
+        // Audit events are written a window at a time, in date order: an index that starts with the
+        // date takes a window's keys at its right edge, where one keyed by the entity id alone
+        // dirtied a random page for every event (measured: the ingestion's writes at 600,000 events
+        // went from 2,878 to 4,984 rows/s without it). Entity lookups (attribution) read the
+        // window's index entries instead.
+        migrator.registerMigration("v7-audit-event-date-first") { db in
+            try db.execute(
+                sql: """
+                    CREATE INDEX IF NOT EXISTS audit_event_by_date_entity ON audit_event(event_date, entity_id);
+                    DROP INDEX IF EXISTS audit_event_by_entity;
+                    DROP INDEX IF EXISTS audit_event_by_date;
+                    """)
+        }
         return migrator
     }
 

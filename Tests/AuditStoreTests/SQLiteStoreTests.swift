@@ -126,6 +126,37 @@ struct SQLiteStoreTests {
         try queue.close()
     }
 
+    @Test("audit events are indexed date first (a file with the entity-keyed index is moved over); entity lookups scan only the window's index entries")
+    func auditEventIndexes() async throws {
+        let path = try StoreFiles.temporary().appendingPathComponent("state.sqlite").path
+        let at = Date(timeIntervalSince1970: 1_800_000_000)
+        let events = (0..<6).map { n in
+            AuditEvent(id: "e\(n)", date: at.addingTimeInterval(Double(n) * 60), serviceName: "PeoplePermissions", entityType: "Role", action: "Update", entityId: "r\(n % 2)")
+        }
+        do {
+            let store = try SQLiteAuditStore(path: path)
+            try await store.recordAudit(AuditBatch(events: events, findings: [], checkpoint: IngestionCheckpoint(highWater: at, updatedAt: at)))
+        }
+        // The indexes an older rbacwatch left.
+        try Self.execute(path, "DROP INDEX audit_event_by_date_entity")
+        try Self.execute(path, "CREATE INDEX audit_event_by_date ON audit_event(event_date)")
+        try Self.execute(path, "CREATE INDEX audit_event_by_entity ON audit_event(entity_id)")
+        try Self.execute(path, "DELETE FROM grdb_migrations WHERE identifier = 'v7-audit-event-date-first'")
+        let store = try SQLiteAuditStore(path: path)
+        let found = try await store.auditEvents(from: at.addingTimeInterval(60), to: at.addingTimeInterval(300), entityIds: ["r1"])
+        #expect(found.map(\.id) == ["e1", "e3"])
+        #expect(try await store.auditEvents(from: at, to: at.addingTimeInterval(120)).map(\.id) == ["e0", "e1"])
+        let queue = try DatabaseQueue(path: path)
+        let indexes = try await queue.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_event' AND sql IS NOT NULL ORDER BY name") }
+        #expect(indexes == ["audit_event_by_date_entity"])
+        let plan = try await queue.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT content FROM audit_event WHERE entity_id IN (?, ?) AND event_date >= ? AND event_date < ?", arguments: ["r1", "r2", 0, 1])
+                .map { $0["detail"] as String }.joined(separator: "; ")
+        }
+        #expect(plan.contains("USING INDEX audit_event_by_date_entity (event_date>? AND event_date<?)"), "\(plan)")
+        try queue.close()
+    }
+
     @Test("a state file from a newer rbacwatch is refused")
     func newerSchema() throws {
         let path = try StoreFiles.temporary().appendingPathComponent("state.sqlite").path
