@@ -173,20 +173,22 @@ extension SnapshotStore {
 
     /// The current baseline and its snapshot's canonical document, undecoded.
     public func baselineDocument() async throws -> (Baseline, [UInt8])? {
-        guard let baseline = try await currentBaseline() else { return nil }
-        guard let document = try await snapshotDocument(rootHash: baseline.rootHash) else {
-            throw StoreError(.corrupt, "baseline \(baseline.version) refers to snapshot \(baseline.rootHash), which the store does not hold")
-        }
-        return (baseline, document)
+        try await currentBaseline(read: snapshotDocument(rootHash:))
     }
 
     /// The snapshot of the current baseline.
     public func baselineSnapshot() async throws -> (Baseline, Snapshot)? {
+        try await currentBaseline(read: snapshot(rootHash:))
+    }
+
+    /// The current baseline with its snapshot read by `read`; a baseline whose snapshot is missing
+    /// is a damaged store.
+    private func currentBaseline<Content>(read: (String) async throws -> Content?) async throws -> (Baseline, Content)? {
         guard let baseline = try await currentBaseline() else { return nil }
-        guard let snapshot = try await snapshot(rootHash: baseline.rootHash) else {
+        guard let content = try await read(baseline.rootHash) else {
             throw StoreError(.corrupt, "baseline \(baseline.version) refers to snapshot \(baseline.rootHash), which the store does not hold")
         }
-        return (baseline, snapshot)
+        return (baseline, content)
     }
 }
 
