@@ -199,8 +199,8 @@ public actor AuditIngestor {
                         logger.debug("audit query stopped early", metadata: ["service": "\(service)", "reason": "\(truncation.reason)"])
                     }
                     action = machine.fetched(read)
-                case .lookUp(let ids):
-                    action = machine.lookedUp(try await store.recordedAuditEvents(ids: ids))
+                case .lookUp(let ids, let from, let to):
+                    action = machine.lookedUp(ids.isEmpty ? [:] : try await store.recordedAuditEvents(ids: ids, datedFrom: from, to: to))
                 case .record(let batch):
                     let started = ContinuousClock.now
                     let count = try await store.recordAudit(batch)

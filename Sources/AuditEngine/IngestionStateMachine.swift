@@ -24,8 +24,8 @@ public struct IngestionStateMachine: Sendable {
         case readApprovals
         /// Read one service's events dated in `[from, to)`.
         case fetch(from: Date, to: Date, service: String, realtime: Bool)
-        /// Which of these event ids the store already holds.
-        case lookUp(ids: [String])
+        /// Which of these event ids the store already holds, dated in `[from, to)`.
+        case lookUp(ids: [String], from: Date, to: Date)
         /// Write this batch in one transaction.
         case record(AuditBatch)
         case countQuarantine
@@ -205,16 +205,35 @@ public struct IngestionStateMachine: Sendable {
         if p.serviceIndex < p.wanted.count {
             return .fetch(from: p.start, to: p.end, service: p.wanted[p.serviceIndex], realtime: p.realtime)
         }
-        return .lookUp(ids: unknownIds(p.fetched))
+        return lookUp(unknown(p.fetched))
     }
 
-    /// The ids of `events` neither the buffer nor the recently recorded events know.
-    func unknownIds(_ events: [AuditEvent]) -> [String] {
+    /// The ids of `events` neither the buffer nor the recently recorded events know, and the span
+    /// of their dates.
+    func unknown(_ events: [AuditEvent]) -> (ids: [String], first: Date, last: Date) {
         var ids: [String] = []
         ids.reserveCapacity(events.count)
-        for event in events where recent[event.id] == nil && buffer.event(event.id) == nil { ids.append(event.id) }
-        return ids
+        var first = Date.distantFuture
+        var last = Date.distantPast
+        for event in events where recent[event.id] == nil && buffer.event(event.id) == nil {
+            ids.append(event.id)
+            first = min(first, event.date)
+            last = max(last, event.date)
+        }
+        return (ids, first, last)
     }
+
+    /// The store lookup for these events: an event fetched again keeps its date, and one whose id
+    /// comes back dated up to `lookUpReach` away is still found (and set aside as rewritten).
+    private func lookUp(_ unknown: (ids: [String], first: Date, last: Date)) -> Action {
+        guard !unknown.ids.isEmpty else { return .lookUp(ids: [], from: .distantPast, to: .distantPast) }
+        return .lookUp(
+            ids: unknown.ids, from: unknown.first.addingTimeInterval(-lookUpReach), to: unknown.last.addingTimeInterval(lookUpReach))
+    }
+
+    /// How far from its stored date an event fetched again is looked for: the overlap and a
+    /// minute, the same reach `recent` keeps in memory.
+    public var lookUpReach: TimeInterval { settings.overlap + 60 }
 
     /// Most recent events kept to spare store lookups; past it the store answers.
     static let recentLimit = 200_000
@@ -429,7 +448,7 @@ public struct IngestionStateMachine: Sendable {
         p.quarantined = []
         p.stalled = false
         poll = p
-        guard let first = p.wanted.first else { return .lookUp(ids: []) }
+        guard let first = p.wanted.first else { return lookUp(unknown([])) }
         return .fetch(from: p.start, to: p.end, service: first, realtime: p.realtime)
     }
 

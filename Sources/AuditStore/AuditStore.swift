@@ -124,9 +124,11 @@ public protocol ApprovalStore: Sendable {
 
 /// The audit log: judged events, their findings, and records set aside in quarantine.
 public protocol AuditLogStore: Sendable {
-    /// The events among `ids` already recorded, by id (to tell a duplicate from an event id
-    /// that came back with different content).
-    func recordedAuditEvents(ids: [String]) async throws -> [String: AuditEvent]
+    /// The events among `ids` already recorded with a date in `[from, to)`, by id (to tell a
+    /// duplicate from an event id that came back with different content). The span is part of
+    /// the key: an event fetched again keeps its date, so the SQLite store indexes events by
+    /// `(date, id)` — at a window's right edge — and keeps no index of random ids.
+    func recordedAuditEvents(ids: [String], datedFrom from: Date, to: Date) async throws -> [String: AuditEvent]
     /// Records judged events, their findings, the checkpoint, a backfilled gap and quarantined
     /// records in one transaction. An event already recorded (its id is the key) is skipped
     /// with its findings, so a retry or an overlapping window never duplicates; returns how many
@@ -137,7 +139,6 @@ public protocol AuditLogStore: Sendable {
     func auditEvents(from: Date, to: Date) async throws -> [AuditEvent]
     /// Events about these entities dated in `[from, to)`, oldest first.
     func auditEvents(from: Date, to: Date, entityIds: Set<String>) async throws -> [AuditEvent]
-    func auditEvent(id: String) async throws -> AuditEvent?
     /// Audit findings, newest first.
     func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding]
     /// Quarantined audit records, newest first, at most `limit`.
@@ -235,5 +236,13 @@ extension Approval {
         copy.expiresAt = expiresAt.storePrecision
         copy.revokedAt = revokedAt?.storePrecision
         return copy
+    }
+}
+
+extension AuditLogStore {
+    /// The recorded event with this id dated within a second of `date` (a finding's date is its
+    /// trigger event's; the second absorbs the stores' millisecond precision).
+    public func auditEvent(id: String, near date: Date) async throws -> AuditEvent? {
+        try await recordedAuditEvents(ids: [id], datedFrom: date.addingTimeInterval(-1), to: date.addingTimeInterval(1))[id]
     }
 }

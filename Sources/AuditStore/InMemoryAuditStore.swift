@@ -114,9 +114,9 @@ public actor InMemoryAuditStore: AuditStore {
 
     public func ingestionCheckpoint() async throws -> IngestionCheckpoint? { checkpoint }
 
-    public func recordedAuditEvents(ids: [String]) async throws -> [String: AuditEvent] {
+    public func recordedAuditEvents(ids: [String], datedFrom from: Date, to: Date) async throws -> [String: AuditEvent] {
         var found: [String: AuditEvent] = [:]
-        for id in ids { if let event = events[id] { found[id] = event } }
+        for id in ids { if let event = events[id], event.date >= from, event.date < to { found[id] = event } }
         return found
     }
 
@@ -165,8 +165,6 @@ public actor InMemoryAuditStore: AuditStore {
     public func auditEvents(from: Date, to: Date, entityIds: Set<String>) async throws -> [AuditEvent] {
         try await auditEvents(from: from, to: to).filter { entityIds.contains($0.entityId) }
     }
-
-    public func auditEvent(id: String) async throws -> AuditEvent? { events[id] }
 
     public func auditFindings(_ query: FindingQuery) async throws -> [AuditFinding] {
         Array(

@@ -17,15 +17,19 @@ extension SQLiteAuditStore {
         }
     }
 
-    public func recordedAuditEvents(ids: [String]) async throws -> [String: AuditEvent] {
-        guard !ids.isEmpty else { return [:] }
+    public func recordedAuditEvents(ids: [String], datedFrom from: Date, to: Date) async throws -> [String: AuditEvent] {
+        guard !ids.isEmpty, from < to else { return [:] }
         let rows = try await read { db in
             var rows: [Data] = []
-            // In chunks: SQLite limits the number of bound parameters.
-            for start in stride(from: 0, to: ids.count, by: 500) {
-                let chunk = Array(ids[start..<min(ids.count, start + 500)])
+            // The `(event_date, id)` key's entries for the span, their ids checked in the index. In
+            // chunks: SQLite limits the number of bound parameters (32,766).
+            for start in stride(from: 0, to: ids.count, by: 10_000) {
+                let chunk = Array(ids[start..<min(ids.count, start + 10_000)])
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                rows += try Data.fetchAll(db, sql: "SELECT content FROM audit_event WHERE id IN (\(marks))", arguments: StatementArguments(chunk))
+                var arguments: StatementArguments = [Self.milliseconds(from), Self.milliseconds(to)]
+                arguments += StatementArguments(chunk)
+                rows += try Data.fetchAll(
+                    db, sql: "SELECT content FROM audit_event INDEXED BY audit_event_key WHERE event_date >= ? AND event_date < ? AND id IN (\(marks))", arguments: arguments)
             }
             return rows
         }
@@ -46,13 +50,15 @@ extension SQLiteAuditStore {
                     INSERT OR IGNORE INTO audit_event (id, event_date, service, entity_type, entity_id, action, actor, content, recorded_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
-            var fresh = Set<String>()
+            // The new events' dates by id: a finding is keyed to its trigger's (date, id).
+            var fresh: [String: Int64] = [:]
             for event in batch.events {
+                let date = Self.milliseconds(event.date)
                 try insertEvent.execute(arguments: [
-                    event.id, Self.milliseconds(event.date), event.serviceName, event.entityType, event.entityId, event.action,
-                    event.userId ?? event.clientId, Data(event.canonicalJSON()), now,
+                    event.id, date, event.serviceName, event.entityType, event.entityId, event.action, event.userId ?? event.clientId,
+                    Data(event.canonicalJSON()), now,
                 ])
-                if db.changesCount > 0 { fresh.insert(event.id) }
+                if db.changesCount > 0 { fresh[event.id] = date }
             }
             let insertFinding = try db.makeStatement(
                 sql: """
@@ -62,10 +68,10 @@ extension SQLiteAuditStore {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
             for finding in batch.findings {
-                guard let trigger = finding.eventIds.last, fresh.contains(trigger) else { continue }
+                guard let trigger = finding.eventIds.last, let date = fresh[trigger] else { continue }
                 try insertFinding.execute(arguments: [
                     finding.ruleId, trigger, finding.fingerprint, finding.title, finding.severity.rawValue, FindingColumns.list(finding.controls),
-                    FindingColumns.list(finding.eventIds), Self.milliseconds(finding.date), finding.serviceName, finding.entityType,
+                    FindingColumns.list(finding.eventIds), date, finding.serviceName, finding.entityType,
                     finding.entityId, finding.entityName, finding.action, finding.actor, finding.actorId, finding.clientId,
                     FindingColumns.list(finding.remoteIp), FindingColumns.list(finding.evidence), finding.status.rawValue,
                     finding.approval?.ticket, finding.approval?.approver, finding.approval?.expiresAt.timeIntervalSince1970,
@@ -81,7 +87,7 @@ extension SQLiteAuditStore {
                     Self.milliseconds(batch.checkpoint.highWater), batch.checkpoint.criticalHighWater.map(Self.milliseconds),
                     batch.checkpoint.updatedAt.timeIntervalSince1970,
                 ])
-            try Self.queue(batch.deliveries.filter { item in item.trigger.map { fresh.contains($0) } ?? true }, at: batch.checkpoint.updatedAt, in: db)
+            try Self.queue(batch.deliveries.filter { item in item.trigger.map { fresh[$0] != nil } ?? true }, at: batch.checkpoint.updatedAt, in: db)
             if let gap = batch.gap {
                 try db.execute(
                     // The same span again (a retried batch) is the same gap.
@@ -145,11 +151,6 @@ extension SQLiteAuditStore {
             return rows
         }
         return try rows.map { try Self.event($0) }.sorted { ($0.date, $0.id) < ($1.date, $1.id) }
-    }
-
-    public func auditEvent(id: String) async throws -> AuditEvent? {
-        let content = try await read { db in try Data.fetchOne(db, sql: "SELECT content FROM audit_event WHERE id = ?", arguments: [id]) }
-        return try content.map { try Self.event($0) }
     }
 
     static func event(_ content: Data) throws -> AuditEvent { try AuditEvent.stored(content) }

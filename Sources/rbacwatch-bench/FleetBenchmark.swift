@@ -157,7 +157,7 @@ struct FleetBenchmark: AsyncParsableCommand {
                     missed = 0
                     for index in orphanIndexes {
                         let ids = fleet.simulators[index].auditEventIds
-                        let stored = try await database.store(organization: names[index]).recordedAuditEvents(ids: ids)
+                        let stored = try await database.store(organization: names[index]).recordedAuditEvents(ids: ids, datedFrom: .distantPast, to: .distantFuture)
                         missed += ids.count - stored.count
                     }
                     if missed > 0 { try await Task.sleep(for: .seconds(1)) }

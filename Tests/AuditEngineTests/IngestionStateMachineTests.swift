@@ -36,6 +36,7 @@ struct IngestionStateMachineTests {
         var fetches: [(from: Date, to: Date, service: String, realtime: Bool)] = []
         /// The ids each window asked the store about.
         var lookedUp: [[String]] = []
+        var spans: [(from: Date, to: Date)] = []
 
         /// Runs one poll at `now`; returns its outcome.
         mutating func poll(_ machine: inout IngestionStateMachine, at now: Date) -> PollOutcome {
@@ -69,9 +70,10 @@ struct IngestionStateMachineTests {
                         read.truncation = AuditFetch.Truncation(before: truncate.before, reason: truncate.reason)
                     }
                     action = machine.fetched(read)
-                case .lookUp(let ids):
+                case .lookUp(let ids, let from, let to):
                     lookedUp.append(ids)
-                    action = machine.lookedUp(recorded.filter { ids.contains($0.key) })
+                    spans.append((from, to))
+                    action = machine.lookedUp(recorded.filter { ids.contains($0.key) && $0.value.date >= from && $0.value.date < to })
                 case .record(let batch):
                     actions.append("record")
                     var added = 0
@@ -123,7 +125,7 @@ struct IngestionStateMachineTests {
     }
 
     @Test("the store is asked only about ids nobody has seen: not the overlap's, not the buffer's, not the replay's; a rewritten one is still caught")
-    func lookUpsOnlyNewIds() {
+    func lookUpsOnlyNewIds() throws {
         var machine = IngestionStateMachine(rules: .defaults())
         var world = World()
         world.checkpoint = IngestionCheckpoint(highWater: Self.t0.addingTimeInterval(-120), updatedAt: Self.t0)
@@ -140,6 +142,10 @@ struct IngestionStateMachineTests {
         world.events[1] = rewritten
         let second = world.poll(&machine, at: Self.t0.addingTimeInterval(60))
         #expect(world.lookedUp.flatMap { $0 } == ["d"], "only the new id is looked up: \(world.lookedUp)")
+        let reach = machine.lookUpReach
+        let span = try #require(world.spans.last(where: { $0.to > $0.from }))
+        #expect(span.from == Self.t0.addingTimeInterval(30 - reach) && span.to == Self.t0.addingTimeInterval(30 + reach),
+            "the store is asked about d's date, give or take the reach: \(span)")
         #expect(second.judgedIds == ["c"])
         #expect(second.quarantined.map(\.eventId) == ["b"], "the same id with other content is caught from memory")
 

@@ -38,8 +38,8 @@ struct PostgresStoreTests {
         #expect(try await globex.snapshot(rootHash: SnapshotDigest(snapshot).root) == nil, "a root hash from another organisation reads nothing")
         #expect(try await globex.approvals().isEmpty)
         #expect(try await globex.roleLineage().links.isEmpty)
-        #expect(try await globex.auditEvent(id: "e-1") == nil)
-        #expect(try await globex.recordedAuditEvents(ids: ["e-1"]).isEmpty)
+        #expect(try await globex.auditEvent(id: "e-1", near: at) == nil)
+        #expect(try await globex.recordedAuditEvents(ids: ["e-1"], datedFrom: .distantPast, to: .distantFuture).isEmpty)
         #expect(try await globex.auditEvents(from: at.addingTimeInterval(-60), to: at.addingTimeInterval(60)).isEmpty)
         #expect(try await globex.ingestionCheckpoint() == nil)
         #expect(try await globex.queuedDeliveries(destination: "hec", limit: 10).isEmpty)
@@ -94,7 +94,7 @@ struct PostgresStoreTests {
         } catch let error as StoreError {
             #expect(error.kind == .fenced)
         }
-        #expect(try await database.store(organization: "acme").auditEvent(id: "late") == nil, "nothing of the refused write is kept")
+        #expect(try await database.store(organization: "acme").auditEvent(id: "late", near: at) == nil, "nothing of the refused write is kept")
         #expect(try await database.renewLease(first, ttl: .seconds(30)) == false, "the old holder cannot renew what it lost")
         try await database.store(organization: "acme", fence: taken).recordLineage(["r2": "r2"], at: at)
 

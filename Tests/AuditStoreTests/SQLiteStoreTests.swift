@@ -148,12 +148,86 @@ struct SQLiteStoreTests {
         #expect(try await store.auditEvents(from: at, to: at.addingTimeInterval(120)).map(\.id) == ["e0", "e1"])
         let queue = try DatabaseQueue(path: path)
         let indexes = try await queue.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_event' AND sql IS NOT NULL ORDER BY name") }
-        #expect(indexes == ["audit_event_by_date_entity"])
+        #expect(indexes == ["audit_event_by_date_entity", "audit_event_key"])
         let plan = try await queue.read { db in
             try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT content FROM audit_event WHERE entity_id IN (?, ?) AND event_date >= ? AND event_date < ?", arguments: ["r1", "r2", 0, 1])
                 .map { $0["detail"] as String }.joined(separator: "; ")
         }
         #expect(plan.contains("USING INDEX audit_event_by_date_entity (event_date>? AND event_date<?)"), "\(plan)")
+        try queue.close()
+    }
+
+    @Test("audit events are keyed by (date, id) with no index of the id alone (a file keyed by id is moved over, its findings kept); lookups name the span")
+    func auditEventKeyedByDate() async throws {
+        let path = try StoreFiles.temporary().appendingPathComponent("state.sqlite").path
+        let at = Date(timeIntervalSince1970: 1_800_000_000)
+        let events = (0..<4).map { n in
+            AuditEvent(id: "e\(n)", date: at.addingTimeInterval(Double(n) * 60), serviceName: "PeoplePermissions", entityType: "Role", action: "Update", entityId: "r\(n)")
+        }
+        let trigger = events[2]
+        let finding = AuditFinding(
+            fingerprint: "fp-1", ruleId: "RBW-001", title: "Rule", severity: .high, controls: [], eventIds: [trigger.id], date: trigger.date,
+            serviceName: trigger.serviceName, entityType: trigger.entityType, entityId: trigger.entityId, entityName: "", action: trigger.action,
+            actor: "Ana", actorId: nil, clientId: nil, remoteIp: [], evidence: [], status: .open, approval: nil)
+        let checkpoint = IngestionCheckpoint(highWater: at, updatedAt: at)
+        do {
+            let store = try SQLiteAuditStore(path: path)
+            try await store.recordAudit(AuditBatch(events: events, findings: [finding], checkpoint: checkpoint))
+        }
+        // The tables as v2–v7 made them: the id the primary key, the findings' key to it alone.
+        try Self.execute(
+            path,
+            """
+            PRAGMA foreign_keys = OFF;
+            CREATE TABLE old_event AS SELECT * FROM audit_event;
+            CREATE TABLE old_finding AS SELECT * FROM audit_finding;
+            DROP TABLE audit_finding;
+            DROP TABLE audit_event;
+            CREATE TABLE audit_event (id TEXT PRIMARY KEY NOT NULL, event_date INTEGER NOT NULL, service TEXT NOT NULL, entity_type TEXT NOT NULL,
+                entity_id TEXT NOT NULL, action TEXT NOT NULL, actor TEXT, content BLOB NOT NULL, recorded_at REAL NOT NULL);
+            CREATE INDEX audit_event_by_date_entity ON audit_event(event_date, entity_id);
+            CREATE TABLE audit_finding (rule_id TEXT NOT NULL, event_id TEXT NOT NULL REFERENCES audit_event(id), fingerprint TEXT NOT NULL,
+                title TEXT NOT NULL, severity INTEGER NOT NULL, controls TEXT NOT NULL, event_ids TEXT NOT NULL, event_date INTEGER NOT NULL,
+                service TEXT NOT NULL, entity_type TEXT NOT NULL, entity_id TEXT NOT NULL, entity_name TEXT NOT NULL, action TEXT NOT NULL,
+                actor TEXT NOT NULL, actor_id TEXT, client_id TEXT, remote_ip TEXT NOT NULL, evidence TEXT NOT NULL, status TEXT NOT NULL,
+                approval_ticket TEXT, approval_approver TEXT, approval_expires REAL, PRIMARY KEY (rule_id, event_id));
+            CREATE INDEX audit_finding_by_date ON audit_finding(event_date);
+            CREATE INDEX audit_finding_by_fingerprint ON audit_finding(fingerprint);
+            INSERT INTO audit_event SELECT * FROM old_event;
+            INSERT INTO audit_finding SELECT * FROM old_finding;
+            DROP TABLE old_event;
+            DROP TABLE old_finding;
+            DELETE FROM grdb_migrations WHERE identifier = 'v8-audit-event-keyed-by-date';
+            """)
+        let store = try SQLiteAuditStore(path: path)
+        #expect(try await store.auditEvents(from: .distantPast, to: .distantFuture).map(\.id) == ["e0", "e1", "e2", "e3"])
+        #expect(try await store.auditFindings(FindingQuery()).map(\.ruleId) == ["RBW-001"], "the finding survives the move")
+        #expect(try await store.auditEvent(id: "e2", near: trigger.date)?.entityId == "r2")
+        #expect(try await store.recordAudit(AuditBatch(events: events, findings: [finding], checkpoint: checkpoint)) == 0, "still deduplicated")
+        let later = AuditEvent(id: "e9", date: at.addingTimeInterval(600), serviceName: "PeoplePermissions", entityType: "Role", action: "Update", entityId: "r9")
+        var laterFinding = finding
+        laterFinding.eventIds = ["e9"]
+        laterFinding.date = later.date
+        #expect(try await store.recordAudit(AuditBatch(events: [later], findings: [laterFinding], checkpoint: checkpoint)) == 1)
+        #expect(try await store.auditFindings(FindingQuery()).count == 2, "a new finding satisfies the (date, id) foreign key")
+
+        let queue = try DatabaseQueue(path: path)
+        try await queue.read { db in
+            let indexes = try Row.fetchAll(db, sql: "PRAGMA index_list(audit_event)")
+            let keyed = try indexes.map { row in
+                (try String.fetchAll(db, sql: "SELECT name FROM pragma_index_info(?) ORDER BY seqno", arguments: [row["name"] as String]), row["unique"] as Int)
+            }
+            #expect(keyed.contains { $0.0 == ["event_date", "id"] && $0.1 == 1 }, "\(keyed)")
+            #expect(!keyed.contains { $0.0.first == "id" }, "no index starts with the random id: \(keyed)")
+            let foreign = try Row.fetchAll(db, sql: "PRAGMA foreign_key_list(audit_finding)").map { "\($0["from"] as String)->\($0["to"] as String)" }
+            #expect(Set(foreign) == ["event_date->event_date", "event_id->id"], "\(foreign)")
+            #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
+            let plan = try Row.fetchAll(
+                db, sql: "EXPLAIN QUERY PLAN SELECT content FROM audit_event INDEXED BY audit_event_key WHERE event_date >= ? AND event_date < ? AND id IN (?, ?)",
+                arguments: [0, 1, "a", "b"]
+            ).map { $0["detail"] as String }.joined(separator: "; ")
+            #expect(plan.contains("USING INDEX audit_event_key (event_date>? AND event_date<?)"), "the ids are checked in the key's entries: \(plan)")
+        }
         try queue.close()
     }
 

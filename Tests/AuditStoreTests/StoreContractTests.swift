@@ -208,10 +208,16 @@ struct StoreContractTests {
         let quarantined = try await store.quarantinedRecords(limit: 10)
         #expect(quarantined.map(\.reason) == ["eventDate does not parse"] && quarantined.first?.raw == record.raw)
 
-        #expect(try await store.recordedAuditEvents(ids: ["e1", "e3", "nope"]).keys.sorted() == ["e1", "e3"])
-        let stored = try #require(try await store.auditEvent(id: "e2"))
+        let all = try await store.recordedAuditEvents(ids: ["e1", "e3", "nope"], datedFrom: .distantPast, to: .distantFuture)
+        #expect(all.keys.sorted() == ["e1", "e3"])
+        // The span is part of the key: [from, to) of the event dates.
+        let early = try await store.recordedAuditEvents(ids: ["e1", "e2", "e3"], datedFrom: at, to: at.addingTimeInterval(150))
+        #expect(early.keys.sorted() == ["e1", "e2"], "\(early.keys.sorted())")
+        #expect(try await store.recordedAuditEvents(ids: ["e3"], datedFrom: at, to: at.addingTimeInterval(180)).isEmpty, "e3 at 3 min is past the end")
+        let stored = try #require(try await store.auditEvent(id: "e2", near: events[1].date))
         #expect(stored.entityName == "Role 2" && stored.remoteIp == ["203.0.113.2"] && stored.date == events[1].date)
-        #expect(try await store.auditEvent(id: "nope") == nil)
+        #expect(try await store.auditEvent(id: "e2", near: events[1].date.addingTimeInterval(30)) == nil, "another date is another key")
+        #expect(try await store.auditEvent(id: "nope", near: at) == nil)
         // [from, to): e1 at 1 min is in, e3 at 3 min is out.
         #expect(try await store.auditEvents(from: at.addingTimeInterval(60), to: at.addingTimeInterval(180)).map(\.id) == ["e1", "e2"])
     }

@@ -60,7 +60,7 @@ struct FleetTests {
     static func allEventsStored(_ fleet: SimulatorFleet, _ setup: Setup, _ database: PostgresDatabase) async throws -> Bool {
         for (simulator, name) in zip(fleet.simulators, setup.names) {
             let ids = simulator.auditEventIds
-            let stored = try await database.store(organization: name).recordedAuditEvents(ids: ids)
+            let stored = try await database.store(organization: name).recordedAuditEvents(ids: ids, datedFrom: .distantPast, to: .distantFuture)
             if stored.count != ids.count { return false }
         }
         return true

@@ -199,7 +199,7 @@ public actor DashboardFeed {
                 details[finding.id] = FindingDetail(finding: finding, event: detail.event, rule: rules[finding.ruleId])
                 continue
             }
-            let event = try? await store.auditEvent(id: eventId)
+            let event = try? await store.auditEvent(id: eventId, near: finding.date)
             details[finding.id] = FindingDetail(finding: finding, event: event, rule: rules[finding.ruleId])
         }
     }

@@ -9,10 +9,15 @@ extension PostgresAuditStore {
         }
     }
 
-    public func recordedAuditEvents(ids: [String]) async throws -> [String: AuditEvent] {
+    public func recordedAuditEvents(ids: [String], datedFrom from: Date, to: Date) async throws -> [String: AuditEvent] {
         guard !ids.isEmpty else { return [:] }
         var found: [String: AuditEvent] = [:]
-        for row in try await read("SELECT content FROM audit_event WHERE org = \(organization) AND id = ANY(\(ids)::text[])") {
+        for row in try await read(
+            """
+            SELECT content FROM audit_event WHERE org = \(organization) AND id = ANY(\(ids)::text[])
+              AND event_date >= \(from.pgMilliseconds) AND event_date < \(to.pgMilliseconds)
+            """)
+        {
             let event = try Self.event(try row.get("content", as: Data.self))
             found[event.id] = event
         }
@@ -115,12 +120,6 @@ extension PostgresAuditStore {
               AND event_date >= \(from.pgMilliseconds) AND event_date < \(to.pgMilliseconds)
             """
         ).map { try Self.event(try $0.get("content", as: Data.self)) }.sorted { ($0.date, $0.id) < ($1.date, $1.id) }
-    }
-
-    public func auditEvent(id: String) async throws -> AuditEvent? {
-        try await read("SELECT content FROM audit_event WHERE org = \(organization) AND id = \(id)").first.map {
-            try Self.event(try $0.get("content", as: Data.self))
-        }
     }
 
     static func event(_ content: Data) throws -> AuditEvent { try AuditEvent.stored(content) }
