@@ -141,6 +141,8 @@ public actor AuditIngestor {
     private let clock: any WallClock
     private let logger: Logger
     private var machine: IngestionStateMachine
+    /// The batch being written, with how many of its events were new and how long it took.
+    private var write: Task<(Int, Duration), any Error>?
     private let continuation: AsyncStream<IngestionUpdate>.Continuation
     public nonisolated let updates: AsyncStream<IngestionUpdate>
 
@@ -172,7 +174,10 @@ public actor AuditIngestor {
         continuation.finish()
     }
 
-    /// One cycle: the state machine's actions for one poll, carried out in turn.
+    /// One cycle: the state machine's actions for one poll, carried out in turn. A window's
+    /// batch is written while the next window is fetched, looked up and judged (one write in
+    /// flight; the machine knows its events meanwhile): every other step that touches the store,
+    /// and the next write, waits for it first.
     @discardableResult
     public func poll() async -> PollOutcome {
         var action = machine.startPoll(now: clock.now())
@@ -180,6 +185,10 @@ public actor AuditIngestor {
         // ceiling only guards against a machine that never finishes.
         for _ in 0..<1_000_000 {
             do {
+                switch action {
+                case .listServices, .fetch, .lookUp: break
+                default: try await settleWrite()
+                }
                 switch action {
                 case .listServices:
                     let (unknown, next) = machine.servicesListed(try await source.services())
@@ -202,9 +211,13 @@ public actor AuditIngestor {
                 case .lookUp(let ids, let from, let to):
                     action = machine.lookedUp(ids.isEmpty ? [:] : try await store.recordedAuditEvents(ids: ids, datedFrom: from, to: to))
                 case .record(let batch):
-                    let started = ContinuousClock.now
-                    let count = try await store.recordAudit(batch)
-                    action = machine.recorded(count: count, took: ContinuousClock.now - started, at: clock.now())
+                    let store = self.store
+                    write = Task {
+                        let started = ContinuousClock.now
+                        let count = try await store.recordAudit(batch)
+                        return (count, ContinuousClock.now - started)
+                    }
+                    action = machine.writing(at: clock.now())
                 case .countQuarantine:
                     action = machine.quarantineCounted(try await store.quarantineCount())
                 case .finished(let outcome):
@@ -213,18 +226,36 @@ public actor AuditIngestor {
                     return outcome
                 }
             } catch AuditSourceError.rateLimited(let retryAfter) {
-                action = machine.failed(.rateLimited(retryAfter: retryAfter.map(Bounded.seconds)))
+                action = await fail(.rateLimited(retryAfter: retryAfter.map(Bounded.seconds)))
             } catch where error is CancellationError || Task.isCancelled {
                 // Stopping (the store or the source may wrap the cancellation in its own error).
-                action = machine.failed(.cancelled)
+                action = await fail(.cancelled)
             } catch {
-                action = machine.failed(.failed((error as? AuditSourceError)?.description ?? "\(error)"))
+                action = await fail(.failed((error as? AuditSourceError)?.description ?? "\(error)"))
             }
         }
-        action = machine.failed(.failed("the ingestion state machine did not finish its poll"))
+        action = await fail(.failed("the ingestion state machine did not finish its poll"))
         guard case .finished(let outcome) = action else { return PollOutcome() }
         continuation.yield(IngestionUpdate(health: machine.health, findings: outcome.findings, judged: outcome.judged, outcome: outcome))
         return outcome
+    }
+
+    /// Waits for the batch in flight; tells the machine it landed, or throws why not.
+    private func settleWrite() async throws {
+        guard let pending = write else { return }
+        write = nil
+        let (count, took) = try await pending.value
+        machine.written(count: count, took: took)
+    }
+
+    /// Ends the poll: the write in flight first, counted if it landed (forgotten if not).
+    private func fail(_ failure: IngestionStateMachine.Failure) async -> IngestionStateMachine.Action {
+        do {
+            try await settleWrite()
+        } catch {
+            logger.debug("audit batch write failed: \(error)")
+        }
+        return machine.failed(failure)
     }
 }
 

@@ -92,6 +92,19 @@ public struct IngestionStateMachine: Sendable {
         var quarantined: [QuarantinedRecord] = []
         var stalled = false
         var pending: (due: [AuditEvent], findings: [AuditFinding], quarantined: [QuarantinedRecord])?
+        /// The batch being written while the next window is read and judged.
+        var unsettled: Unsettled?
+    }
+
+    /// A batch handed to the store and not yet written (`writing` → `written`).
+    struct Unsettled: Sendable {
+        var due: [AuditEvent]
+        var findings: [AuditFinding]
+        var quarantined: [QuarantinedRecord]
+        var gap: IngestionGap?
+        /// `due` by id: the next window's dedupe finds them here, not in a store that may not
+        /// hold them yet.
+        var byId: [String: AuditEvent]
     }
 
     /// Where findings are delivered (nil: nowhere), and the organisation their payloads name.
@@ -215,7 +228,8 @@ public struct IngestionStateMachine: Sendable {
         ids.reserveCapacity(events.count)
         var first = Date.distantFuture
         var last = Date.distantPast
-        for event in events where recent[event.id] == nil && buffer.event(event.id) == nil {
+        let unsettled = poll?.unsettled?.byId ?? [:]
+        for event in events where recent[event.id] == nil && buffer.event(event.id) == nil && unsettled[event.id] == nil {
             ids.append(event.id)
             first = min(first, event.date)
             last = max(last, event.date)
@@ -252,7 +266,8 @@ public struct IngestionStateMachine: Sendable {
             recent = recent.filter { $0.value.date >= horizon }
             // Events judged but not yet recorded (the batch being written) keep theirs.
             let pending = Set(poll?.pending?.due.map(\.id) ?? [])
-            known = known.filter { recent[$0.key] != nil || buffer.event($0.key) != nil || pending.contains($0.key) }
+            let unsettled = poll?.unsettled?.byId ?? [:]
+            known = known.filter { recent[$0.key] != nil || buffer.event($0.key) != nil || pending.contains($0.key) || unsettled[$0.key] != nil }
         }
     }
 
@@ -272,7 +287,7 @@ public struct IngestionStateMachine: Sendable {
                 health.duplicatesSkipped += 1
                 continue
             }
-            if let earlier = recorded[event.id] ?? recent[event.id] ?? buffer.event(event.id) {
+            if let earlier = recorded[event.id] ?? recent[event.id] ?? buffer.event(event.id) ?? p.unsettled?.byId[event.id] {
                 health.duplicatesSkipped += 1
                 if !earlier.sameSubstance(as: event) {
                     // The same id with different content: never judged silently as a duplicate,
@@ -323,21 +338,25 @@ public struct IngestionStateMachine: Sendable {
     }
 
     /// The batch is written: `count` events were new to the store, the write took `took`; `at`
-    /// is the time now.
+    /// is the time now. (`writing` then `written`, with nothing in between.)
     public mutating func recorded(count: Int, took: Duration, at time: Date) -> Action {
+        let next = writing(at: time)
+        written(count: count, took: took)
+        return next
+    }
+
+    /// The batch is being written; the poll moves on to the next window meanwhile (its fetch,
+    /// look-up and judging), and `written` or `failed` says how the write ended before the
+    /// store is written, read for the checkpoint or counted again. Its events are known from
+    /// now on; if the write fails they are forgotten again, so the next poll reads them afresh
+    /// from the store's checkpoint, which did not move.
+    public mutating func writing(at time: Date) -> Action {
         guard var p = poll, let pending = p.pending else { return .countQuarantine }
-        p.outcome.storeWrites.append(took)
-        if let gap = p.gap {
-            health.gaps.append(gap)
-            p.outcome.gap = gap
-            p.gap = nil
-        }
-        p.outcome.judged += pending.due.count
-        p.outcome.judgedIds += pending.due.map(\.id)
-        p.outcome.quarantined += pending.quarantined
-        p.outcome.findings += pending.findings
-        health.eventsJudged += count
-        health.findings += pending.findings.count
+        var byId: [String: AuditEvent] = [:]
+        byId.reserveCapacity(pending.due.count)
+        for event in pending.due { byId[event.id] = event }
+        p.unsettled = Unsettled(due: pending.due, findings: pending.findings, quarantined: pending.quarantined, gap: p.gap, byId: byId)
+        p.gap = nil
         p.pending = nil
         p.start = p.end
         poll = p
@@ -346,6 +365,24 @@ public struct IngestionStateMachine: Sendable {
         // window after window now.
         if p.stalled { return .countQuarantine }
         return nextWindow(at: time)
+    }
+
+    /// The batch handed over by `writing` is in the store: `count` events were new to it.
+    public mutating func written(count: Int, took: Duration) {
+        guard var p = poll, let batch = p.unsettled else { return }
+        p.outcome.storeWrites.append(took)
+        if let gap = batch.gap {
+            health.gaps.append(gap)
+            p.outcome.gap = gap
+        }
+        p.outcome.judged += batch.due.count
+        p.outcome.judgedIds += batch.due.map(\.id)
+        p.outcome.quarantined += batch.quarantined
+        p.outcome.findings += batch.findings
+        health.eventsJudged += count
+        health.findings += batch.findings.count
+        p.unsettled = nil
+        poll = p
     }
 
     /// The store's quarantine count: the poll succeeded.
@@ -400,6 +437,15 @@ public struct IngestionStateMachine: Sendable {
         case .failed(let message):
             health.lastError = message
             outcome.failed = message
+        }
+        // A batch whose write did not land is forgotten: it was not stored, and its events come
+        // back with the next poll (the stored checkpoint did not move), to be judged then.
+        if let unsettled = poll?.unsettled {
+            for event in unsettled.due {
+                recent[event.id] = nil
+                known[event.id] = nil
+            }
+            poll?.unsettled = nil
         }
         // What earlier windows of this poll recorded stays recorded (and counted).
         if let p = poll {

@@ -73,7 +73,10 @@ struct DashboardFeedTests {
         #expect(ready.users.map(\.name) == ["Ana", "Ben"])
         #expect(ready.risk.roles["r-sec"] != nil, "risk as the monitor rolled it up")
         try await DriftMonitorTests.eventually("the first poll") { await ingestor.health.lastSuccess != nil && auditClock.sleeping >= 1 }
-        try await DriftMonitorTests.eventually("the first page") { published.audits.last?.rows.count == 1 }
+        // The page the poll's update brings (one read from the store before it may come first).
+        try await DriftMonitorTests.eventually("the first page, with the poll's health") {
+            published.audits.last?.rows.count == 1 && published.audits.last?.health?.mode == .normal
+        }
         let first = try #require(published.audits.last)
         #expect(first.rows.first?.rule == "RBW-003")
         #expect(first.rows.first?.appeared == nil, "recorded before the dashboard opened")

@@ -37,12 +37,46 @@ struct IngestionStateMachineTests {
         /// The ids each window asked the store about.
         var lookedUp: [[String]] = []
         var spans: [(from: Date, to: Date)] = []
+        /// Writes overlap the next window as `AuditIngestor` runs them: a batch lands when the next
+        /// step that needs the store (or the next write) comes.
+        var pipelined = false
+        /// The write with this number (from 0, over the world's life) fails.
+        var failWrite: Int?
+        var writes = 0
+
+        /// Keeps what a batch writes; returns how many of its events were new.
+        mutating func apply(_ batch: AuditBatch) -> Int {
+            var added = 0
+            for event in batch.events where recorded[event.id] == nil {
+                recorded[event.id] = event
+                added += 1
+            }
+            findings += batch.findings
+            if let gap = batch.gap { gaps.append(gap) }
+            quarantined += batch.quarantined
+            checkpoint = batch.checkpoint
+            return added
+        }
 
         /// Runs one poll at `now`; returns its outcome.
         mutating func poll(_ machine: inout IngestionStateMachine, at now: Date) -> PollOutcome {
             var time = now
             var action = machine.startPoll(now: now)
+            var inFlight: AuditBatch?
             for _ in 0..<10_000 {
+                if let batch = inFlight {
+                    switch action {
+                    case .listServices, .fetch, .lookUp: break
+                    default:
+                        inFlight = nil
+                        writes += 1
+                        if failWrite == writes - 1 {
+                            action = machine.failed(.failed("the disk holding the state file is full"))
+                            continue
+                        }
+                        machine.written(count: apply(batch), took: .zero)
+                    }
+                }
                 switch action {
                 case .listServices:
                     actions.append("services")
@@ -76,17 +110,13 @@ struct IngestionStateMachineTests {
                     action = machine.lookedUp(recorded.filter { ids.contains($0.key) && $0.value.date >= from && $0.value.date < to })
                 case .record(let batch):
                     actions.append("record")
-                    var added = 0
-                    for event in batch.events where recorded[event.id] == nil {
-                        recorded[event.id] = event
-                        added += 1
-                    }
-                    findings += batch.findings
-                    if let gap = batch.gap { gaps.append(gap) }
-                    quarantined += batch.quarantined
-                    checkpoint = batch.checkpoint
                     time = time.addingTimeInterval(writeTakes)
-                    action = machine.recorded(count: added, took: .zero, at: time)
+                    if pipelined {
+                        inFlight = batch
+                        action = machine.writing(at: time)
+                    } else {
+                        action = machine.recorded(count: apply(batch), took: .zero, at: time)
+                    }
                 case .countQuarantine:
                     action = machine.quarantineCounted(quarantined.count)
                 case .finished(let outcome):
@@ -158,6 +188,51 @@ struct IngestionStateMachineTests {
         #expect(Set(world.lookedUp.flatMap { $0 }) == ["d"], "c came back with the replay; d was only in the old buffer: \(world.lookedUp)")
         #expect(third.judgedIds == ["d"])
         #expect(!third.judgedIds.contains("c"), "stored events are not judged twice")
+    }
+
+    @Test("a window's batch is written while the next is read and judged: the same outcome as one step at a time; a write that fails loses nothing, its events judged again by the next poll")
+    func pipelinedWrites() {
+        // Three hours since the mark: windows of an hour from the mark less the overlap, an event
+        // (and a finding) near the end of each — where the machine remembers what it judged.
+        let events = [Self.event("w1", at: -2 * 3600 - 95), Self.event("w2", at: -3600 - 95), Self.event("w3", at: -95)]
+        func world(pipelined: Bool) -> World {
+            var world = World()
+            world.checkpoint = IngestionCheckpoint(highWater: Self.t0.addingTimeInterval(-3 * 3600), updatedAt: Self.t0)
+            world.events = events
+            world.pipelined = pipelined
+            return world
+        }
+        var stepwise = world(pipelined: false)
+        var stepMachine = IngestionStateMachine(rules: .defaults())
+        let expected = stepwise.poll(&stepMachine, at: Self.t0)
+        #expect(expected.judgedIds == ["w1", "w2", "w3"] && expected.findings.count == 3 && stepwise.writes == 0)
+
+        var overlapped = world(pipelined: true)
+        var machine = IngestionStateMachine(rules: .defaults())
+        let outcome = overlapped.poll(&machine, at: Self.t0)
+        let windows = stepwise.actions.filter { $0 == "record" }.count
+        #expect(windows >= 3 && overlapped.writes == windows, "every window written, in the background: \(overlapped.writes) of \(windows)")
+        #expect(outcome.judgedIds == expected.judgedIds && outcome.findings.map(\.id) == expected.findings.map(\.id))
+        #expect(outcome.storeWrites.count == windows && outcome.failed == nil)
+        #expect(overlapped.checkpoint == stepwise.checkpoint && Set(overlapped.recorded.keys) == Set(stepwise.recorded.keys))
+        #expect(machine.health.eventsJudged == 3 && machine.health.findings == 3)
+
+        // The second window's write fails while the third is being judged.
+        var failing = world(pipelined: true)
+        failing.failWrite = 1
+        var broken = IngestionStateMachine(rules: .defaults())
+        let failed = failing.poll(&broken, at: Self.t0)
+        #expect(failed.failed != nil)
+        #expect(failed.judgedIds == ["w1"], "only what landed is counted: \(failed.judgedIds)")
+        #expect(Set(failing.recorded.keys) == ["w1"])
+        #expect((failing.checkpoint?.highWater ?? .distantFuture) < events[1].date, "the stored mark stops before the lost window")
+        failing.lookedUp = []
+        let next = failing.poll(&broken, at: Self.t0.addingTimeInterval(60))
+        #expect(next.failed == nil)
+        #expect(Set(failing.lookedUp.flatMap { $0 }).isSuperset(of: ["w2"]), "forgotten, so asked about again: \(failing.lookedUp)")
+        #expect(Set(next.judgedIds) == ["w2", "w3"], "judged again, nothing lost: \(next.judgedIds)")
+        #expect(Set(failing.recorded.keys) == ["w1", "w2", "w3"])
+        #expect(Set(failing.findings.map(\.eventIds.last)) == ["w1", "w2", "w3"], "a finding for each, stored")
     }
 
     @Test("the services asked for are those the rules name that the API knows; every one when a rule matches any service")
