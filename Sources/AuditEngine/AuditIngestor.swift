@@ -37,6 +37,9 @@ public struct IngestionSettings: Sendable {
     /// Windows one poll may read (a gap is cut into at most 48; a source that stops early
     /// shortens windows).
     public var maxWindowsPerPoll = 200
+    /// A window's batch is written while the next window is fetched, looked up and judged (a
+    /// backfill of many windows uses both cores); off, each write is waited for at once.
+    public var overlapWrites = true
 
     public init() {}
 }
@@ -218,6 +221,7 @@ public actor AuditIngestor {
                         return (count, ContinuousClock.now - started)
                     }
                     action = machine.writing(at: clock.now())
+                    if !machine.settings.overlapWrites { try await settleWrite() }
                 case .countQuarantine:
                     action = machine.quarantineCounted(try await store.quarantineCount())
                 case .finished(let outcome):
