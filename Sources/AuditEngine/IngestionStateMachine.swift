@@ -10,8 +10,10 @@ import Foundation
 ///
 /// One poll runs: `startPoll` → (`listServices` → `servicesListed`) → `readCheckpoint` →
 /// `checkpointRead` → (`replay` → `replayed`) → `readApprovals` → `approvalsRead`, then per
-/// window one `fetch` per service → `fetched`, `lookUp` → `lookedUp`, `record` → `recorded`;
-/// after the last window `countQuarantine` → `quarantineCounted` → `finished`. Any failure along
+/// window one `fetch` per service → `fetched`, `lookUp` → `lookedUp`, `record` → `recorded` (or
+/// `writing` at once and `written` when the write lands, the next window's fetch, look-up and
+/// judging in between); after the last window `countQuarantine` → `quarantineCounted` →
+/// `finished`. Any failure along
 /// the way goes to `failed`, which also ends in `finished`.
 public struct IngestionStateMachine: Sendable {
     public enum Action: Sendable {
