@@ -192,7 +192,7 @@ let package = Package(
             name: "AuditEngineTests",
             dependencies: [
                 "AuditEngine", "AuditCore", "AuditStore", "GenesysClient", "GenesysSimulator", "AuditTestSupport", "SIEMClient",
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

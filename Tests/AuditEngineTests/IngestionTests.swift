@@ -5,6 +5,7 @@ import AuditTestSupport
 import Foundation
 import GenesysClient
 import GenesysSimulator
+import GRDB
 import Testing
 
 /// Ingestion against the simulator over loopback HTTP, with one manual clock for both sides:
@@ -175,6 +176,46 @@ struct IngestionTests {
             #expect(outcome.judged == 8)
             #expect(outcome.findings.contains { $0.ruleId == "RBW-001" && $0.entityName == "Paused 4" })
             #expect(try await store.auditFindings(FindingQuery()).contains { $0.ruleId == "RBW-001" })
+        }
+    }
+
+    @Test("a backfill window whose write fails (a real SQLite abort, while the next window is judged) loses nothing: the poll says why, and the next one stores and judges it")
+    func failedWriteInBackfill() async throws {
+        try await Self.withRig { rig in
+            let store = try rig.store()
+            let ingestor = rig.ingestor(store)
+            #expect(await ingestor.poll().failed == nil)
+            // Three hours of pause, a role created (and its grant event) in each hour's window.
+            var ids: [String] = []
+            for index in 1...3 {
+                rig.clock.advance(by: .seconds(50 * 60))
+                ids.append(try await rig.createRole("Window \(index)", permissions: index == 2 ? ["authorization:grant:add"] : ["routing:queue:view"]))
+                rig.clock.advance(by: .seconds(10 * 60))
+            }
+            rig.clock.advance(by: .seconds(120))
+            // The second window's transaction aborts inside SQLite.
+            let raw = try DatabaseQueue(path: rig.statePath)
+            let refused = ids[1]
+            try await raw.write { db in
+                try db.execute(
+                    sql: "CREATE TRIGGER refuse BEFORE INSERT ON audit_event WHEN NEW.entity_id = '\(refused)' BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
+            }
+            let failed = await ingestor.poll()
+            #expect(failed.failed?.contains("injected failure") == true, "\(failed.failed ?? "no failure")")
+            var stored = try await store.auditEvents(from: .distantPast, to: .distantFuture).map(\.entityId)
+            #expect(stored.contains(ids[0]) && !stored.contains(ids[1]) && !stored.contains(ids[2]), "the first window only")
+            #expect(!failed.findings.contains { $0.entityName == "Window 2" }, "a finding is published only once it is stored")
+
+            try await raw.write { db in try db.execute(sql: "DROP TRIGGER refuse") }
+            try raw.close()
+            rig.clock.advance(by: .seconds(60))
+            let next = await ingestor.poll()
+            #expect(next.failed == nil)
+            stored = try await store.auditEvents(from: .distantPast, to: .distantFuture).map(\.entityId)
+            #expect(ids.allSatisfy { stored.contains($0) }, "every window stored")
+            #expect(stored.count == Set(try await store.auditEvents(from: .distantPast, to: .distantFuture).map(\.id)).count, "each event once")
+            #expect(next.findings.contains { $0.ruleId == "RBW-001" && $0.entityName == "Window 2" }, "judged again: \(next.findings.map(\.entityName))")
+            #expect(try await store.auditFindings(FindingQuery()).contains { $0.entityName == "Window 2" })
         }
     }
 
