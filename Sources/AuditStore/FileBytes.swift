@@ -18,10 +18,37 @@ public enum FileBytes {
         if (info.st_mode & S_IFMT) == S_IFDIR { throw FileReadError(path: path, reason: "it is a directory") }
         let regular = (info.st_mode & S_IFMT) == S_IFREG
         if regular, Int(info.st_size) > limit { throw FileReadError(path: path, reason: tooLarge(limit)) }
-        // A regular file is read in one allocation of its size; anything else (a pipe, a device)
-        // in chunks, up to the limit.
+        // A regular file is read straight into one allocation of its size; anything else (a
+        // pipe, a device), or a file that grew since, in chunks, up to the limit.
+        if regular, info.st_size > 0 {
+            let size = Int(info.st_size)
+            var failure: Int32 = 0
+            var bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = 0
+                while count < size {
+                    let got = Foundation.read(fd, buffer.baseAddress! + count, size - count)
+                    if got < 0 {
+                        if errno == EINTR { continue }
+                        failure = errno
+                        return
+                    }
+                    if got == 0 { return }  // shrank since: what is there
+                    count += got
+                }
+            }
+            if failure != 0 { throw FileReadError(path: path, reason: String(cString: strerror(failure))) }
+            guard bytes.count == size else { return bytes }
+            // Grown since the size was taken: the rest in chunks, up to the limit.
+            try readChunks(fd, path, into: &bytes, limit: limit)
+            return bytes
+        }
         var bytes = [UInt8]()
-        bytes.reserveCapacity(regular ? Int(info.st_size) : 64 << 10)
+        bytes.reserveCapacity(64 << 10)
+        try readChunks(fd, path, into: &bytes, limit: limit)
+        return bytes
+    }
+
+    static func readChunks(_ fd: Int32, _ path: String, into bytes: inout [UInt8], limit: Int) throws(FileReadError) {
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let got = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
@@ -33,7 +60,6 @@ public enum FileBytes {
             guard bytes.count + got <= limit else { throw FileReadError(path: path, reason: tooLarge(limit)) }
             bytes.append(contentsOf: chunk[0..<got])
         }
-        return bytes
     }
 
     static func tooLarge(_ limit: Int) -> String {

@@ -1,4 +1,4 @@
-import AuditCore
+@testable import AuditCore
 import Foundation
 import Testing
 
@@ -110,5 +110,36 @@ struct FileDiffTests {
         let fallback = try DriftEngine.diff(baselineBytes: oneLine, currentBytes: current.canonicalJSON())
         #expect(!fallback.indexed)
         #expect(fallback.result.items == DriftEngine.diff(baseline: snapshot, current: current).items)
+    }
+}
+
+/// The principals' comparison, split over two cores when there are many: the same items in the
+/// same order as one core gives.
+@Suite("Drift comparison on two cores")
+struct SplitComparisonTests {
+    @Test("split or not, the same items in the same order and the same count of principals", arguments: [UInt64(1), 2, 3])
+    func sameSplit(seed: UInt64) throws {
+        let baseline = FileDiffTests.organisation(seed: seed, users: 900)
+        // Every role gains a permission: every holder is compared, and most gain something.
+        let current = Snapshot.resolving(
+            organization: baseline.organization, divisions: baseline.divisions,
+            roles: baseline.roles.enumerated().map { n, role in
+                Role(id: role.id, name: role.name, policies: role.policies + [PermissionPolicy(domain: "quality", entityName: "evaluation", actions: ["edit\(n % 4)"])])
+            },
+            users: baseline.users.map { user in
+                var user = user
+                user.access = []
+                return user
+            },
+            groups: baseline.groups, teams: baseline.teams, oauthClients: baseline.oauthClients, grants: baseline.grants, problems: [])
+        let (changed, added, removed) = SnapshotDigest(baseline).compare(to: SnapshotDigest(current))
+        var one = Comparison(baseline: baseline, current: current, lineage: RoleLineage(), options: DriftOptions())
+        one.run(changed: changed, added: added, removed: removed, splitAt: .max)
+        var two = Comparison(baseline: baseline, current: current, lineage: RoleLineage(), options: DriftOptions())
+        two.run(changed: changed, added: added, removed: removed, splitAt: 1)
+        #expect(one.items.filter { $0.kind == .permissionsGained }.count > 300, "most holders gain a permission")
+        #expect(two.items == one.items)
+        #expect(two.principalsCompared == one.principalsCompared)
+        #expect(one.principalsCompared > 600)
     }
 }

@@ -39,6 +39,13 @@ extension Comparison {
     /// that brings the permissions, and links to the change that caused it.
     mutating func comparePermissions(principal: EntityRef, old: [Access], new: [Access]) {
         principalsCompared += 1
+        for item in permissionItems(principal: principal, old: old, new: new) { emit(item) }
+    }
+
+    /// The items `comparePermissions` emits for one principal (reads only: principals are
+    /// compared on both cores).
+    func permissionItems(principal: EntityRef, old: [Access], new: [Access]) -> [DriftItem] {
+        var items: [DriftItem] = []
         // The same roles in the same divisions, none granting other permissions than before:
         // the permission maps are equal without building them.
         struct Held: Hashable {
@@ -48,11 +55,11 @@ extension Comparison {
         if old.allSatisfy({ samePermissions.contains($0.roleId) }),
             Set(old.map { Held(roleId: $0.roleId, divisionId: $0.divisionId) }) == Set(new.map { Held(roleId: $0.roleId, divisionId: $0.divisionId) })
         {
-            return
+            return items
         }
         let oldMap = Self.permissionMap(old, oldPermissions)
         let newMap = Self.permissionMap(new, newPermissions)
-        guard oldMap != newMap else { return }
+        guard oldMap != newMap else { return items }
         let oldAll = oldMap[allDivisionsID] ?? []
         let newAll = newMap[allDivisionsID] ?? []
 
@@ -69,7 +76,7 @@ extension Comparison {
                     kind: .permissionsGained, subject: principal, role: roleRef(source.roleId), division: divisionRef(division),
                     via: viaRef(source.via, principal), permissionsAdded: Array(permissions))
                 item.causeFingerprint = cause(of: source, for: principal, in: division, gained: true)
-                emit(item)
+                items.append(item)
             }
         }
         for division in oldMap.keys.sorted() {
@@ -85,9 +92,10 @@ extension Comparison {
                     kind: .permissionsLost, subject: principal, role: roleRef(source.roleId), division: divisionRef(division),
                     via: viaRef(source.via, principal), permissionsRemoved: Array(permissions))
                 item.causeFingerprint = cause(of: source, for: principal, in: division, gained: false)
-                emit(item)
+                items.append(item)
             }
         }
+        return items
     }
 
     static func permissionMap(_ access: [Access], _ permissions: [String: Set<String>]) -> [String: Set<String>] {

@@ -162,15 +162,19 @@ extension DriftEngine {
         guard let oldPart = parts[0], let newPart = parts[1] else { return nil }
         let baseline = try oldPart.get()
         let current = try newPart.get()
+        // The comparison runs while the root hashes finish on the other core; they only label
+        // its result (or, equal, say there is nothing to report).
+        var result = diff(
+            baseline: baseline, current: current, roots: ("", ""), changed: changed, added: added, removed: removed,
+            lineage: lineage, options: options)
         guard case let (oldRoot?, newRoot?) = roots() else { return nil }
         if oldRoot == newRoot {
             return FileComparison(
                 result: DriftResult(baselineRoot: oldRoot, currentRoot: newRoot, items: [], newLineage: [:], changedEntities: 0, principalsCompared: 0),
                 decodedUsers: 0, indexed: true)
         }
-        let result = diff(
-            baseline: baseline, current: current, roots: (oldRoot, newRoot), changed: changed, added: added, removed: removed,
-            lineage: lineage, options: options)
+        result.baselineRoot = oldRoot
+        result.currentRoot = newRoot
         return FileComparison(result: result, decodedUsers: baseline.users.count + current.users.count, indexed: true)
     }
 

@@ -1,3 +1,6 @@
+import Foundation
+import Synchronization
+
 public struct DriftOptions: Sendable {
     /// Jaccard similarity of permission sets above which a deleted and a created role are one
     /// role recreated.
@@ -74,7 +77,7 @@ public enum DriftEngine {
 }
 
 /// The working state of one comparison.
-struct Comparison {
+struct Comparison: Sendable {
     let baseline: Snapshot
     let current: Snapshot
     var lineage: RoleLineage
@@ -134,7 +137,8 @@ struct Comparison {
         newDivisions = ByID(current.divisions)
     }
 
-    mutating func run(changed: Set<EntityKey>, added: Set<EntityKey>, removed: Set<EntityKey>) {
+    /// `splitAt`: principals to compare before the work is split over two cores.
+    mutating func run(changed: Set<EntityKey>, added: Set<EntityKey>, removed: Set<EntityKey>, splitAt: Int = Comparison.splitAt) {
         func ids(_ set: Set<EntityKey>, _ kind: EntityKind) -> [String] {
             set.filter { $0.kind == kind }.map(\.id).sorted()
         }
@@ -159,17 +163,31 @@ struct Comparison {
                 clients.insert(client.id)
             }
         }
-        for id in users.sorted() {
-            guard let user = newUsers[id] else { continue }
-            comparePermissions(
-                principal: EntityRef(.user, id, user.name), old: oldUsers[id]?.access ?? [], new: user.access)
+        // Users in id order, in two halves on the two cores when there are many.
+        let principals = users.sorted().compactMap { id in newUsers[id].map { (id, $0) } }
+        let halves = principals.count >= splitAt ? 2 : 1
+        let size = (principals.count + halves - 1) / max(halves, 1)
+        let results = Mutex<[Int: [DriftItem]]>([:])
+        let compared = self
+        DispatchQueue.concurrentPerform(iterations: halves) { half in
+            var found: [DriftItem] = []
+            for (id, user) in principals[min(principals.count, half * size)..<min(principals.count, (half + 1) * size)] {
+                found += compared.permissionItems(principal: EntityRef(.user, id, user.name), old: compared.oldUsers[id]?.access ?? [], new: user.access)
+            }
+            results.withLock { $0[half] = found }
         }
+        principalsCompared += principals.count
+        let byHalf = results.withLock { $0 }
+        for half in 0..<halves { for item in byHalf[half] ?? [] { emit(item) } }
         for id in clients.sorted() {
             guard let client = newClients[id] else { continue }
             comparePermissions(
                 principal: EntityRef(.oauthClient, id, client.name), old: oldClients[id]?.access ?? [], new: client.access)
         }
     }
+
+    /// Principals to compare before the work is split over two cores.
+    static let splitAt = 2048
 
     mutating func emit(_ item: DriftItem) {
         items.append(item)
@@ -347,3 +365,5 @@ struct ByID<T: Identifiable> where T.ID == String {
         return nil
     }
 }
+
+extension ByID: Sendable where T: Sendable {}
