@@ -132,6 +132,12 @@ struct RulesBenchmark: AsyncParsableCommand {
             engineFindings = count
         }
 
+        try await measure("encode", events: events, note: "each event's canonical JSON, the form a store keeps") {
+            var bytes = 0
+            for event in ordered { bytes += event.canonicalJSON().count }
+            precondition(bytes > events)
+        }
+
         // The stages' copies of every event go before the pipeline runs: a pipeline does not
         // hold a day's events, and gigabytes of them in the heap slow every allocation it makes.
         parsed = []
