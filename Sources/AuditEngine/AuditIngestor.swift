@@ -40,6 +40,9 @@ public struct IngestionSettings: Sendable {
     /// A window's batch is written while the next window is fetched, looked up and judged (a
     /// backfill of many windows uses both cores); off, each write is waited for at once.
     public var overlapWrites = true
+    /// A window's services read at once, up to this many requests in flight (1: one after
+    /// another). Their results are taken in the machine's order, as if read in turn.
+    public var concurrentReads = 4
 
     public init() {}
 }
@@ -146,6 +149,8 @@ public actor AuditIngestor {
     private var machine: IngestionStateMachine
     /// The batch being written, with how many of its events were new and how long it took.
     private var write: Task<(Int, Duration), any Error>?
+    /// Reads of the services the current window asks for next, started before it asks.
+    private var reads: [Read: Task<AuditFetch, any Error>] = [:]
     private let continuation: AsyncStream<IngestionUpdate>.Continuation
     public nonisolated let updates: AsyncStream<IngestionUpdate>
 
@@ -206,7 +211,7 @@ public actor AuditIngestor {
                 case .readApprovals:
                     action = machine.approvalsRead(try await store.approvals(), at: clock.now())
                 case .fetch(let from, let to, let service, let realtime):
-                    let read = try await source.fetch(from: from, to: to, service: service, entityType: nil, realtime: realtime, known: machine.knownEvents())
+                    let read = try await fetch(Read(from: from, to: to, service: service, realtime: realtime))
                     if let truncation = read.truncation {
                         logger.debug("audit query stopped early", metadata: ["service": "\(service)", "reason": "\(truncation.reason)"])
                     }
@@ -225,6 +230,7 @@ public actor AuditIngestor {
                 case .countQuarantine:
                     action = machine.quarantineCounted(try await store.quarantineCount())
                 case .finished(let outcome):
+                    dropReads()
                     if let failed = outcome.failed { logger.debug("audit poll failed: \(failed)") }
                     continuation.yield(IngestionUpdate(health: machine.health, findings: outcome.findings, judged: outcome.judged, outcome: outcome))
                     return outcome
@@ -244,6 +250,47 @@ public actor AuditIngestor {
         return outcome
     }
 
+    /// One service's read of one window.
+    struct Read: Hashable {
+        var from: Date
+        var to: Date
+        var service: String
+        var realtime: Bool
+    }
+
+    /// The read the machine asks for: started earlier beside the window's other reads, or now,
+    /// with the services it will ask for next started beside it (up to `concurrentReads` in
+    /// flight). A read the machine does not ask for (a source stopped early and shortened the
+    /// window) is cancelled and its result dropped; the machine only ever sees the reads it
+    /// asked for, in its order.
+    private func fetch(_ read: Read) async throws -> AuditFetch {
+        let ahead = machine.settings.concurrentReads > 1 ? machine.servicesAfterCurrent.prefix(machine.settings.concurrentReads - 1) : []
+        let wanted = [read] + ahead.map { Read(from: read.from, to: read.to, service: $0, realtime: read.realtime) }
+        for (key, task) in reads where !wanted.contains(key) {
+            task.cancel()
+            reads[key] = nil
+        }
+        let known = machine.knownEvents()
+        let source = self.source
+        for key in wanted where reads[key] == nil {
+            reads[key] = Task {
+                try await source.fetch(from: key.from, to: key.to, service: key.service, entityType: nil, realtime: key.realtime, known: known)
+            }
+        }
+        let task = reads.removeValue(forKey: read)!
+        return try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
+        }
+    }
+
+    /// Cancels the reads no one will ask for (the poll ended).
+    private func dropReads() {
+        for task in reads.values { task.cancel() }
+        reads = [:]
+    }
+
     /// Waits for the batch in flight; tells the machine it landed, or throws why not.
     private func settleWrite() async throws {
         guard let pending = write else { return }
@@ -254,6 +301,7 @@ public actor AuditIngestor {
 
     /// Ends the poll: the write in flight first, counted if it landed (forgotten if not).
     private func fail(_ failure: IngestionStateMachine.Failure) async -> IngestionStateMachine.Action {
+        dropReads()
         do {
             try await settleWrite()
         } catch {

@@ -130,6 +130,13 @@ public struct IngestionStateMachine: Sendable {
         return list
     }
 
+    /// The services the current window reads after the one it is reading (what may be read
+    /// beside it), in the order it will ask for them.
+    public var servicesAfterCurrent: ArraySlice<String> {
+        guard let p = poll, p.serviceIndex + 1 < p.wanted.count else { return [] }
+        return p.wanted[(p.serviceIndex + 1)...]
+    }
+
     /// Events in the reorder buffer.
     public var buffered: Int { buffer.count }
 

@@ -6,6 +6,7 @@ import Foundation
 import GenesysClient
 import GenesysSimulator
 import GRDB
+import Synchronization
 import Testing
 
 /// Ingestion against the simulator over loopback HTTP, with one manual clock for both sides:
@@ -311,6 +312,152 @@ struct IngestionTests {
             #expect(recovered.contains { $0.ruleId == "RBW-014" }, "the division move was judged after widening")
             let findings = try await store.auditFindings(FindingQuery())
             #expect(findings.filter { $0.ruleId == "RBW-001" }.count == 1, "judged once, not again by the backfill")
+        }
+    }
+}
+
+/// A window's services read at once: the same events and findings as reading them in turn, a
+/// shortened window's reads taken again, a failed read ending the rest.
+@Suite("Audit ingestion: a window's reads at once")
+struct ConcurrentReadTests {
+    /// The real source, watched: how many reads are in flight at most, which were started, and
+    /// optionally a stop part-way through one service's first read (as a source that reached a
+    /// ceiling would) or a refusal.
+    final class Watched: AuditSource {
+        let inner: any AuditSource
+        let stopService: String?
+        let failService: String?
+        struct State {
+            var inFlight = 0
+            var most = 0
+            var started: [String] = []
+            var stopped = false
+        }
+        let state = Mutex(State())
+        let failing = Mutex(true)
+
+        init(_ inner: any AuditSource, stopService: String? = nil, failService: String? = nil) {
+            self.inner = inner
+            self.stopService = stopService
+            self.failService = failService
+        }
+
+        func services() async throws -> [String] { try await inner.services() }
+
+        func fetch(from: Date, to: Date, service: String, entityType: String?, realtime: Bool) async throws -> AuditFetch {
+            state.withLock {
+                $0.inFlight += 1
+                $0.most = max($0.most, $0.inFlight)
+                $0.started.append("\(service) to \(Int(to.timeIntervalSince1970))")
+            }
+            defer { state.withLock { $0.inFlight -= 1 } }
+            if service == failService, failing.withLock({ $0 }) { throw AuditSourceError.failed("\(service) refused") }
+            var read = try await inner.fetch(from: from, to: to, service: service, entityType: entityType, realtime: realtime)
+            let stop = service == stopService && state.withLock { state in
+                defer { state.stopped = true }
+                return !state.stopped
+            }
+            if stop {
+                // Complete only up to the middle of the window.
+                let middle = from.addingTimeInterval(to.timeIntervalSince(from) / 2)
+                read.events = read.events.filter { $0.date < middle }
+                read.truncation = AuditFetch.Truncation(before: middle, reason: "a ceiling (test)")
+            }
+            return read
+        }
+    }
+
+    struct Run {
+        var events: [String]
+        var services: Set<String>
+        var findings: [String]
+        var watched: Watched
+        var outcomes: [PollOutcome]
+    }
+
+    /// Ingests what the rig's simulator holds into a fresh in-memory store, `reads` at once.
+    static func ingest(_ rig: IngestionTests.Rig, reads: Int, stopService: String? = nil, failService: String? = nil, polls: Int = 1) async throws -> Run {
+        let store = InMemoryAuditStore()
+        let watched = Watched(GenesysAuditSource(client: rig.auditor, pollInterval: .milliseconds(1)), stopService: stopService, failService: failService)
+        var settings = IngestionSettings()
+        settings.concurrentReads = reads
+        let ingestor = AuditIngestor(source: watched, store: store, rules: .defaults(), settings: settings, clock: ManualWallClock(rig.clock))
+        var outcomes: [PollOutcome] = []
+        for _ in 0..<polls { outcomes.append(await ingestor.poll()) }
+        let stored = try await store.auditEvents(from: .distantPast, to: .distantFuture)
+        let findings = try await store.auditFindings(FindingQuery()).map(\.fingerprint).sorted()
+        return Run(events: stored.map(\.id).sorted(), services: Set(stored.map(\.serviceName)), findings: findings, watched: watched, outcomes: outcomes)
+    }
+
+    /// A rig whose simulator holds two hours of changes in two services (the first poll looks
+    /// back an hour: four role creations and four division moves).
+    static func withHistory(_ body: @Sendable (IngestionTests.Rig) async throws -> Void) async throws {
+        try await IngestionTests.withRig({ config in config.faults.latency = .milliseconds(5) }) { rig in
+            let users = rig.sim.groundTruth().users.values.sorted { $0.id < $1.id }
+            let divisions = rig.sim.groundTruth().divisions.keys.sorted()
+            for index in 1...8 {
+                rig.clock.advance(by: .seconds(15 * 60))
+                try await rig.createRole("Read \(index)", permissions: index % 3 == 0 ? ["authorization:grant:add"] : ["routing:queue:view"])
+                if let user = users.dropFirst(index).first, let division = divisions.first(where: { $0 != user.divisionId }) {
+                    try await rig.moveUser(user.id, to: division)
+                }
+            }
+            rig.clock.advance(by: .seconds(120))
+            try await body(rig)
+        }
+    }
+
+    @Test("read at once, a window's services give the same events and findings as read in turn, with more than one read in flight")
+    func sameAsInTurn() async throws {
+        try await Self.withHistory { rig in
+            let inTurn = try await Self.ingest(rig, reads: 1)
+            let atOnce = try await Self.ingest(rig, reads: 4)
+            #expect(inTurn.outcomes.allSatisfy { $0.failed == nil } && atOnce.outcomes.allSatisfy { $0.failed == nil })
+            #expect(inTurn.events.count >= 8 && inTurn.services.count >= 2, "\(inTurn.events.count) events of \(inTurn.services)")
+            #expect(!inTurn.findings.isEmpty)
+            #expect(atOnce.events == inTurn.events)
+            #expect(atOnce.findings == inTurn.findings)
+            #expect(inTurn.watched.state.withLock { $0.most } == 1)
+            #expect(atOnce.watched.state.withLock { $0.most } > 1, "the window's services were read at once")
+            #expect(atOnce.watched.state.withLock { $0.most } <= 4)
+        }
+    }
+
+    @Test("a source that stops part-way through one service shortens the window: the reads begun for the rest are taken again for it, and nothing differs")
+    func shortenedWindow() async throws {
+        try await Self.withHistory { rig in
+            let services = try await GenesysAuditSource(client: rig.auditor).services()
+            let first = try #require(services.first)
+            let inTurn = try await Self.ingest(rig, reads: 1, stopService: first, polls: 2)
+            let atOnce = try await Self.ingest(rig, reads: 4, stopService: first, polls: 2)
+            #expect(atOnce.outcomes.allSatisfy { $0.failed == nil })
+            #expect(atOnce.events == inTurn.events)
+            #expect(atOnce.findings == inTurn.findings)
+            #expect(inTurn.events.count >= 4 && inTurn.services.count >= 2, "\(inTurn.events.count) events of \(inTurn.services)")
+            // A read begun for the second service over the whole window, and again over its first half.
+            let second = try #require(services.dropFirst().first)
+            let begun = atOnce.watched.state.withLock { $0.started }.filter { $0.hasPrefix("\(second) to ") }
+            #expect(begun.count > inTurn.watched.state.withLock { $0.started }.filter { $0.hasPrefix("\(second) to ") }.count, "\(begun)")
+        }
+    }
+
+    @Test("a refused read ends the poll with its reason and stores nothing; once the source answers, the next poll reads the window whole")
+    func refusedRead() async throws {
+        try await Self.withHistory { rig in
+            let services = try await GenesysAuditSource(client: rig.auditor).services()
+            let refused = try #require(services.dropFirst().first)
+            let reference = try await Self.ingest(rig, reads: 1)
+            let store = InMemoryAuditStore()
+            let watched = Watched(GenesysAuditSource(client: rig.auditor, pollInterval: .milliseconds(1)), failService: refused)
+            let ingestor = AuditIngestor(source: watched, store: store, rules: .defaults(), clock: ManualWallClock(rig.clock))
+            let failed = await ingestor.poll()
+            #expect(failed.failed?.contains("\(refused) refused") == true, "\(String(describing: failed.failed))")
+            #expect(try await store.auditEvents(from: .distantPast, to: .distantFuture).isEmpty)
+            watched.failing.withLock { $0 = false }
+            let next = await ingestor.poll()
+            #expect(next.failed == nil)
+            #expect(try await store.auditEvents(from: .distantPast, to: .distantFuture).map(\.id).sorted() == reference.events)
+            #expect(try await store.auditFindings(FindingQuery()).map(\.fingerprint).sorted() == reference.findings)
         }
     }
 }
