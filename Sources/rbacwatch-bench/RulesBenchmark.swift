@@ -35,6 +35,9 @@ struct RulesBenchmark: AsyncParsableCommand {
     @Option(help: "Seed of the generated events.")
     var seed: UInt64 = 1
 
+    @Option(help: "A window's service reads in flight at once (1: one after another).")
+    var reads = IngestionSettings().concurrentReads
+
     @Flag(name: .customLong("skip-sqlite"), help: "Leave out the SQLite pipeline.")
     var skipSQLite = false
 
@@ -183,9 +186,20 @@ struct RulesBenchmark: AsyncParsableCommand {
                 "before: the overlap's records parsed again (run alternately with the above)"
             )
         ) { skip in
-            let outcome = try await corpus.ingest(store: InMemoryAuditStore(), rules: rules, poll: poll, skipKnown: skip)
+            let outcome = try await corpus.ingest(store: InMemoryAuditStore(), rules: rules, poll: poll, skipKnown: skip, reads: reads)
             if skip { pipelineFindings = outcome.findings }
             return outcome
+        }
+        if reads > 1 {
+            try await alternate(
+                ("  again, reads at once", "  same, reads in turn"),
+                notes: (
+                    "\(reads) service reads in flight at once (the pipeline above, run alternately with the line below)",
+                    "before: a window's services read one at a time"
+                )
+            ) { atOnce in
+                try await corpus.ingest(store: InMemoryAuditStore(), rules: rules, poll: poll, reads: atOnce ? reads : 1)
+            }
         }
         var fileBytes: Int?
         if !skipSQLite {
@@ -196,7 +210,7 @@ struct RulesBenchmark: AsyncParsableCommand {
             try await measure("pipeline, SQLite store", events: events, note: "every event id, finding and checkpoint persisted, one transaction per window") {
                 run += 1
                 let path = directory.appendingPathComponent("state-\(run).sqlite").path
-                let outcome = try await corpus.ingest(store: try SQLiteAuditStore(path: path), rules: rules, poll: poll)
+                let outcome = try await corpus.ingest(store: try SQLiteAuditStore(path: path), rules: rules, poll: poll, reads: reads)
                 matches = matches && outcome.judged == events && outcome.findings == engineFindings
                 fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
             }
@@ -213,7 +227,7 @@ struct RulesBenchmark: AsyncParsableCommand {
                 run += 1
                 let path = directory.appendingPathComponent("state-\(run).sqlite").path
                 defer { try? FileManager.default.removeItem(atPath: path) }
-                return try await corpus.ingest(store: try SQLiteAuditStore(path: path), rules: rules, poll: catchUp, overlapWrites: overlap)
+                return try await corpus.ingest(store: try SQLiteAuditStore(path: path), rules: rules, poll: catchUp, overlapWrites: overlap, reads: reads)
             }
         }
 
@@ -444,12 +458,15 @@ struct EventCorpus: Sendable {
     }
 
     /// The real ingestor over this corpus, on a clock the benchmark moves a poll at a time.
-    func ingest(store: any AuditStore, rules: RuleSet, poll: Double, skipKnown: Bool = true, overlapWrites: Bool = true) async throws -> IngestOutcome {
+    func ingest(
+        store: any AuditStore, rules: RuleSet, poll: Double, skipKnown: Bool = true, overlapWrites: Bool = true, reads: Int = IngestionSettings().concurrentReads
+    ) async throws -> IngestOutcome {
         let clock = StepClock(start.addingTimeInterval(3600 - poll))
         let source = ReplaySource(corpus: self, clock: clock, skipKnown: skipKnown)
         var settings = IngestionSettings()
         settings.pollInterval = poll
         settings.overlapWrites = overlapWrites
+        settings.concurrentReads = reads
         let ingestor = AuditIngestor(source: source, store: store, rules: rules, settings: settings, clock: clock)
         var judged = 0
         var findings = 0
