@@ -69,7 +69,7 @@ struct DiffCommand: AsyncParsableCommand {
             // The baseline: a file, or the accepted one (read by the check).
             let against: DriftCheck.Against
             if let baseline {
-                against = .snapshot(try SnapshotFiles.load(baseline))
+                against = .document(try SnapshotFiles.document(baseline))
             } else {
                 guard try await store.currentBaseline() != nil else {
                     throw OperationError("no baseline yet: accept one with rbacwatch baseline accept (or pass --baseline FILE)")

@@ -159,6 +159,12 @@ enum Actor {
 
 /// Reading snapshot files given on the command line.
 enum SnapshotFiles {
+    /// A snapshot file as its canonical document: decoded to check it (and re-encoded, so a file
+    /// written by another tool compares by its content), then let go.
+    static func document(_ path: String) throws -> [UInt8] {
+        try load(path).canonicalJSON()
+    }
+
     static func load(_ path: String) throws -> Snapshot {
         let bytes: [UInt8]
         do {

@@ -30,8 +30,9 @@ public enum DriftCheck {
     public enum Against: Sendable {
         /// The accepted baseline in the store (the check is refused without one).
         case accepted
-        /// A snapshot from elsewhere (a file), with no version.
-        case snapshot(Snapshot)
+        /// A snapshot from elsewhere (a file), with no version, as its canonical document: the
+        /// comparison decodes only what differs, so the baseline is never held decoded.
+        case document([UInt8])
     }
 
     /// What a check found.
@@ -118,9 +119,9 @@ public enum DriftCheck {
             record = accepted
             baselineDocument = document
             baselineAt = await DriftAttributor.collectedAt(rootHash: accepted.rootHash, store: store)
-        case .snapshot(let snapshot):
+        case .document(let document):
             record = nil
-            baselineDocument = snapshot.canonicalJSON()
+            baselineDocument = document
             baselineAt = nil
         }
         let lineage = try await store.roleLineage()

@@ -146,6 +146,42 @@ struct DriftScenarioTests {
         }
     }
 
+    @Test("a baseline file written by another tool (indented, keys in another order) compares by its content, as its canonical original does")
+    func foreignBaselineFile() async throws {
+        try await Self.withScenario { scenario in
+            let canonical = scenario.directory.appendingPathComponent("baseline.json").path
+            let foreign = scenario.directory.appendingPathComponent("baseline-indented.json").path
+            #expect(try await scenario.run(["snapshot", "--no-store", "--out", canonical]).status == 0)
+            let script = """
+                import json, sys
+                def turn(v):
+                    if isinstance(v, dict): return {k: turn(v[k]) for k in reversed(list(v))}
+                    if isinstance(v, list): return [turn(x) for x in v]
+                    return v
+                json.dump(turn(json.load(open(sys.argv[1]))), open(sys.argv[2], 'w'), indent=2)
+                """
+            let rewritten = try await CommandRunner.runProcess("/usr/bin/env", ["python3", "-c", script, canonical, foreign], timeout: .seconds(60))
+            #expect(rewritten.status == 0, "\(rewritten.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: foreign)) != Data(contentsOf: URL(fileURLWithPath: canonical)))
+
+            let truth = scenario.sim.groundTruth()
+            let role = try #require(truth.roles.values.filter { !$0.isDefault }.sorted { $0.id < $1.id }.first)
+            let permissions = (role.permissions + ["recording:recording:delete"]).map { "\"\($0)\"" }.joined(separator: ",")
+            try await scenario.admin("PUT", "/api/v2/authorization/roles/\(role.id)", json: #"{"name":"\#(role.name)","permissions":[\#(permissions)]}"#)
+            let current = scenario.directory.appendingPathComponent("current.json").path
+            #expect(try await scenario.run(["snapshot", "--no-store", "--out", current]).status == 0)
+
+            let fromCanonical = try await scenario.diff(["--baseline", canonical, "--current", current, "--no-attribution"]).report
+            let fromForeign = try await scenario.diff(["--baseline", foreign, "--current", current, "--no-attribution"]).report
+            let fingerprints = { (report: [String: Any]) in Self.items(report).compactMap { $0["fingerprint"] as? String } }
+            #expect(!fingerprints(fromCanonical).isEmpty)
+            #expect(fingerprints(fromForeign) == fingerprints(fromCanonical))
+            #expect(Self.items(fromCanonical).contains { $0["kind"] as? String == "roleModified" })
+            let root = { (report: [String: Any]) in (report["baseline"] as? [String: Any])?["rootHash"] as? String }
+            #expect(root(fromForeign) != nil && root(fromForeign) == root(fromCanonical))
+        }
+    }
+
     @Test("a role deleted and recreated under the same name shows as recreated, not removed + added")
     func roleRecreated() async throws {
         try await Self.withScenario { scenario in
