@@ -91,6 +91,7 @@ extension GenesysSimulator {
                 }
             }
         }
+        publishAuditPushes()
         return kind
     }
 

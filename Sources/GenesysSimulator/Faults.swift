@@ -26,6 +26,14 @@ public struct FaultPlan: Sendable, Equatable {
     /// Overrides `SimulatorConfiguration.auditRateLimitPerMinute` while set (0: no limit), so a
     /// test or a demo can throttle the audit API and later relieve it.
     public var auditRateLimitPerMinute: Int?
+    /// The next N audit pushes are not sent (the poll has to find their events).
+    public var droppedPushes = 0
+    /// The next N audit pushes are sent twice.
+    public var duplicatedPushes = 0
+    /// The next N pushed events stay hidden from audit queries for `pushLeadSeconds` after
+    /// their push: a push that arrives before the query can see the event.
+    public var pushesAhead = 0
+    public var pushLeadSeconds = 30.0
     /// Faults apply to requests whose path starts with this (login included if it matches).
     public var pathPrefix = "/api/v2/"
 
@@ -142,6 +150,25 @@ final class FaultController: Sendable {
             guard path.hasPrefix(state.plan.pathPrefix), state.plan.malformedReplies > 0 else { return false }
             state.plan.malformedReplies -= 1
             return true
+        }
+    }
+
+    /// What happens to the next audit push. Consumes counters.
+    func takePushFaults() -> (drop: Bool, duplicate: Bool, lead: Double) {
+        state.withLock { state in
+            var result = (drop: false, duplicate: false, lead: 0.0)
+            if state.plan.droppedPushes > 0 {
+                state.plan.droppedPushes -= 1
+                result.drop = true
+            } else if state.plan.duplicatedPushes > 0 {
+                state.plan.duplicatedPushes -= 1
+                result.duplicate = true
+            }
+            if state.plan.pushesAhead > 0 {
+                state.plan.pushesAhead -= 1
+                result.lead = max(0, state.plan.pushLeadSeconds)
+            }
+            return result
         }
     }
 

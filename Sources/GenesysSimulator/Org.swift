@@ -39,6 +39,8 @@ struct Org: Sendable {
     var auditArrivalDelayMs: Int64 = 0
     /// Bumped on every write; caches key on it.
     var revision = 0
+    /// How much of `auditLog` has been offered to notification sockets.
+    var pushedCount = 0
     /// Subject lists of `roles/{id}/subjectgrants`, sorted, cached per revision.
     var subjectGrantCache: [String: (revision: Int, subjects: [SubjectGrants])] = [:]
 

@@ -6,6 +6,8 @@
 /// - `POST /__simulator/expire-tokens`
 /// - `POST /__simulator/changes` — `{"change":"insertUsers","count":2,"afterPage":2,"pathPrefix":"/api/v2/users"}`
 /// - `GET /__simulator/truth` — summary counts of the simulator's ground truth
+/// - `POST /__simulator/notifications/close-sockets` — every notification socket closed now
+/// - `POST /__simulator/notifications/expire-channels` — every channel expired now
 extension GenesysSimulator {
     func respondToAdmin(_ r: SimRequest) -> SimResponse {
         do {
@@ -33,6 +35,12 @@ extension GenesysSimulator {
                     apply(change, audited: body["audited"]?.boolValue ?? true)
                 }
                 return SimResponse(status: 202, body: .object([]))
+            case ("POST", "/__simulator/notifications/close-sockets"):
+                closeNotificationSockets()
+                return .noContent
+            case ("POST", "/__simulator/notifications/expire-channels"):
+                expireNotificationChannels()
+                return .noContent
             case ("GET", "/__simulator/truth"):
                 let truth = groundTruth()
                 var o = JSONObject()
@@ -80,6 +88,10 @@ extension GenesysSimulator {
             ("stormRetryAfterSeconds", .int(plan.stormRetryAfterSeconds)),
             ("malformedReplies", .int(plan.malformedReplies)),
             ("expireTokensAfterRequests", .int(plan.expireTokensAfterRequests)),
+            ("droppedPushes", .int(plan.droppedPushes)),
+            ("duplicatedPushes", .int(plan.duplicatedPushes)),
+            ("pushesAhead", .int(plan.pushesAhead)),
+            ("pushLeadSeconds", .double(plan.pushLeadSeconds)),
             ("pathPrefix", .string(plan.pathPrefix)),
         ]
         if let limit = plan.auditRateLimitPerMinute { members.append(("auditRateLimitPerMinute", .int(limit))) }
@@ -109,6 +121,10 @@ extension GenesysSimulator {
         if let v = number("stormRetryAfterSeconds") { plan.stormRetryAfterSeconds = Int(v) }
         if let v = number("malformedReplies") { plan.malformedReplies = Int(v) }
         if let v = number("expireTokensAfterRequests") { plan.expireTokensAfterRequests = Int(v) }
+        if let v = number("droppedPushes") { plan.droppedPushes = Int(min(max(v, 0), 1e9)) }
+        if let v = number("duplicatedPushes") { plan.duplicatedPushes = Int(min(max(v, 0), 1e9)) }
+        if let v = number("pushesAhead") { plan.pushesAhead = Int(min(max(v, 0), 1e9)) }
+        if let v = number("pushLeadSeconds") { plan.pushLeadSeconds = min(max(v, 0), 86_400) }
         if let v = body["pathPrefix"]?.stringValue { plan.pathPrefix = v }
         return plan
     }

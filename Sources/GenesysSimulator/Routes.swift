@@ -48,6 +48,15 @@ extension GenesysSimulator {
             try sim.moveObjects(r, division: p[0], type: p[1])
         },
 
+        // Notifications: channels and their topics (the sockets are served beside the routes).
+        Route("POST", "/api/v2/notifications/channels") { sim, r, _ in try sim.createChannel(r) },
+        Route("GET", "/api/v2/notifications/channels") { sim, r, _ in sim.listChannels(r) },
+        Route("HEAD", "/api/v2/notifications/channels/{id}") { sim, r, p in try sim.headChannel(r, p[0]) },
+        Route("GET", "/api/v2/notifications/channels/{id}/subscriptions") { sim, r, p in try sim.getSubscriptions(r, p[0]) },
+        Route("PUT", "/api/v2/notifications/channels/{id}/subscriptions") { sim, r, p in try sim.setSubscriptions(r, p[0], replace: true) },
+        Route("POST", "/api/v2/notifications/channels/{id}/subscriptions") { sim, r, p in try sim.setSubscriptions(r, p[0], replace: false) },
+        Route("DELETE", "/api/v2/notifications/channels/{id}/subscriptions") { sim, r, p in try sim.deleteSubscriptions(r, p[0]) },
+
         // Audit (filled by the audit feed's issue; well-formed and empty until then).
         Route("POST", "/api/v2/audits/query/realtime", permission: "audits:audit:view") { sim, r, _ in try sim.realtimeAuditQuery(r) },
         Route("POST", "/api/v2/audits/query", permission: "audits:audit:view") { sim, r, _ in try sim.createAuditQuery(r) },

@@ -170,6 +170,7 @@ extension GenesysSimulator {
                 }
             }
         }
+        publishAuditPushes()
         return outcome
     }
 

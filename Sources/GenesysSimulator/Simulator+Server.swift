@@ -1,5 +1,7 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdWebSocket
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -28,7 +30,9 @@ struct SimulatorResponder: HTTPResponder {
     func respond(to request: Request, context: SimulatorContext) async throws -> Response {
         var request = request
         let body = try await request.collectBody(upTo: context.maxUploadSize)
-        let headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+        var headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+        // HTTP/1's Host arrives as the authority; the notification channels' connectUri names it.
+        if let authority = request.head.authority { headers.append(("Host", authority)) }
         let simRequest = SimRequest(
             method: request.method.rawValue, path: request.uri.path, query: QueryParameters(request.uri.query),
             headers: headers, body: Array(buffer: body), correlationId: simulator.nextCorrelationId())
@@ -58,12 +62,26 @@ extension GenesysSimulator {
     ) -> some Service {
         Application(
             responder: SimulatorResponder(simulator: self),
+            server: Self.serverBuilder { [self] _ in self },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { [self] channel in
                 let port = channel.localAddress?.port ?? configuration.port
                 await onReady(endpoint(port: port))
             },
             logger: logger)
+    }
+
+    /// HTTP/1.1 with the Notifications API's sockets: `GET /channels/{id}` upgrades to a
+    /// WebSocket when `lookup` finds the simulator that holds that channel.
+    static func serverBuilder(lookup: @escaping @Sendable (String) -> GenesysSimulator?) -> HTTPServerBuilder {
+        .http1WebSocketUpgrade { request, _, _ in
+            guard let id = NotificationHub.channelId(fromPath: request.path ?? ""), let simulator = lookup(id),
+                simulator.notifications.channel(id) != nil
+            else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, _ in
+                await simulator.serveNotificationSocket(channelId: id, inbound: inbound, outbound: outbound)
+            }
+        }
     }
 
     func endpoint(port: Int) -> SimulatorEndpoint {

@@ -21,6 +21,8 @@ public struct SimulatorConfiguration: Sendable {
     /// generated ones so the rest of the organisation is unchanged.
     public var extraUserNames: [String] = []
     public var faults = FaultPlan()
+    /// The Notifications API's limits and times (channel lifetime, heartbeats).
+    public var notifications = NotificationSettings()
     /// Audit events become visible to queries up to this many seconds after their `eventDate`
     /// (each a random delay, so they also arrive out of order); 0: at once.
     public var auditArrivalDelaySeconds = 0.0
@@ -93,6 +95,8 @@ public final class GenesysSimulator: Sendable {
     let asyncQueries = Mutex<[String: AsyncQuery]>([:])
     /// Requests served, by route (`GET /api/v2/users/{id}`).
     let routeCounts = Mutex<[String: Int]>([:])
+    /// Notification channels, their topics and sockets.
+    let notifications = NotificationHub()
 
     public init(configuration: SimulatorConfiguration = SimulatorConfiguration()) {
         self.configuration = configuration
@@ -102,6 +106,7 @@ public final class GenesysSimulator: Sendable {
         ).generate()
         var org = generated.org
         org.auditArrivalDelayMs = Int64(max(0, configuration.auditArrivalDelaySeconds) * 1000)
+        org.pushedCount = org.auditLog.count
         self.org = Mutex(org)
         self.credentials = generated.credentials
         self.origin = clock.now
@@ -145,6 +150,7 @@ public final class GenesysSimulator: Sendable {
             org.apply(change, actor: .init(userId: nil, clientId: credentials.adminClientId), date: date)
             if !audited { org.auditLog.removeSubrange(logged...) }
         }
+        publishAuditPushes()
     }
 
     /// Requests served so far, by route (`GET /api/v2/authorization/subjects/{id}`): what a

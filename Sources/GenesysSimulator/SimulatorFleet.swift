@@ -87,6 +87,7 @@ public final class SimulatorFleet: Sendable {
     ) -> some Service {
         Application(
             responder: SimulatorResponder(simulator: simulators[0], route: { [self] request in route(request) }),
+            server: GenesysSimulator.serverBuilder { [simulators] id in simulators.first { $0.notifications.channel(id) != nil } },
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { [self] channel in
                 let bound = channel.localAddress?.port ?? port
