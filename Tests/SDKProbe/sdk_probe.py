@@ -226,6 +226,29 @@ if status is not None and await_query("audit async after writes", status):
     if results is not None and (not results.entities or results.cursor is None):
         failures.append("audit async results after writes: expected a first page of 5 and a cursor")
 
+# The Notifications API: a channel, its audit topics, the listing and the liveness check.
+notifications = gc.NotificationsApi(api)
+channel = call("notification channel", notifications.post_notifications_channels)
+if channel is not None:
+    if not channel.connect_uri or channel.expires is None:
+        failures.append("notification channel: no connectUri or expires")
+    topics = []
+    for role in roles[:3]:
+        topic = gc.ChannelTopic()
+        topic.id = f"v2.audits.entitytype.Role.entityid.{role.id}"
+        topics.append(topic)
+    put = call("notification subscriptions put", notifications.put_notifications_channel_subscriptions, channel.id, topics, ignore_errors=True)
+    if put is not None and [t.state for t in put.entities or []] != ["Permitted"] * len(topics):
+        failures.append(f"notification subscriptions put: states {[t.state for t in put.entities or []]}")
+    listed = call("notification subscriptions", notifications.get_notifications_channel_subscriptions, channel.id)
+    if listed is not None and len(listed.entities or []) != len(topics):
+        failures.append("notification subscriptions: not the topics put")
+    call("notification channel head", notifications.head_notifications_channel, channel.id)
+    channels = call("notification channels", notifications.get_notifications_channels)
+    if channels is not None and channel.id not in [c.id for c in channels.entities or []]:
+        failures.append("notification channels: the new channel is not listed")
+    call("notification subscriptions delete", notifications.delete_notifications_channel_subscriptions, channel.id)
+
 # Errors must come back as ApiException with the right status, not as crashes.
 bad = gc.ApiClient(host=ready["apiBaseUrl"])
 bad.gateway_configuration = None
