@@ -254,7 +254,9 @@ struct WatchCommand: AsyncParsableCommand {
                 service: EngineService.drain("the finding printer") {
                     var previous: IngestionHealth?
                     for await update in ingestor.updates {
-                        for note in IngestionNote.notes(outcome: update.outcome, health: update.health, previous: previous) { logger.log(note) }
+                        if update.pushed.isEmpty {
+                            for note in IngestionNote.notes(outcome: update.outcome, health: update.health, previous: previous) { logger.log(note) }
+                        }
                         // The feed's first successful poll: from then on the store covers the span.
                         let firstSuccess = previous?.lastSuccess == nil && update.health.lastSuccess != nil
                         previous = update.health

@@ -77,6 +77,11 @@ public struct IngestionHealth: Sendable, Equatable {
     public var quarantined = 0
     /// Events dated beyond the clock skew past their arrival (judged after the lag anyway).
     public var futureDated = 0
+    /// Events pushed over a notification channel and judged at once; pushes that were
+    /// duplicates (repeated, or already polled); pushed events the poll has since confirmed.
+    public var pushesJudged = 0
+    public var pushDuplicates = 0
+    public var pushesConfirmed = 0
     /// The last `Retry-After` that was over the ceiling: what the server asked, in seconds.
     public var retryAfterCapped: Double?
     /// Why the last read of a window stopped early, when one did.
@@ -250,6 +255,35 @@ public actor AuditIngestor {
         return outcome
     }
 
+    /// Events pushed over a notification channel: judged now through the same dedupe, rules and
+    /// approvals as a poll's, recorded (events, findings, deliveries; the checkpoint left to the
+    /// polls), and published as an update naming them. The poll goes on as the source of truth:
+    /// it finds each pushed event again (a duplicate, whose fuller copy the store then keeps) or,
+    /// for a push that never came, judges it then. Returns the findings.
+    @discardableResult
+    public func ingestPushed(_ events: [AuditEvent]) async -> [AuditFinding] {
+        guard let batch = machine.pushedEvents(events, now: clock.now()) else { return [] }
+        let started = ContinuousClock.now
+        let count: Int
+        do {
+            count = try await store.recordAudit(batch)
+        } catch {
+            machine.pushFailed(batch)
+            logger.debug("pushed audit events not recorded (the poll will read them): \(error)")
+            return []
+        }
+        var outcome = PollOutcome()
+        outcome.new = count
+        outcome.judged = batch.events.count
+        outcome.judgedIds = batch.events.map(\.id)
+        outcome.findings = batch.findings
+        outcome.storeWrites = [ContinuousClock.now - started]
+        outcome.nextDelay = 0
+        continuation.yield(
+            IngestionUpdate(health: machine.health, findings: batch.findings, judged: batch.events.count, outcome: outcome, pushed: batch.events))
+        return batch.findings
+    }
+
     /// One service's read of one window.
     struct Read: Hashable {
         var from: Date
@@ -320,4 +354,6 @@ public struct IngestionUpdate: Sendable {
     public var judged = 0
     /// Everything the poll did (fetched, rate limited, store writes…).
     public var outcome = PollOutcome()
+    /// Not a poll: these events were pushed and judged at once.
+    public var pushed: [AuditEvent] = []
 }

@@ -64,6 +64,14 @@ public struct IngestionStateMachine: Sendable {
     }
     /// `known` by hash, built when first asked for after a change.
     private var knownList: KnownEvents?
+    /// Events pushed (Notifications API), judged and recorded ahead of the poll, by id with
+    /// their dates: the poll's copy of each, the source of truth, replaces the stored push.
+    private var pushed: [String: Date] = [:]
+    /// The approvals of the last poll, for findings judged between polls.
+    private var approvalsInForce: [Approval] = []
+    /// The high-water mark as last read or written: a push dated before its overlap is the
+    /// poll's (it has read that span), never judged as a push.
+    private var lastMark: Date?
     private var lastRateLimited: Date?
     private var consecutiveLimits = 0
     private var poll: Poll?
@@ -94,6 +102,8 @@ public struct IngestionStateMachine: Sendable {
         var quarantined: [QuarantinedRecord] = []
         var stalled = false
         var pending: (due: [AuditEvent], findings: [AuditFinding], quarantined: [QuarantinedRecord])?
+        /// The poll's copies of pushed events this window confirmed, for the store to keep.
+        var replacing: [AuditEvent] = []
         /// The batch being written while the next window is read and judged.
         var unsettled: Unsettled?
     }
@@ -171,6 +181,7 @@ public struct IngestionStateMachine: Sendable {
         p.checkpoint = stored ?? IngestionCheckpoint(highWater: now.addingTimeInterval(-settings.initialLookback), updatedAt: now)
         p.narrowed = health.mode == .criticalOnly
         p.water = p.narrowed ? (p.checkpoint.criticalHighWater ?? p.checkpoint.highWater) : p.checkpoint.highWater
+        lastMark = p.water
         p.wanted = wantedServices()
         if p.stored, now.timeIntervalSince(p.water) > settings.pollInterval + settings.overlap + settings.lag, p.water < p.settled {
             p.gap = IngestionGap(start: p.water, end: p.settled, detectedAt: now)
@@ -197,6 +208,7 @@ public struct IngestionStateMachine: Sendable {
     public mutating func approvalsRead(_ approvals: [Approval], at time: Date) -> Action {
         guard var p = poll else { return .readCheckpoint }
         p.approvals = approvals
+        approvalsInForce = approvals
         p.start = p.water.addingTimeInterval(-settings.overlap)
         // At most 48 windows however long the gap: a week's backfill goes by the half-day.
         p.chunk = max(settings.chunk, p.now.timeIntervalSince(p.start) / 48)
@@ -273,6 +285,8 @@ public struct IngestionStateMachine: Sendable {
         }
         if let horizon {
             recent = recent.filter { $0.value.date >= horizon }
+            // A push the poll never confirmed (its service not polled, say) is its own record.
+            if !pushed.isEmpty { pushed = pushed.filter { $0.value >= horizon } }
             // Events judged but not yet recorded (the batch being written) keep theirs.
             let pending = Set(poll?.pending?.due.map(\.id) ?? [])
             let unsettled = poll?.unsettled?.byId ?? [:]
@@ -298,6 +312,16 @@ public struct IngestionStateMachine: Sendable {
             }
             if let earlier = recorded[event.id] ?? recent[event.id] ?? buffer.event(event.id) ?? p.unsettled?.byId[event.id] {
                 health.duplicatesSkipped += 1
+                if pushed[event.id] != nil, earlier.samePushedSubstance(as: event) {
+                    // A pushed event, now polled: already judged; the store keeps the poll's copy.
+                    pushed[event.id] = nil
+                    health.pushesConfirmed += 1
+                    if earlier != event {
+                        p.replacing.append(event)
+                        recent[event.id] = event
+                    }
+                    continue
+                }
                 if !earlier.sameSubstance(as: event) {
                     // The same id with different content: never judged silently as a duplicate,
                     // never dropped — set aside with what changed.
@@ -342,8 +366,59 @@ public struct IngestionStateMachine: Sendable {
             remember(Array(recorded.values))
         }
         let deliveries = delivery?.items(findings: findings, events: due, organization: organization) ?? []
+        let replacing = p.replacing
+        poll?.replacing = []
         return .record(
-            AuditBatch(events: due, findings: findings, checkpoint: p.checkpoint, gap: p.gap, quarantined: quarantined, deliveries: deliveries))
+            AuditBatch(
+                events: due, findings: findings, checkpoint: p.checkpoint, gap: p.gap, quarantined: quarantined, deliveries: deliveries,
+                replacing: replacing))
+    }
+
+    /// Events pushed over a notification channel, between polls: each new one is judged at
+    /// once (no reorder lag: the push is what makes it early), with the approvals in force, and
+    /// handed back as a batch to record — events, findings, deliveries, the checkpoint left
+    /// alone. Duplicates (a push repeated, an event the poll already has) and pushes dated
+    /// before the last mark's overlap (the poll has read that span) give nil or are left out.
+    public mutating func pushedEvents(_ events: [AuditEvent], now: Date) -> AuditBatch? {
+        let horizon = lastMark?.addingTimeInterval(-settings.overlap - 60)
+        var fresh: [AuditEvent] = []
+        var seen = Set<String>()
+        for event in events.sorted(by: { ($0.date, $0.id) < ($1.date, $1.id) }) where seen.insert(event.id).inserted {
+            if pushed[event.id] != nil || recent[event.id] != nil || buffer.event(event.id) != nil || poll?.unsettled?.byId[event.id] != nil {
+                health.pushDuplicates += 1
+                continue
+            }
+            if let horizon, event.date < horizon {
+                health.pushDuplicates += 1
+                continue
+            }
+            fresh.append(event)
+        }
+        guard !fresh.isEmpty, pushed.count < Self.recentLimit else { return nil }
+        var findings: [AuditFinding] = []
+        for event in fresh {
+            findings += engine.judge(event)
+            pushed[event.id] = event.date
+            recent[event.id] = event
+            health.lastEvent = min(max(health.lastEvent ?? event.date, event.date), now)
+        }
+        findings = RuleEngine.applyApprovals(findings, approvals: approvalsInForce, now: now)
+        health.pushesJudged += fresh.count
+        health.eventsJudged += fresh.count
+        health.findings += findings.count
+        let deliveries = delivery?.items(findings: findings, events: fresh, organization: organization) ?? []
+        return AuditBatch(
+            events: fresh, findings: findings, checkpoint: IngestionCheckpoint(highWater: lastMark ?? now, updatedAt: now), deliveries: deliveries,
+            keepsCheckpoint: true)
+    }
+
+    /// A pushed batch did not reach the store: its events are forgotten, so the poll reads and
+    /// judges them as if never pushed.
+    public mutating func pushFailed(_ batch: AuditBatch) {
+        for event in batch.events {
+            pushed[event.id] = nil
+            recent[event.id] = nil
+        }
     }
 
     /// The batch is written: `count` events were new to the store, the write took `took`; `at`
@@ -386,6 +461,7 @@ public struct IngestionStateMachine: Sendable {
         }
         p.outcome.judged += batch.due.count
         p.outcome.judgedIds += batch.due.map(\.id)
+        lastMark = p.narrowed ? (p.checkpoint.criticalHighWater ?? p.checkpoint.highWater) : p.checkpoint.highWater
         p.outcome.quarantined += batch.quarantined
         p.outcome.findings += batch.findings
         health.eventsJudged += count

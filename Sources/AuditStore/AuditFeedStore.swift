@@ -42,10 +42,16 @@ public struct AuditBatch: Sendable {
     /// The findings' payloads for each destination that wants them (queued in the same
     /// transaction, each only if its trigger event is new).
     public var deliveries: [OutboxItem]
+    /// Stored events whose content this batch replaces, each keyed by its (date, id): a pushed
+    /// event's copy from the poll, which carries what the push does not (status, transaction).
+    public var replacing: [AuditEvent]
+    /// Pushed events are recorded between polls: the checkpoint stays where the polls put it
+    /// (`checkpoint.updatedAt` still dates the deliveries).
+    public var keepsCheckpoint: Bool
 
     public init(
         events: [AuditEvent], findings: [AuditFinding], checkpoint: IngestionCheckpoint, gap: IngestionGap? = nil,
-        quarantined: [QuarantinedRecord] = [], deliveries: [OutboxItem] = []
+        quarantined: [QuarantinedRecord] = [], deliveries: [OutboxItem] = [], replacing: [AuditEvent] = [], keepsCheckpoint: Bool = false
     ) {
         self.events = events
         self.findings = findings
@@ -53,6 +59,8 @@ public struct AuditBatch: Sendable {
         self.gap = gap
         self.quarantined = quarantined
         self.deliveries = deliveries
+        self.replacing = replacing
+        self.keepsCheckpoint = keepsCheckpoint
     }
 }
 

@@ -135,11 +135,18 @@ public actor InMemoryAuditStore: AuditStore {
             stored.date = stored.date.storePrecision
             auditFindingList.append(stored)
         }
-        var point = batch.checkpoint
-        point.highWater = point.highWater.storePrecision
-        point.criticalHighWater = point.criticalHighWater?.storePrecision
-        point.updatedAt = point.updatedAt.storePrecision
-        checkpoint = point
+        for event in batch.replacing where events[event.id]?.date == event.date.storePrecision {
+            var stored = event
+            stored.date = stored.date.storePrecision
+            events[event.id] = stored
+        }
+        if !batch.keepsCheckpoint {
+            var point = batch.checkpoint
+            point.highWater = point.highWater.storePrecision
+            point.criticalHighWater = point.criticalHighWater?.storePrecision
+            point.updatedAt = point.updatedAt.storePrecision
+            checkpoint = point
+        }
         // The same span again (a retried batch) is the same gap.
         if let gap = batch.gap, !gaps.contains(where: { $0.start == gap.start && $0.end == gap.end }) { gaps.append(gap) }
         for record in batch.quarantined where !quarantine.contains(where: { $0.digest == record.digest }) {

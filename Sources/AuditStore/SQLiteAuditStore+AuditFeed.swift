@@ -77,16 +77,28 @@ extension SQLiteAuditStore {
                     finding.approval?.ticket, finding.approval?.approver, finding.approval?.expiresAt.timeIntervalSince1970,
                 ])
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO ingestion_checkpoint (id, high_water, critical_high_water, updated_at) VALUES (1, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET high_water = excluded.high_water,
-                        critical_high_water = excluded.critical_high_water, updated_at = excluded.updated_at
-                    """,
-                arguments: [
-                    Self.milliseconds(batch.checkpoint.highWater), batch.checkpoint.criticalHighWater.map(Self.milliseconds),
-                    batch.checkpoint.updatedAt.timeIntervalSince1970,
-                ])
+            if !batch.replacing.isEmpty {
+                let replace = try db.makeStatement(
+                    sql: "UPDATE audit_event SET service = ?, entity_type = ?, entity_id = ?, action = ?, actor = ?, content = ? WHERE event_date = ? AND id = ?")
+                for event in batch.replacing {
+                    try replace.execute(arguments: [
+                        event.serviceName, event.entityType, event.entityId, event.action, event.userId ?? event.clientId, Data(event.canonicalJSON()),
+                        Self.milliseconds(event.date), event.id,
+                    ])
+                }
+            }
+            if !batch.keepsCheckpoint {
+                try db.execute(
+                    sql: """
+                        INSERT INTO ingestion_checkpoint (id, high_water, critical_high_water, updated_at) VALUES (1, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET high_water = excluded.high_water,
+                            critical_high_water = excluded.critical_high_water, updated_at = excluded.updated_at
+                        """,
+                    arguments: [
+                        Self.milliseconds(batch.checkpoint.highWater), batch.checkpoint.criticalHighWater.map(Self.milliseconds),
+                        batch.checkpoint.updatedAt.timeIntervalSince1970,
+                    ])
+            }
             try Self.queue(batch.deliveries.filter { item in item.trigger.map { fresh[$0] != nil } ?? true }, at: batch.checkpoint.updatedAt, in: db)
             if let gap = batch.gap {
                 try db.execute(

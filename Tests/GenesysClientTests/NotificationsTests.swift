@@ -6,32 +6,6 @@ import GenesysSimulator
 import Synchronization
 import Testing
 
-/// What a socket handed over, for a test to wait on.
-final class Received: Sendable {
-    let messages = Mutex<[NotificationMessage]>([])
-    let unreadable = Mutex<[String]>([])
-
-    var audits: [AuditEvent] {
-        messages.withLock { $0.compactMap { if case .audit(_, let event) = $0 { event } else { nil } } }
-    }
-
-    func count(_ message: NotificationMessage) -> Int { messages.withLock { $0.filter { $0 == message }.count } }
-
-    /// Polls `condition` every 20 ms until it holds or `timeout` passes.
-    func wait(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw WaitTimeout(what: what) }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-}
-
-struct WaitTimeout: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
-}
-
 @Suite("Notifications API: channels, topics and pushed audit events over a real WebSocket")
 struct NotificationsTests {
     static func simulator(_ adjust: (inout SimulatorConfiguration) -> Void = { _ in }) -> GenesysSimulator {
@@ -60,22 +34,10 @@ struct NotificationsTests {
         try #require(sim.groundTruth().roles.values.filter { !$0.isDefault && $0.name != "rbacwatch Auditor" }.sorted { $0.id < $1.id }.first)
     }
 
-    /// Runs the socket in a task until `body` ends; returns how it ended, if it did.
     static func withSocket<T: Sendable>(
-        _ channel: NotificationChannel, silence: Duration = .seconds(20), _ body: (Received, Task<NotificationSocketEnd, any Error>) async throws -> T
+        _ channel: NotificationChannel, _ body: (PushInbox, Task<NotificationSocketEnd, any Error>) async throws -> T
     ) async throws -> T {
-        let received = Received()
-        let task = Task {
-            try await NotificationSocket.run(channel, silence: silence, ping: .milliseconds(100), onUnreadable: { reason in
-                received.unreadable.withLock { $0.append(reason) }
-            }) { message in
-                received.messages.withLock { $0.append(message) }
-            }
-        }
-        defer { task.cancel() }
-        // Connected once the first pong or heartbeat is back.
-        try await received.wait("the socket to answer") { received.count(.pong) + received.count(.heartbeat) > 0 }
-        return try await body(received, task)
+        try await PushInbox.withSocket(channel, body)
     }
 
     @Test("an audited write on a subscribed role is pushed at once, with the id and date the audit query gives")

@@ -94,6 +94,15 @@ extension AuditEvent {
         return a == b
     }
 
+    /// Whether the polled copy of this pushed event says the same: the fields a push carries
+    /// (`status` and the transaction are not in the push shape, so they are the poll's to give).
+    public func samePushedSubstance(as polled: AuditEvent) -> Bool {
+        var b = polled
+        b.status = status
+        b.transactionId = transactionId
+        return sameSubstance(as: b)
+    }
+
     /// The fields in which `other` differs from this event, for a quarantine reason.
     public func differences(from other: AuditEvent) -> [String] {
         var fields: [String] = []

@@ -63,14 +63,24 @@ extension PostgresAuditStore {
                     ON CONFLICT DO NOTHING
                     """, on: connection)
             }
+            for event in batch.replacing {
+                try await self.database.run(
+                    """
+                    UPDATE audit_event SET service = \(event.serviceName), entity_type = \(event.entityType), entity_id = \(event.entityId),
+                        action = \(event.action), actor = \(event.userId ?? event.clientId), content = \(Data(event.canonicalJSON())), fence = \(token)
+                    WHERE org = \(org) AND event_date = \(event.date.pgMilliseconds) AND id = \(event.id)
+                    """, on: connection)
+            }
             let checkpoint = batch.checkpoint
-            try await self.database.run(
-                """
-                INSERT INTO ingestion_checkpoint (org, high_water, critical_high_water, updated_at, fence)
-                VALUES (\(org), \(checkpoint.highWater.pgMilliseconds), \(checkpoint.criticalHighWater?.pgMilliseconds), \(checkpoint.updatedAt.pgMilliseconds), \(token))
-                ON CONFLICT (org) DO UPDATE SET high_water = excluded.high_water, critical_high_water = excluded.critical_high_water,
-                    updated_at = excluded.updated_at, fence = excluded.fence
-                """, on: connection)
+            if !batch.keepsCheckpoint {
+                try await self.database.run(
+                    """
+                    INSERT INTO ingestion_checkpoint (org, high_water, critical_high_water, updated_at, fence)
+                    VALUES (\(org), \(checkpoint.highWater.pgMilliseconds), \(checkpoint.criticalHighWater?.pgMilliseconds), \(checkpoint.updatedAt.pgMilliseconds), \(token))
+                    ON CONFLICT (org) DO UPDATE SET high_water = excluded.high_water, critical_high_water = excluded.critical_high_water,
+                        updated_at = excluded.updated_at, fence = excluded.fence
+                    """, on: connection)
+            }
             try await PostgresOutbox.queue(
                 batch.deliveries.filter { item in item.trigger.map { fresh.contains($0) } ?? true }, org: org, at: checkpoint.updatedAt,
                 database: self.database, on: connection)
