@@ -121,6 +121,9 @@ public struct PollOutcome: Sendable, Equatable {
     public var judged = 0
     /// Ids of the events judged, in the order the rules saw them.
     public var judgedIds: [String] = []
+    /// The judged events that created something (a role, an OAuth client, a grant): what a push
+    /// feed subscribes to next.
+    public var creations: [AuditEvent] = []
     public var findings: [AuditFinding] = []
     public var gap: IngestionGap?
     public var rateLimited = false

@@ -461,6 +461,7 @@ public struct IngestionStateMachine: Sendable {
         }
         p.outcome.judged += batch.due.count
         p.outcome.judgedIds += batch.due.map(\.id)
+        p.outcome.creations += batch.due.filter { $0.action == "Create" || ($0.action == "MemberAdd" && $0.entityType == "Role") }
         lastMark = p.narrowed ? (p.checkpoint.criticalHighWater ?? p.checkpoint.highWater) : p.checkpoint.highWater
         p.outcome.quarantined += batch.quarantined
         p.outcome.findings += batch.findings
@@ -538,6 +539,7 @@ public struct IngestionStateMachine: Sendable {
             outcome.new = p.outcome.new
             outcome.judged = p.outcome.judged
             outcome.judgedIds = p.outcome.judgedIds
+            outcome.creations = p.outcome.creations
             outcome.findings = p.outcome.findings
             outcome.gap = p.outcome.gap
             outcome.quarantined = p.outcome.quarantined

@@ -21,10 +21,11 @@ public final class PushInbox: Sendable {
     public struct Timeout: Error, CustomStringConvertible {
         public var what: String
         public var description: String { "timed out waiting for \(what)" }
+        public init(what: String) { self.what = what }
     }
 
     /// Polls `condition` every 20 ms until it holds or `timeout` passes.
-    public func wait(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+    public func wait(_ what: String, timeout: Duration = .seconds(60), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while !condition() {
             guard ContinuousClock.now < deadline else { throw Timeout(what: what) }

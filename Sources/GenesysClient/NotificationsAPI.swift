@@ -4,28 +4,6 @@ import HummingbirdWSClient
 import Logging
 import Synchronization
 
-/// A Notifications API channel: where its WebSocket is and when it expires.
-public struct NotificationChannel: Sendable, Equatable {
-    public var id: String
-    public var connectUri: String
-    public var expires: Date?
-
-    public init(id: String, connectUri: String, expires: Date?) {
-        self.id = id
-        self.connectUri = connectUri
-        self.expires = expires
-    }
-}
-
-/// One topic of a channel's subscription list as the API answered it.
-public struct TopicSubscription: Sendable, Equatable {
-    public var topic: String
-    /// `Permitted`; a `Rejected` topic says why and which permissions it lacks.
-    public var permitted: Bool
-    public var rejectionReason: String?
-    public var missingPermissions: [String]
-}
-
 struct ChannelWire: Decodable {
     var id: String
     var connectUri: String?
@@ -139,14 +117,6 @@ extension GenesysAPIClient {
     }
 }
 
-/// How a notification socket ended.
-public enum NotificationSocketEnd: Sendable, Equatable {
-    /// The server closed it (after `v2.system.socket_closing`, or without warning).
-    case closed(warned: Bool)
-    /// Nothing came for the silence ceiling (heartbeats stopped): given up on.
-    case silent
-}
-
 /// One WebSocket of a channel: connects, pings, hands each message over, and ends when the
 /// server closes it or goes silent. Reconnection is the caller's (a new channel after expiry).
 public enum NotificationSocket {
@@ -156,6 +126,7 @@ public enum NotificationSocket {
         _ channel: NotificationChannel, silence: Duration = .seconds(95), ping: Duration = .seconds(30),
         logger: Logger = Logger(label: "rbacwatch.notifications", factory: { _ in SwiftLogNoOpLogHandler() }),
         onUnreadable: @escaping @Sendable (String) async -> Void = { _ in },
+        onOpen: @escaping @Sendable () async -> Void = {},
         onMessage: @escaping @Sendable (NotificationMessage) async -> Void
     ) async throws -> NotificationSocketEnd {
         final class Heard: Sendable {
@@ -169,6 +140,7 @@ public enum NotificationSocket {
                 configuration.maxFrameSize = 1 << 20
                 try await WebSocketClient.connect(url: channel.connectUri, configuration: configuration, logger: logger) { inbound, outbound, _ in
                     heard.last.withLock { $0 = .now }
+                    await onOpen()
                     try await withThrowingTaskGroup(of: Void.self) { inner in
                         inner.addTask {
                             while true {
@@ -209,5 +181,44 @@ public enum NotificationSocket {
             }
             return .silent
         }
+    }
+}
+
+/// The Notifications API as ingestion's push source.
+public struct GenesysPushSource: AuditPushSource {
+    public let client: GenesysAPIClient
+    public var silence: Duration
+    public var ping: Duration
+
+    public init(client: GenesysAPIClient, silence: Duration = .seconds(95), ping: Duration = .seconds(30)) {
+        self.client = client
+        self.silence = silence
+        self.ping = ping
+    }
+
+    public func openChannel() async throws -> NotificationChannel {
+        do {
+            return try await client.createNotificationChannel()
+        } catch let error as GenesysAPIError where error.status == 403 {
+            throw AuditPushError.refused("the client may not open notification channels (403\(Self.lacking(error)))")
+        }
+    }
+
+    public func subscribe(_ channel: NotificationChannel, topics: [String]) async throws -> [TopicSubscription] {
+        do {
+            return try await client.subscribe(channel: channel.id, topics: topics, replace: true)
+        } catch let error as GenesysAPIError where error.status == 403 {
+            throw AuditPushError.refused("the client may not subscribe to audit topics (403\(Self.lacking(error)))")
+        }
+    }
+
+    static func lacking(_ error: GenesysAPIError) -> String {
+        error.missingPermissions.isEmpty ? "" : ": it lacks " + error.missingPermissions.map(TerminalSafe.sanitize).joined(separator: ", ")
+    }
+
+    public func listen(
+        _ channel: NotificationChannel, onOpen: @escaping @Sendable () async -> Void, onMessage: @escaping @Sendable (NotificationMessage) async -> Void
+    ) async throws -> NotificationSocketEnd {
+        try await NotificationSocket.run(channel, silence: silence, ping: ping, onOpen: onOpen, onMessage: onMessage)
     }
 }

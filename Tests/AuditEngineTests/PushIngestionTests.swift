@@ -109,4 +109,94 @@ struct PushIngestionTests {
             #expect(try await Self.storedFindings(alone) == withPush)
         }
     }
+
+    /// Waits (real time, with a ceiling) until `condition` holds.
+    static func eventually(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw PushInbox.Timeout(what: what) }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+    }
+
+    @Test("the push feed: live on the roles it is given; a closed socket and an expired channel are recovered with no event missed; a role created after start is subscribed")
+    func feedRecovers() async throws {
+        try await IngestionTests.withRig { rig in
+            let store = try rig.store()
+            let ingestor = rig.ingestor(store)
+            let roleId = try await rig.createRole("Escalation Desk")
+            _ = await ingestor.poll()
+            var settings = PushSettings()
+            settings.firstBackoff = 0.05
+            settings.maxBackoff = 0.2
+            let feed = AuditPushFeed(
+                source: GenesysPushSource(client: rig.auditor, silence: .seconds(30), ping: .milliseconds(200)), ingestor: ingestor,
+                clock: SystemWallClock(), settings: settings)
+            await feed.want([NotificationMessage.auditTopic(entityType: "Role", entityId: roleId)])
+            let running = Task { await feed.run() }
+            defer { running.cancel() }
+            try await Self.eventually("the feed to go live") { await feed.health.isLive }
+            #expect(await feed.health.subscriptions == 1)
+
+            // An edit: pushed, judged and stored with no poll in between (each alternate one
+            // adds admin again, a critical finding).
+            var edits = 0
+            func critical(_ name: String) async throws {
+                edits += 1
+                let findings = try await Self.storedFindings(store).count
+                let permissions = edits % 2 == 1 ? ["routing:queue:view", "admin"] : ["routing:queue:view"]
+                try await Self.editRole(rig, roleId, name: name, permissions: permissions)
+                try await Self.eventually("the push of \(name)") { await ingestor.health.pushesJudged == edits }
+                #expect(try await Self.storedFindings(store).count == findings + (edits % 2 == 1 ? 1 : 0))
+            }
+            _ = try await critical("first")
+
+            rig.sim.closeNotificationSockets()
+            try await Self.eventually("a reconnect") { await feed.health.reconnects >= 1 }
+            try await Self.eventually("the feed live again") { await feed.health.isLive }
+            _ = try await critical("after-close")
+
+            rig.sim.expireNotificationChannels()
+            try await Self.eventually("a new channel") {
+                let live = await feed.health.isLive
+                return live && rig.sim.notificationSubscriptions.count == 1
+            }
+            _ = try await critical("after-expiry")
+
+            // A role created now: the poll names it, the feed subscribes, its next edit is pushed.
+            let later = try await rig.createRole("Created Later")
+            rig.clock.advance(by: .seconds(200))
+            let polled = await ingestor.poll()
+            await feed.noticed(polled.creations)
+            try await Self.eventually("the new role's topic") {
+                rig.sim.notificationSubscriptions.values.contains { $0.contains(NotificationMessage.auditTopic(entityType: "Role", entityId: later)) }
+            }
+            let before = try await Self.storedFindings(store).count
+            try await Self.editRole(rig, later, name: "Created Later", permissions: ["admin"])
+            try await Self.eventually("the new role's finding") { try await Self.storedFindings(store).count == before + 1 }
+            #expect(await ingestor.health.pushesJudged == 4)
+            #expect(try await Self.storedFindings(store).count == 3, "admin added twice, and to the role created later")
+            // Nothing missed: a poll afterwards finds every pushed event a duplicate.
+            rig.clock.advance(by: .seconds(200))
+            #expect(await ingestor.poll().findings.isEmpty)
+            #expect(await ingestor.health.pushesConfirmed == 4)
+        }
+    }
+
+    @Test("a client that may not subscribe: the feed says so once and stops; polling is untouched")
+    func refusedFallsBack() async throws {
+        try await IngestionTests.withRig({ $0.auditorPermissions = SimulatorConfiguration.defaultAuditorPermissions.filter { $0 != "audits:audit:view" } }) { rig in
+            let ingestor = rig.ingestor(try rig.store())
+            let feed = AuditPushFeed(source: GenesysPushSource(client: rig.auditor), ingestor: ingestor)
+            await feed.want([NotificationMessage.auditTopic(entityType: "Role", entityId: "r1")])
+            await feed.run()  // returns: refused
+            let health = await feed.health
+            guard case .off(let reason) = health.state else {
+                Issue.record("the feed did not turn off: \(health.state)")
+                return
+            }
+            #expect(reason.contains("audits:audit:view"))
+            #expect(health.summary(now: Date()).hasPrefix("audit polling only: "))
+        }
+    }
 }

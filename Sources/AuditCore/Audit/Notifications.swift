@@ -1,3 +1,5 @@
+import Foundation
+
 /// One message of a Notifications API WebSocket: `{"topicName", "version", "eventBody", "metadata"}`.
 /// An audit topic's body is an AuditTopicAuditLogMessage (`eventTime`, `userId`, `username`,
 /// `clientId{id}`), read by the same reader as the audit query's AuditLogMessage.
@@ -74,5 +76,68 @@ public enum NotificationMessage: Sendable, Equatable {
             return nil
         }
         return text
+    }
+}
+
+/// A Notifications API channel: where its WebSocket is and when it expires.
+public struct NotificationChannel: Sendable, Equatable {
+    public var id: String
+    public var connectUri: String
+    public var expires: Date?
+
+    public init(id: String, connectUri: String, expires: Date?) {
+        self.id = id
+        self.connectUri = connectUri
+        self.expires = expires
+    }
+}
+
+/// One topic of a channel's subscription list as the API answered it.
+public struct TopicSubscription: Sendable, Equatable {
+    public var topic: String
+    /// `Permitted`; a `Rejected` topic says why and which permissions it lacks.
+    public var permitted: Bool
+    public var rejectionReason: String?
+    public var missingPermissions: [String]
+
+    public init(topic: String, permitted: Bool, rejectionReason: String? = nil, missingPermissions: [String] = []) {
+        self.topic = topic
+        self.permitted = permitted
+        self.rejectionReason = rejectionReason
+        self.missingPermissions = missingPermissions
+    }
+}
+
+/// How a notification socket ended.
+public enum NotificationSocketEnd: Sendable, Equatable {
+    /// The server closed it (after `v2.system.socket_closing`, or without warning).
+    case closed(warned: Bool)
+    /// Nothing came for the silence ceiling (heartbeats stopped): given up on.
+    case silent
+}
+
+/// Where pushed audit events come from: the Notifications API (`GenesysPushSource`), or anything
+/// that answers the same calls.
+public protocol AuditPushSource: Sendable {
+    /// A new channel (the API keeps 20 a client and drops the least recently used past that).
+    func openChannel() async throws -> NotificationChannel
+    /// Replaces the channel's topics (at most 1,000); rejected topics say what they lack.
+    func subscribe(_ channel: NotificationChannel, topics: [String]) async throws -> [TopicSubscription]
+    /// Listens on the channel's socket until it ends: `onOpen` once it is connected (pushes
+    /// flow from then on), then each message.
+    func listen(
+        _ channel: NotificationChannel, onOpen: @escaping @Sendable () async -> Void, onMessage: @escaping @Sendable (NotificationMessage) async -> Void
+    ) async throws -> NotificationSocketEnd
+}
+
+/// A push source that cannot be used at all: the client lacks the permission, say. Ingestion
+/// then polls only, and says so once.
+public enum AuditPushError: Error, Sendable, CustomStringConvertible {
+    case refused(String)
+
+    public var description: String {
+        switch self {
+        case .refused(let reason): reason
+        }
     }
 }
