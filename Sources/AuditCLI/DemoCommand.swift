@@ -40,6 +40,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     @OptionGroup var comparison: ComparisonOptions
     @OptionGroup var collection: CollectionOptions
+    @OptionGroup var pushOptions: PushOptions
 
     @Flag(help: "Collect once and print the summary instead of opening the dashboard.")
     var summary = false
@@ -152,7 +153,8 @@ struct DemoCommand: AsyncParsableCommand {
                 let engine = try EngineSetup(
                     connection: connection, store: store, statePath: path, driftInterval: interval.duration, options: options,
                     feed: .followOrShow(role: "the rbacwatch demo"), rules: .defaults(), ingestion: ingestion, delivery: deliverySetup.router,
-                    organization: Organization(id: truth.organizationId, name: truth.organizationName), collection: collection.schedule)
+                    organization: Organization(id: truth.organizationId, name: truth.organizationName), collection: collection.schedule,
+                    push: !pushOptions.noPush)
                 do {
                     try await engine.run {
                         try await DashboardApp(engine: engine, options: dashboard, environment: environment, deliveries: deliveries).run()

@@ -25,6 +25,14 @@ struct CollectionOptions: ParsableArguments {
     }
 }
 
+/// `--no-push`: audit events polled only, no notification channels.
+struct PushOptions: ParsableArguments {
+    @Flag(
+        name: .customLong("no-push"),
+        help: "Poll the audit feed only: open no notification channels (by default pushed audit events are judged within seconds, polling still the source of truth).")
+    var noPush = false
+}
+
 /// When drift checks walk the whole organisation and when they re-read only what the audit feed
 /// names (`--full-walk-every`, `--no-incremental`).
 struct CollectionSchedule: Sendable {
@@ -71,6 +79,9 @@ struct EngineSetup {
     let keptBy: StateLock.Holder?
     let rules: RuleSet?
     let store: any AuditStore
+    /// Audit events pushed over notification channels, when this process follows the feed and
+    /// push is on (`--no-push` turns it off).
+    let push: AuditPushFeed?
     private let lock: StateLock?
 
     /// - Parameter collected: called after each collection with its duration and report.
@@ -78,7 +89,8 @@ struct EngineSetup {
         connection: GenesysConnection, store: any AuditStore, statePath: String, driftInterval: Duration, options: DriftOptions,
         keepSnapshots: Int = 10, feed: FeedPolicy, rules: RuleSet?, ingestion: IngestionSettings = IngestionSettings(),
         logger: Logger = CLILogging.silent, delivery: DeliveryRouter? = nil, organization: Organization? = nil,
-        collection: CollectionSchedule = CollectionSchedule(), collected: (@Sendable (Duration, CollectionReport) -> Void)? = nil
+        collection: CollectionSchedule = CollectionSchedule(), collected: (@Sendable (Duration, CollectionReport) -> Void)? = nil,
+        push: Bool = true
     ) throws {
         self.store = store
         // Incremental checks need the audit feed: this process's or another's, in the same store.
@@ -117,9 +129,34 @@ struct EngineSetup {
                 connection, store: store, rules: rules, settings: ingestion, logger: logger, delivery: delivery, organization: organization)
             self.ingestor = ingestor
             self.client = client
+            let monitor = self.monitor
+            self.push =
+                push
+                ? AuditPushFeed(source: GenesysPushSource(client: client), ingestor: ingestor, logger: logger) { events in
+                    // A pushed change to access: check drift now (incremental: the entities it names).
+                    if events.contains(where: { Self.movesAccess($0) }) { await monitor.refresh() }
+                } : nil
         } else {
             self.ingestor = nil
             self.client = nil
+            self.push = nil
+        }
+    }
+
+    /// Whether an audit event can change who has access (a drift check reads what it names).
+    static func movesAccess(_ event: AuditEvent) -> Bool {
+        ["Role", "DirectoryGroup", "OAuthClient", "User", "Team"].contains(event.entityType)
+    }
+
+    /// Connects the push feed to what names its entities: each snapshot the monitor collects or
+    /// shows, and each entity a poll sees created. Call before running the services.
+    func connectPush() async {
+        guard let push, let ingestor else { return }
+        await monitor.observeSnapshots { snapshot in await push.want(AuditPushFeed.topics(for: snapshot)) }
+        await ingestor.observeCreations { events in await push.noticed(events) }
+        // Before any collection: the newest stored snapshot's entities.
+        if let newest = try? await store.snapshots().first, let snapshot = try? await store.snapshot(rootHash: newest.rootHash) {
+            await push.want(AuditPushFeed.topics(for: snapshot))
         }
     }
 
@@ -128,7 +165,7 @@ struct EngineSetup {
     func dashboardFeed(deliveries: [DeliveryService] = []) -> DashboardFeed {
         let source: DashboardFeed.Source =
             if let ingestor { .ingesting(ingestor) } else if rules != nil, let keptBy { .keptBy(keptBy) } else { .none }
-        return DashboardFeed(monitor: monitor, source: source, store: store, rules: rules ?? RuleSet(rules: []), deliveries: deliveries)
+        return DashboardFeed(monitor: monitor, source: source, store: store, rules: rules ?? RuleSet(rules: []), deliveries: deliveries, push: push)
     }
 
     /// Ends the client; the feed's lock goes when the last copy of this value does.
@@ -139,6 +176,7 @@ struct EngineSetup {
 
     /// Runs `body` with the engine, then shuts it down whatever happens.
     func run<T>(_ body: () async throws -> T) async throws -> T {
+        await connectPush()
         do {
             let result = try await body()
             await shutdown()

@@ -31,6 +31,7 @@ struct TUICommand: AsyncParsableCommand {
 
     @OptionGroup var comparison: ComparisonOptions
     @OptionGroup var collection: CollectionOptions
+    @OptionGroup var pushOptions: PushOptions
 
     @Option(help: "How often to collect and compare: 30s, 5m, 1h.")
     var interval = Interval(argument: "5m")!
@@ -70,7 +71,7 @@ struct TUICommand: AsyncParsableCommand {
             let engine = try EngineSetup(
                 connection: connection, store: store, statePath: state.resolvedPath(environment: environment), driftInterval: interval.duration,
                 options: options, keepSnapshots: keepSnapshots, feed: feed, rules: noAudit ? nil : try rules.load(environment: environment),
-                collection: collection.schedule)
+                collection: collection.schedule, push: !pushOptions.noPush)
             try await engine.run {
                 try await DashboardApp(engine: engine, options: dashboard, environment: environment).run()
             }

@@ -31,6 +31,7 @@ struct WatchCommand: AsyncParsableCommand {
     @OptionGroup var rules: RuleOptions
     @OptionGroup var comparison: ComparisonOptions
     @OptionGroup var collection: CollectionOptions
+    @OptionGroup var pushOptions: PushOptions
     @OptionGroup var delivery: DeliveryOptions
     @OptionGroup var orgs: OrganizationsOptions
 
@@ -174,7 +175,8 @@ struct WatchCommand: AsyncParsableCommand {
                 connection: resolved, store: store, statePath: state.resolvedPath(environment: environment), driftInterval: driftInterval.duration,
                 options: options, keepSnapshots: keepSnapshots, feed: .follow(role: "rbacwatch watch"), rules: ruleSet, ingestion: settings,
                 logger: logger, delivery: deliverySetup?.router, organization: organization, collection: collection.schedule,
-                collected: { duration, report in metrics?.observeCollection(duration: duration, requests: report.statistics.requests) })
+                collected: { duration, report in metrics?.observeCollection(duration: duration, requests: report.statistics.requests) },
+                push: !pushOptions.noPush && !once)
             guard let ingestor = engine.ingestor, let client = engine.client else { throw OperationError("the audit feed could not be set up") }
             let drift = noDrift ? nil : DriftWatch(store: store, options: options, logger: logger, metrics: metrics, monitor: engine.monitor)
             let threshold = failOn.flatMap(Severity.init(name:))
@@ -217,10 +219,12 @@ struct WatchCommand: AsyncParsableCommand {
                     if let http, let registry {
                         status = Self.statusEndpoint(
                             http, registry: registry, ingestor: ingestor, drift: drift, settings: settings,
-                            driftInterval: driftInterval.seconds, deliveries: deliveryServices, logger: logger)
+                            driftInterval: driftInterval.seconds, deliveries: deliveryServices, logger: logger, push: engine.push)
                     }
+                    await engine.connectPush()
                     try await Self.runUntilSignalled(
-                        ingestor, drift: drift, metrics: metrics, status: status, deliveries: deliveryServices, store: store, logger: logger)
+                        ingestor, drift: drift, metrics: metrics, status: status, deliveries: deliveryServices, store: store, logger: logger,
+                        push: engine.push)
                 }
             } catch {
                 await engine.shutdown()
@@ -238,7 +242,7 @@ struct WatchCommand: AsyncParsableCommand {
     /// (its window is recorded or not at all) before the process exits.
     static func runUntilSignalled(
         _ ingestor: AuditIngestor, drift: DriftWatch?, metrics: EngineMetrics?, status: StatusEndpoint?, deliveries: [DeliveryService] = [],
-        store: any AuditStore, logger: Logger
+        store: any AuditStore, logger: Logger, push: AuditPushFeed? = nil
     ) async throws {
         // One ServiceGroup: shut down in reverse order — the loops first (the cycle in progress
         // finishes or is not recorded at all), then the printers drain what the loops published,
@@ -277,7 +281,25 @@ struct WatchCommand: AsyncParsableCommand {
                     successTerminationBehavior: .ignore))
         }
         if let drift { services.append(.init(service: EngineService.loop("the drift monitor") { await drift.monitor.run() }, successTerminationBehavior: .ignore)) }
+        if let push {
+            services.append(
+                .init(
+                    service: EngineService.drain("the push log") {
+                        var last: PushHealth.State?
+                        for await health in push.updates {
+                            metrics?.observe(health)
+                            guard health.state != last else { continue }
+                            last = health.state
+                            switch health.state {
+                            case .live: logger.notice("audit push live", metadata: ["channels": "\(health.channels)", "topics": "\(health.subscriptions)"])
+                            case .idle: break
+                            case .pollingOnly, .off: logger.warning("\(health.summary(now: Date()))")
+                            }
+                        }
+                    }, successTerminationBehavior: .ignore))
+        }
         services.append(.init(service: EngineService.loop("the audit feed") { await ingestor.run() }, successTerminationBehavior: .ignore))
+        if let push { services.append(.init(service: EngineService.loop("audit push") { await push.run() }, successTerminationBehavior: .ignore)) }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [], logger: Logger(label: "rbacwatch.services", factory: { _ in SwiftLogNoOpLogHandler() })))
         let signals = SignalWatch { number in
@@ -351,7 +373,7 @@ struct WatchCommand: AsyncParsableCommand {
     /// `/metrics`, `/healthz` and `/readyz` for `watch --http`.
     static func statusEndpoint(
         _ address: HTTPAddress, registry: PrometheusCollectorRegistry, ingestor: AuditIngestor, drift: DriftWatch?,
-        settings: IngestionSettings, driftInterval: TimeInterval, deliveries: [DeliveryService] = [], logger: Logger
+        settings: IngestionSettings, driftInterval: TimeInterval, deliveries: [DeliveryService] = [], logger: Logger, push: AuditPushFeed? = nil
     ) -> StatusEndpoint {
         let startedAt = Date()
         return StatusEndpoint(
@@ -359,7 +381,8 @@ struct WatchCommand: AsyncParsableCommand {
             readiness: {
                 Readiness.evaluate(
                     loggedIn: true, health: await ingestor.health, drift: drift?.latest.value, pollInterval: settings.pollInterval,
-                    driftInterval: driftInterval, startedAt: startedAt, now: Date(), deliveries: await Self.healths(deliveries))
+                    driftInterval: driftInterval, startedAt: startedAt, now: Date(), deliveries: await Self.healths(deliveries),
+                    push: await push?.health)
             },
             onListening: { port in
                 logger.notice("serving /metrics, /healthz and /readyz on http://\(address.host):\(port)")

@@ -161,6 +161,12 @@ public actor AuditIngestor {
     private var reads: [Read: Task<AuditFetch, any Error>] = [:]
     private let continuation: AsyncStream<IngestionUpdate>.Continuation
     public nonisolated let updates: AsyncStream<IngestionUpdate>
+    /// Told what each poll judged that created something (a push feed subscribes to it).
+    private var creationObservers: [@Sendable ([AuditEvent]) async -> Void] = []
+
+    public func observeCreations(_ observer: @escaping @Sendable ([AuditEvent]) async -> Void) {
+        creationObservers.append(observer)
+    }
 
     public init(
         source: any AuditSource, store: any AuditStore, rules: RuleSet, settings: IngestionSettings = IngestionSettings(),
@@ -240,6 +246,7 @@ public actor AuditIngestor {
                 case .finished(let outcome):
                     dropReads()
                     if let failed = outcome.failed { logger.debug("audit poll failed: \(failed)") }
+                    if !outcome.creations.isEmpty { for observer in creationObservers { await observer(outcome.creations) } }
                     continuation.yield(IngestionUpdate(health: machine.health, findings: outcome.findings, judged: outcome.judged, outcome: outcome))
                     return outcome
                 }

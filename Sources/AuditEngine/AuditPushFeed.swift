@@ -49,6 +49,16 @@ public struct PushHealth: Sendable, Equatable {
     }
 
     public var isLive: Bool { state == .live }
+
+    /// Why audit events are polled only (nil while push is live).
+    public func pollingReason(now: Date) -> String? {
+        switch state {
+        case .live: nil
+        case .idle: "push starting"
+        case .pollingOnly(let reason, let since): "\(reason) \(IngestionHealth.duration(now.timeIntervalSince(since))) ago"
+        case .off(let reason): reason
+        }
+    }
 }
 
 /// Keeps notification channels subscribed to the audit topics of the entities that matter for

@@ -167,6 +167,18 @@ public actor DriftMonitor {
     }
     private var suspects: [Suspect] = []
     private var unaudited: [UnauditedChange] = []
+    /// Told each snapshot collected (or shown from the store): a push feed's entities.
+    private var snapshotObservers: [@Sendable (Snapshot) async -> Void] = []
+
+    /// Calls `observer` with every snapshot from now on (and the current one, if any).
+    public func observeSnapshots(_ observer: @escaping @Sendable (Snapshot) async -> Void) async {
+        snapshotObservers.append(observer)
+        if let snapshot = latest.snapshot { await observer(snapshot) }
+    }
+
+    private func tellObservers(_ snapshot: Snapshot) async {
+        for observer in snapshotObservers { await observer(snapshot) }
+    }
 
     public init(
         store: any AuditStore, interval: Duration, options: DriftOptions = DriftOptions(), keepSnapshots: Int = 10,
@@ -228,6 +240,7 @@ public actor DriftMonitor {
             // The panes first; risk and the comparison follow (a second update).
             latest.risk = nil
             continuation.yield(latest)
+            await tellObservers(snapshot)
             guard let outcome = try await DriftCheck.preview(current: snapshot, collectedAt: newest.collectedAt, settings: settings, store: store, now: clock.now()),
                 latest.fromStore
             else {
@@ -330,6 +343,7 @@ public actor DriftMonitor {
             let (snapshot, mode) = try await collectSnapshot()
             let now = clock.now()
             collected = (snapshot, now)
+            await tellObservers(snapshot)
             let outcome = try await DriftCheck.run(current: snapshot, collectedAt: now, settings: settings, store: store, now: now)
             arrivals.update(fingerprints: outcome.result.items.map(\.fingerprint), at: now)
             baselineCollectedAt = outcome.baselineCollectedAt

@@ -27,6 +27,11 @@ public final class EngineMetrics: Sendable {
     private let quarantined: CoreMetrics.Gauge
     private let lastPoll: CoreMetrics.Gauge
     private let storeWrite: CoreMetrics.Timer
+    // Audit push.
+    private let pushLive: CoreMetrics.Gauge
+    private let pushes: CoreMetrics.Counter
+    private let pushReconnects: CoreMetrics.Counter
+    private let pushSubscriptions: CoreMetrics.Gauge
     // Drift.
     private let collectionDuration: CoreMetrics.Timer
     private let collectionRequests: CoreMetrics.Gauge
@@ -40,6 +45,8 @@ public final class EngineMetrics: Sendable {
     private struct Previous {
         var duplicates = 0
         var gaps = 0
+        var pushes = 0
+        var reconnects = 0
         var drift: [String: CoreMetrics.Gauge] = [:]
         var findings: [String: CoreMetrics.Counter] = [:]
         var delivery: [String: DeliveryHealth] = [:]
@@ -77,6 +84,10 @@ public final class EngineMetrics: Sendable {
         lastPoll = Self.gauge(
             registry, factory, "rbacwatch_audit_last_success_timestamp", "seconds", "When the last audit poll succeeded, as a Unix time.", labels: base)
         storeWrite = Self.timer(registry, factory, "rbacwatch_store_write", "How long a state-store transaction of the audit feed took.", labels: base)
+        pushLive = Self.gauge(registry, factory, "rbacwatch_audit_push_live", "", "1 while audit events arrive pushed over notification channels.", labels: base)
+        pushes = Self.counter(registry, factory, "rbacwatch_audit_pushes", "Audit events pushed over notification channels and judged at once.", labels: base)
+        pushReconnects = Self.counter(registry, factory, "rbacwatch_audit_push_reconnects", "Times a notification socket was lost and opened again.", labels: base)
+        pushSubscriptions = Self.gauge(registry, factory, "rbacwatch_audit_push_subscriptions", "", "Audit topics the notification channels are subscribed to.", labels: base)
         collectionDuration = Self.timer(registry, factory, "rbacwatch_collection_duration", "How long a collection of the organisation took.", labels: base)
         collectionRequests = Self.gauge(registry, factory, "rbacwatch_collection_requests", "", "Requests the last collection made.", labels: base)
         collectionFailures = Self.counter(registry, factory, "rbacwatch_collection_failures", "Drift checks that failed or were refused.", labels: base)
@@ -152,6 +163,20 @@ public final class EngineMetrics: Sendable {
         duplicates.increment(by: Int64(counters.duplicates))
         gaps.increment(by: Int64(counters.gaps))
         for counter in counters.findings { counter.increment() }
+    }
+
+    /// After each change of the push feed's health.
+    public func observe(_ health: PushHealth) {
+        pushLive.record(health.isLive ? 1 : 0)
+        pushSubscriptions.record(health.subscriptions)
+        let delta = previous.withLock { previous -> (Int, Int) in
+            let delta = (max(0, health.pushes - previous.pushes), max(0, health.reconnects - previous.reconnects))
+            previous.pushes = health.pushes
+            previous.reconnects = health.reconnects
+            return delta
+        }
+        pushes.increment(by: Int64(delta.0))
+        pushReconnects.increment(by: Int64(delta.1))
     }
 
     /// After each collection of the organisation: how long it took and the requests it made.
@@ -250,10 +275,14 @@ public struct Readiness: Sendable, Equatable {
     public var ready: Bool
     /// Why not, one reason per line.
     public var reasons: [String]
+    /// Whether audit events arrive pushed (`audit push`) or why they are polled only; nil when
+    /// push is off. Information, never a reason: polling is the feed's source of truth.
+    public var push: String?
 
-    public init(ready: Bool, reasons: [String]) {
+    public init(ready: Bool, reasons: [String], push: String? = nil) {
         self.ready = ready
         self.reasons = reasons
+        self.push = push
     }
 
     /// - Parameters:
@@ -264,7 +293,7 @@ public struct Readiness: Sendable, Equatable {
     ///     minute of grace) is late.
     public static func evaluate(
         loggedIn: Bool, health: IngestionHealth?, drift: MonitorUpdate?, pollInterval: TimeInterval, driftInterval: TimeInterval,
-        startedAt: Date, now: Date, deliveries: [DeliveryHealth] = []
+        startedAt: Date, now: Date, deliveries: [DeliveryHealth] = [], push: PushHealth? = nil
     ) -> Readiness {
         var reasons: [String] = []
         for delivery in deliveries {
@@ -295,13 +324,14 @@ public struct Readiness: Sendable, Equatable {
                 reasons.append("no collection yet")
             }
         }
-        return Readiness(ready: reasons.isEmpty, reasons: reasons)
+        return Readiness(ready: reasons.isEmpty, reasons: reasons, push: push?.summary(now: now))
     }
 
     /// The JSON body: `{"ready":false,"reasons":["…"]}` (reasons terminal-safe: they quote the API).
     public var json: [UInt8] {
         var writer = CanonicalJSONWriter(reservingCapacity: 256)
         writer.beginObject()
+        if let push { writer.field("push", push) }
         writer.field("ready", ready)
         writer.field("reasons", reasons.map(TerminalSafe.sanitize))
         writer.endObject()

@@ -103,7 +103,16 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
     }
     let health = data.audit.health
     let quietAudit = health.map { $0.mode == .normal || $0.mode == .starting } ?? false
-    let auditLag = quietAudit ? health.map { h in h.mode == .starting ? "audit starting" : "audit lag " + (h.lagSeconds.map { age(max(0, $0)) } ?? "—") } : nil
+    // "audit push" while events arrive pushed; otherwise why the feed polls only.
+    let pushWord: String? = health?.push.map { push in
+        switch push {
+        case .live: "audit push"
+        case .pollingOnly(let why): "audit polling only: \(TerminalSafe.sanitize(why))"
+        }
+    }
+    let auditLag = quietAudit ? health.map { h in
+        (h.mode == .starting ? "audit starting" : "audit lag " + (h.lagSeconds.map { age(max(0, $0)) } ?? "—")) + (pushWord.map { " · \($0)" } ?? "")
+    } : nil
     let lastEvent = health?.lastEvent.map { "last event \(Details.clock($0))" }
     let auditShort = quietAudit ? health.map { h in h.mode == .starting ? "audit …" : "audit " + (h.lagSeconds.map { age(max(0, $0)) } ?? "—") } : nil
     // What the feed has to say (who keeps it, what was quarantined, why it fails), when there is room.

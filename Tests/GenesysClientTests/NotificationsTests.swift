@@ -193,6 +193,21 @@ struct NotificationsTests {
         }
     }
 
+    @Test("a socket's task ends promptly when cancelled (a stopping engine never waits on it)")
+    func cancelled() async throws {
+        let sim = Self.simulator()
+        try await sim.withRunning { endpoint in
+            try await TestSupport.withClient(endpoint) { client in
+                let channel = try await client.createNotificationChannel()
+                let task = try await Self.withSocket(channel) { _, task in task }
+                task.cancel()
+                let started = ContinuousClock.now
+                _ = await task.result
+                #expect(ContinuousClock.now - started < .seconds(10))
+            }
+        }
+    }
+
     @Test("a client without audits:audit:view gets its audit topics Rejected, naming the permission")
     func rejectedTopics() async throws {
         let sim = Self.simulator { $0.auditorPermissions = SimulatorConfiguration.defaultAuditorPermissions.filter { $0 != "audits:audit:view" } }

@@ -48,13 +48,17 @@ public actor DashboardFeed {
     /// Delivery to SIEMs, run here beside the monitor and the ingestor.
     private let deliveries: [DeliveryService]
     private var delivery: DeliveryView?
+    /// Audit pushes, when this process follows the feed with push on.
+    private let push: AuditPushFeed?
+    private var pushHealth: PushHealth?
     private let continuation: AsyncStream<Update>.Continuation
     public nonisolated let updates: AsyncStream<Update>
 
     public init(
         monitor: DriftMonitor, source: Source, store: any AuditStore, rules: RuleSet, limit: Int = 500, clock: any WallClock = SystemWallClock(),
-        followEvery: Duration = .seconds(5), deliveries: [DeliveryService] = []
+        followEvery: Duration = .seconds(5), deliveries: [DeliveryService] = [], push: AuditPushFeed? = nil
     ) {
+        self.push = push
         self.monitor = monitor
         self.deliveries = deliveries
         self.source = source
@@ -88,6 +92,19 @@ public actor DashboardFeed {
                 break
             case .ingesting(let ingestor):
                 group.addTask { await ingestor.run() }
+                if let push {
+                    group.addTask { await push.run() }
+                    group.addTask {
+                        for await health in push.updates { await self.pushed(health) }
+                    }
+                    group.addTask {
+                        // The header's "2m ago" moves on while push stays down.
+                        while !Task.isCancelled {
+                            guard (try? await self.clock.sleep(for: .seconds(15))) != nil else { break }
+                            await self.publishAudit()
+                        }
+                    }
+                }
                 group.addTask {
                     await self.reload()
                     for await update in ingestor.updates { await self.ingested(update) }
@@ -222,9 +239,19 @@ public actor DashboardFeed {
         publishAudit()
     }
 
+    private func pushed(_ health: PushHealth) {
+        pushHealth = health
+        publishAudit()
+    }
+
     private func publishAudit() {
         let now = clock.now()
         var view = IngestionView(health, problem: problem, now: now)
+        if let pushHealth {
+            view.push = pushHealth.pollingReason(now: now).map { .pollingOnly($0) } ?? .live
+        } else if push != nil {
+            view.push = .pollingOnly("push starting")
+        }
         if case .keptBy(let holder) = source {
             view = IngestionView(keptBy: holder, checkpoint: checkpoint, problem: problem, now: now)
         }

@@ -181,12 +181,21 @@ public struct IngestionView: Sendable, Equatable {
     public var lagSeconds: Double?
     public var lastEvent: Date?
     public var message: String?
+    /// Audit push: nil when this process does not push; `live`, or why it polls only.
+    public var push: PushView?
 
-    public init(mode: Mode, lagSeconds: Double?, lastEvent: Date?, message: String? = nil) {
+    public enum PushView: Sendable, Equatable {
+        case live
+        /// `socket closed 2m ago`, `the client may not subscribe…`, `starting`.
+        case pollingOnly(String)
+    }
+
+    public init(mode: Mode, lagSeconds: Double?, lastEvent: Date?, message: String? = nil, push: PushView? = nil) {
         self.mode = mode
         self.lagSeconds = lagSeconds
         self.lastEvent = lastEvent
         self.message = message
+        self.push = push
     }
 }
 

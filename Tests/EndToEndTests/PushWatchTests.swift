@@ -1,0 +1,107 @@
+import AuditTestSupport
+import Foundation
+import GenesysClient
+import Testing
+
+/// `watch` with audit push, as a user runs it: the real binary against a simulator in a process
+/// of its own, its next poll and drift check ten minutes away, so whatever shows within seconds
+/// came pushed.
+@Suite("watch: audit push")
+struct PushWatchTests {
+    @Test("a critical role edit's finding and its attributed drift item are printed within seconds while the next poll is minutes away; readyz and the metrics say push is live")
+    func pushedWithinSeconds() async throws {
+        let directory = try CommandRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (simulator, line, environment) = try await simulatorWithBaseline(users: 60, directory: directory)
+        defer { if simulator.isRunning { simulator.terminate() } }
+
+        let log = directory.appendingPathComponent("watch.log").path
+        let out = directory.appendingPathComponent("watch.jsonl")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        let output = try FileHandle(forWritingTo: out)
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: CommandRunner.binary)
+        watch.arguments = ["watch", "--http", "0", "--poll-interval", "10m", "--drift-interval", "10m", "--log-file", log]
+        watch.environment = environment
+        watch.standardOutput = output
+        watch.standardError = FileHandle.nullDevice
+        watch.standardInput = FileHandle.nullDevice
+        try watch.run()
+        defer { if watch.isRunning { watch.terminate() } }
+
+        func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        func waitFor(_ what: String, in path: String, timeout: Duration = .seconds(90), _ predicate: (String) -> Bool) async throws -> String {
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                let current = text(path)
+                if predicate(current) { return current }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("timed out waiting for \(what): \(text(log).suffix(3000))")
+            throw CancellationError()
+        }
+
+        // Live once the first collection named the roles; the first drift check has run by then.
+        _ = try await waitFor("push to go live", in: log) { $0.contains("audit push live") }
+        _ = try await waitFor("the first drift check", in: log) { $0.contains("collection=") }
+        let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let endpoint = SimulatorEndpointLike(
+            api: try #require(ready["apiBaseUrl"] as? String), adminId: try #require(ready["adminClientId"] as? String),
+            adminSecret: try #require(ready["adminClientSecret"] as? String))
+        let admin = GenesysAPIClient(
+            connection: GenesysConnection(apiBaseURL: endpoint.api, loginBaseURL: endpoint.api, clientId: endpoint.adminId, clientSecret: Secret(endpoint.adminSecret)),
+            transport: AsyncHTTPClientTransport(connectTimeout: .seconds(5)), retry: TestSupport.fastRetry)
+        do {
+            struct Roles: Decodable { struct Role: Decodable { var id: String; var name: String; var permissions: [String]? }; var entities: [Role] }
+            let roles = try await admin.get("/api/v2/authorization/roles?pageSize=100&userCount=false", as: Roles.self).entities
+            // A role someone holds, without admin yet.
+            let role = try #require(roles.first { !($0.permissions ?? []).contains("admin") && $0.name != "rbacwatch Auditor" && $0.name != "Employee" })
+            let before = text(out.path)
+            let edited = ContinuousClock.now
+            _ = try await admin.send(
+                "PUT", "/api/v2/authorization/roles/\(role.id)",
+                body: Array(#"{"name":"\#(role.name)","permissions":["admin","routing:queue:view"]}"#.utf8))
+            let finding = try await waitFor("the pushed finding", in: out.path, timeout: .seconds(30)) {
+                $0.dropFirst(before.count).contains("\"RBW-001\"")
+            }
+            let findingAfter = ContinuousClock.now - edited
+            #expect(findingAfter < .seconds(10), "finding after \(findingAfter)")
+            #expect(finding.contains(role.id))
+            // The drift check it triggered: the role's new permissions, attributed to the admin client.
+            let drift = try await waitFor("the attributed drift item", in: out.path, timeout: .seconds(60)) { text in
+                text.dropFirst(before.count).split(separator: "\n").contains { $0.contains("rbacwatch.drift-item") && $0.contains(role.id) && $0.contains(endpoint.adminId) }
+            }
+            #expect(ContinuousClock.now - edited < .seconds(30), "drift item after \(ContinuousClock.now - edited)")
+            #expect(drift.contains("admin"))
+            #expect(text(log).contains("collection=incremental"), "the pushed change was read incrementally")
+
+            // readyz and the metrics say push is live.
+            let base = try #require(text(log).range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression).map { String(text(log)[$0]) })
+            let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(5))
+            let readyz = try await transport.send(.init(method: "GET", url: base + "/readyz", timeout: .seconds(20)))
+            let metrics = try await transport.send(.init(method: "GET", url: base + "/metrics", timeout: .seconds(20)))
+            await transport.shutdown()
+            #expect(String(decoding: readyz.body, as: UTF8.self).contains(#""push":"audit push""#))
+            let exposition = String(decoding: metrics.body, as: UTF8.self)
+            #expect(exposition.contains("rbacwatch_audit_push_live 1"))
+            #expect(exposition.split(separator: "\n").contains { $0.hasPrefix("rbacwatch_audit_pushes_total ") && !$0.hasSuffix(" 0") })
+            let check = await Promtool.check(exposition)
+            #expect(check.status == 0, "promtool check metrics: \(check.output)")
+        } catch {
+            await admin.shutdown()
+            throw error
+        }
+        await admin.shutdown()
+        watch.terminate()
+        let stopBy = ContinuousClock.now + .seconds(30)
+        while watch.isRunning && ContinuousClock.now < stopBy { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!watch.isRunning)
+        #expect(watch.terminationStatus == 0)
+    }
+}
+
+struct SimulatorEndpointLike {
+    var api: String
+    var adminId: String
+    var adminSecret: String
+}
