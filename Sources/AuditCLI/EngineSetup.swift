@@ -134,18 +134,13 @@ struct EngineSetup {
                 push
                 ? AuditPushFeed(source: GenesysPushSource(client: client), ingestor: ingestor, logger: logger) { events in
                     // A pushed change to access: check drift now (incremental: the entities it names).
-                    if events.contains(where: { Self.movesAccess($0) }) { await monitor.refresh() }
+                    if events.contains(where: AuditPushFeed.movesAccess) { await monitor.refresh() }
                 } : nil
         } else {
             self.ingestor = nil
             self.client = nil
             self.push = nil
         }
-    }
-
-    /// Whether an audit event can change who has access (a drift check reads what it names).
-    static func movesAccess(_ event: AuditEvent) -> Bool {
-        ["Role", "DirectoryGroup", "OAuthClient", "User", "Team"].contains(event.entityType)
     }
 
     /// Connects the push feed to what names its entities: each snapshot the monitor collects or

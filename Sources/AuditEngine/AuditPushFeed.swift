@@ -108,6 +108,11 @@ public actor AuditPushFeed {
         return topics.sorted()
     }
 
+    /// Whether a pushed event can change who has access: a drift check should read what it names.
+    @Sendable public static func movesAccess(_ event: AuditEvent) -> Bool {
+        ["Role", "DirectoryGroup", "OAuthClient", "User", "Team"].contains(event.entityType)
+    }
+
     /// Watch these topics from now on (a collection's entities, say).
     public func want(_ topics: [String]) {
         let sorted = Array(Set(topics)).sorted()

@@ -9,7 +9,7 @@ import GenesysSimulator
 @main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rbacwatch-bench", abstract: "rbacwatch benchmarks.", subcommands: [CollectBenchmark.self, DiffBenchmark.self, DiffWorker.self, RenderBenchmark.self, RulesBenchmark.self, DeliverBenchmark.self, FleetBenchmark.self, IncrementalBenchmark.self, FirstFrameBenchmark.self])
+        commandName: "rbacwatch-bench", abstract: "rbacwatch benchmarks.", subcommands: [CollectBenchmark.self, DiffBenchmark.self, DiffWorker.self, RenderBenchmark.self, RulesBenchmark.self, DeliverBenchmark.self, FleetBenchmark.self, IncrementalBenchmark.self, FirstFrameBenchmark.self, LatencyBenchmark.self])
 }
 
 enum Bench {
