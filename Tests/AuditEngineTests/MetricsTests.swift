@@ -113,6 +113,18 @@ struct MetricsTests {
         #expect(evaluate(health, drift) == Readiness(ready: true, reasons: []))
         #expect(evaluate(nil, nil).ready, "nothing followed, nothing late")
         #expect(String(decoding: evaluate(health, drift).json, as: UTF8.self) == #"{"ready":true,"reasons":[]}"#)
+        // Push down is said, never a reason: polling is the source of truth.
+        var push = PushHealth()
+        push.state = .pollingOnly(reason: "socket closed", since: now.addingTimeInterval(-120))
+        let withPush = Readiness.evaluate(
+            loggedIn: true, health: health, drift: drift, pollInterval: 60, driftInterval: 900, startedAt: now.addingTimeInterval(-3600), now: now, push: push)
+        #expect(String(decoding: withPush.json, as: UTF8.self) == #"{"push":"audit polling only: socket closed 2m ago","ready":true,"reasons":[]}"#)
+        push.state = .live
+        #expect(
+            Readiness.evaluate(
+                loggedIn: true, health: health, drift: drift, pollInterval: 60, driftInterval: 900, startedAt: now.addingTimeInterval(-3600), now: now,
+                push: push
+            ).push == "audit push")
 
         var failing = health
         failing.lastError = "GET /api/v2/audits/query/realtime failed after 2 attempts: cannot connect to 127.0.0.1:9"

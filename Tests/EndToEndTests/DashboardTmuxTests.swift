@@ -1,4 +1,6 @@
+import AuditTestSupport
 import Foundation
+import GenesysClient
 import Testing
 
 /// The dashboard in a real terminal: `rbacwatch demo` and `rbacwatch tui` under tmux.
@@ -265,6 +267,54 @@ struct DashboardTmuxTests {
         // Still responsive, still showing the last good data.
         try await tmux.keys("1")
         _ = try await tmux.waitFor("the users pane") { $0.contains("1 Users 120") && $0.contains("DIVISION") }
+        try await tmux.keys("q")
+        #expect(try await tmux.waitForExit().status == 0)
+    }
+
+    @Test("tui with audit push: the header says so, and a grant made now is a drift item on the feed within seconds while the next drift check is ten minutes away")
+    func pushedDriftItem() async throws {
+        let directory = try CommandRunner.temporaryDirectory()
+        let (simulator, line) = try await startSimulator(users: 120)
+        defer { if simulator.isRunning { simulator.terminate() } }
+        let environment = try simulatorEnvironment(line, directory: directory)
+        let accepted = try await CommandRunner.run(["baseline", "accept"], environment: environment)
+        #expect(accepted.status == 0, "\(accepted.stderr)")
+        let tmux = try await Tmux.start(["tui", "--interval", "10m"], environment: environment, width: 200, height: 40)
+        _ = try await tmux.waitFor("the dashboard with push live", timeout: .seconds(60)) { screen in
+            screen.contains("1 Users 120") && screen.split(separator: "\n").first?.contains("audit push") == true
+        }
+
+        // A grant through the API, as an administrator makes it.
+        let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let api = try #require(ready["apiBaseUrl"] as? String)
+        let admin = GenesysAPIClient(
+            connection: GenesysConnection(
+                apiBaseURL: api, loginBaseURL: api, clientId: try #require(ready["adminClientId"] as? String),
+                clientSecret: Secret(try #require(ready["adminClientSecret"] as? String))),
+            transport: AsyncHTTPClientTransport(connectTimeout: .seconds(5)))
+        struct Listing: Decodable { struct Entity: Decodable { var id: String; var name: String }; var entities: [Entity] }
+        let made: ContinuousClock.Instant
+        let role: Listing.Entity
+        let user: Listing.Entity
+        do {
+            let roles = try await admin.get("/api/v2/authorization/roles?pageSize=100&userCount=false", as: Listing.self).entities
+            role = try #require(roles.first { $0.name == "Master Admin" })
+            let users = try await admin.get("/api/v2/users?pageSize=100&state=active", as: Listing.self).entities
+            user = try #require(users.last)
+            made = .now
+            _ = try await admin.send("POST", "/api/v2/authorization/subjects/\(user.id)/divisions/*/roles/\(role.id)?subjectType=PC_USER")
+        } catch {
+            await admin.shutdown()
+            throw error
+        }
+        await admin.shutdown()
+        try await tmux.keys("4")
+        let screen = try await tmux.waitFor("the pushed drift item", timeout: .seconds(30)) { screen in
+            screen.split(separator: "\n").contains { $0.contains("user \(user.name) granted role Master Admin") }
+        }
+        let took = ContinuousClock.now - made
+        #expect(took < .seconds(10), "the drift item showed after \(took)")
+        #expect(screen.split(separator: "\n").first?.contains("audit push") == true)
         try await tmux.keys("q")
         #expect(try await tmux.waitForExit().status == 0)
     }

@@ -85,6 +85,17 @@ struct RenderTests {
             #expect(busyHeader.contains("collecting…") && busyHeader.contains(" audit "), "\(width) columns: \(busyHeader)")
         }
 
+        // Audit push: said beside the lag, live or why the feed polls only (sanitised: the reason
+        // may quote the API).
+        func pushHeader(_ push: IngestionView.PushView) -> String {
+            var state = Fixture.state(width: 200, height: 24)
+            _ = reduce(&state, .audit(AuditFeed(health: IngestionView(mode: .normal, lagSeconds: 5, lastEvent: nil, message: nil, push: push))))
+            return render(state).text.split(separator: "\n").first.map(String.init) ?? ""
+        }
+        #expect(pushHeader(.live).contains("audit lag 5s · audit push"), "\(pushHeader(.live))")
+        let down = pushHeader(.pollingOnly("socket closed 2m ago\u{1B}[2J"))
+        #expect(down.contains("audit lag 5s · audit polling only: socket closed 2m ago\\x1B[2J"), "\(down)")
+
         // Delivery to SIEMs: quiet when sent, a badge when it lags, pauses or dead-letters.
         func deliveryHeader(_ view: DeliveryView) -> String {
             var state = Fixture.state(width: 200, height: 24)
