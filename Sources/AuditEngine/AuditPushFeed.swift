@@ -175,8 +175,10 @@ public actor AuditPushFeed {
                 continuation.finish()
                 return
             case .renew:
+                // Not live until the new channel's sockets are open: a change meanwhile is the poll's.
                 backoff = settings.firstBackoff
                 downSince = nil
+                set(.pollingOnly(reason: "renewing the channel", since: clock.now()))
                 continue
             case .ended(let reason, let healthy):
                 if healthy { backoff = settings.firstBackoff }
@@ -229,7 +231,7 @@ public actor AuditPushFeed {
         health.channels = opened.count
         health.subscriptions = opened.reduce(0) { $0 + $1.topics.count }
         subscribedGeneration = generation
-        let renewAt = opened.compactMap(\.channel.expires).min().map { $0.addingTimeInterval(-settings.renewBefore) }
+        let renewAt = Self.renewal(expires: opened.compactMap(\.channel.expires).min(), now: clock.now(), renewBefore: settings.renewBefore)
         let inbox = PushBatcher(window: settings.batchWindow) { [weak self] events in await self?.judge(events) }
         // Live once every socket is open: a change before that is the poll's to find.
         opening = opened.count
@@ -254,7 +256,7 @@ public actor AuditPushFeed {
                 // Renewal and resubscription, checked once a second.
                 while !Task.isCancelled {
                     guard let self, (try? await self.clock.sleep(for: .seconds(1))) != nil else { return .ended("stopped", healthy: true) }
-                    if let renewAt, self.clock.now() >= renewAt { return .renew }
+                    if self.clock.now() >= renewAt { return .renew }
                     if await self.generation != self.subscribedGeneration {
                         if let end = await self.resubscribe() { return end }
                     }
@@ -268,6 +270,18 @@ public actor AuditPushFeed {
         await inbox.flush()
         live = []
         return end
+    }
+
+    /// When to replace a channel: `renewBefore` ahead of the expiry the API gave — unless that
+    /// expiry is implausible against this machine's clock (already past, or beyond two days: a
+    /// clock off from the server's), when the channel is kept a day and its `socket_closing`
+    /// warning, which always comes, renews it.
+    public static func renewal(expires: Date?, now: Date, renewBefore: TimeInterval) -> Date {
+        let fallback = now.addingTimeInterval(86_400 - renewBefore)
+        guard let expires else { return fallback }
+        let left = expires.timeIntervalSince(now)
+        guard left > renewBefore + 60, left <= 2 * 86_400 else { return fallback }
+        return expires.addingTimeInterval(-renewBefore)
     }
 
     /// The topics changed: the same channels take the new lists, or a new session opens when

@@ -8,6 +8,8 @@ import Synchronization
 public final class PushInbox: Sendable {
     public let messages = Mutex<[NotificationMessage]>([])
     public let unreadable = Mutex<[String]>([])
+    /// How the socket's run ended, once it has (a failure as its description).
+    public let ended = Mutex<String?>(nil)
 
     public init() {}
 
@@ -40,15 +42,27 @@ public final class PushInbox: Sendable {
     ) async throws -> T {
         let inbox = PushInbox()
         let task = Task {
-            try await NotificationSocket.run(
-                channel, silence: silence, ping: .milliseconds(100),
-                onUnreadable: { reason in inbox.unreadable.withLock { $0.append(reason) } }
-            ) { message in
-                inbox.messages.withLock { $0.append(message) }
+            do {
+                let end = try await NotificationSocket.run(
+                    channel, silence: silence, ping: .milliseconds(100),
+                    onUnreadable: { reason in inbox.unreadable.withLock { $0.append(reason) } }
+                ) { message in
+                    inbox.messages.withLock { $0.append(message) }
+                }
+                inbox.ended.withLock { $0 = "\(end)" }
+                return end
+            } catch {
+                inbox.ended.withLock { $0 = "\(error)" }
+                throw error
             }
         }
         defer { task.cancel() }
-        try await inbox.wait("the socket to answer") { inbox.count(.pong) + inbox.count(.heartbeat) > 0 }
+        try await inbox.wait("the socket to answer") {
+            inbox.count(.pong) + inbox.count(.heartbeat) > 0 || inbox.ended.withLock { $0 } != nil
+        }
+        if inbox.count(.pong) + inbox.count(.heartbeat) == 0, let ended = inbox.ended.withLock({ $0 }) {
+            throw Timeout(what: "the socket to answer (it ended first: \(ended))")
+        }
         return try await body(inbox, task)
     }
 }

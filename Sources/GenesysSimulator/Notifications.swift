@@ -194,10 +194,16 @@ extension GenesysSimulator {
 
     /// Serves one WebSocket on channel `id` until it closes: heartbeats, ping → pong, the closing
     /// warning and expiry. A second connection to the same channel closes the first.
-    func serveNotificationSocket(channelId id: String, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        let send: @Sendable (String) async throws -> Void = { try await outbound.writeTextMessage($0) }
-        let close: @Sendable () async throws -> Void = { try await outbound.close(.normalClosure, reason: nil) }
-        let settings = configuration.notifications
+    /// A socket accepted for channel `id`, registered before the upgrade is answered: what is
+    /// pushed from then on waits in its stream until it is served (as the real service
+    /// delivers to a connection from the moment it is open).
+    struct AcceptedSocket: Sendable {
+        var id: UInt64
+        var stream: AsyncStream<NotificationHub.Outgoing>
+        var continuation: AsyncStream<NotificationHub.Outgoing>.Continuation
+    }
+
+    func acceptNotificationSocket(channelId id: String) -> AcceptedSocket? {
         let (stream, continuation) = AsyncStream.makeStream(of: NotificationHub.Outgoing.self, bufferingPolicy: .bufferingOldest(10_000))
         let now = seconds()
         let socket: UInt64? = notifications.state.withLock { state in
@@ -216,9 +222,21 @@ extension GenesysSimulator {
             return socket
         }
         guard let socket else {
-            try? await close()
-            return
+            continuation.finish()
+            return nil
         }
+        return AcceptedSocket(id: socket, stream: stream, continuation: continuation)
+    }
+
+    func serveNotificationSocket(
+        channelId id: String, accepted: AcceptedSocket, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter
+    ) async {
+        let send: @Sendable (String) async throws -> Void = { try await outbound.writeTextMessage($0) }
+        let close: @Sendable () async throws -> Void = { try await outbound.close(.normalClosure, reason: nil) }
+        let settings = configuration.notifications
+        let socket = accepted.id
+        let stream = accepted.stream
+        let continuation = accepted.continuation
         defer {
             notifications.state.withLock { state in
                 state.sockets[socket] = nil

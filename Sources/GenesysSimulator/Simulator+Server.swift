@@ -76,10 +76,10 @@ extension GenesysSimulator {
     static func serverBuilder(lookup: @escaping @Sendable (String) -> GenesysSimulator?) -> HTTPServerBuilder {
         .http1WebSocketUpgrade { request, _, _ in
             guard let id = NotificationHub.channelId(fromPath: request.path ?? ""), let simulator = lookup(id),
-                simulator.notifications.channel(id) != nil
+                let accepted = simulator.acceptNotificationSocket(channelId: id)
             else { return .dontUpgrade }
             return .upgrade([:]) { inbound, outbound, _ in
-                await simulator.serveNotificationSocket(channelId: id, inbound: inbound, outbound: outbound)
+                await simulator.serveNotificationSocket(channelId: id, accepted: accepted, inbound: inbound, outbound: outbound)
             }
         }
     }

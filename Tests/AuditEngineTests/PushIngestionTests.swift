@@ -173,14 +173,34 @@ struct PushIngestionTests {
             }
             let before = try await Self.storedFindings(store).count
             try await Self.editRole(rig, later, name: "Created Later", permissions: ["admin"])
-            try await Self.eventually("the new role's finding") { try await Self.storedFindings(store).count == before + 1 }
+            do {
+                try await Self.eventually("the new role's finding") { try await Self.storedFindings(store).count == before + 1 }
+            } catch {
+                let subscriptions = rig.sim.notificationSubscriptions
+                Issue.record(
+                    "pushes sent \(rig.sim.notificationPushCounts), judged \(await ingestor.health.pushesJudged), feed \(await feed.health), channels \(subscriptions)")
+                throw error
+            }
             #expect(await ingestor.health.pushesJudged == 4)
             #expect(try await Self.storedFindings(store).count == 3, "admin added twice, and to the role created later")
             // Nothing missed: a poll afterwards finds every pushed event a duplicate.
             rig.clock.advance(by: .seconds(200))
             #expect(await ingestor.poll().findings.isEmpty)
             #expect(await ingestor.health.pushesConfirmed == 4)
+            // One channel in use, none churned (the simulator's clock is days behind this one's).
+            #expect(rig.sim.notificationSubscriptions.count == 1)
         }
+    }
+
+    @Test("a channel is renewed ahead of the expiry the API gave, unless that expiry is implausible against this clock")
+    func renewal() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(AuditPushFeed.renewal(expires: now.addingTimeInterval(86_400), now: now, renewBefore: 600) == now.addingTimeInterval(85_800))
+        let fallback = now.addingTimeInterval(85_800)
+        #expect(AuditPushFeed.renewal(expires: now.addingTimeInterval(-3600), now: now, renewBefore: 600) == fallback, "already past: a skewed clock")
+        #expect(AuditPushFeed.renewal(expires: now.addingTimeInterval(30), now: now, renewBefore: 600) == fallback, "too soon to be true")
+        #expect(AuditPushFeed.renewal(expires: now.addingTimeInterval(10 * 86_400), now: now, renewBefore: 600) == fallback, "beyond two days")
+        #expect(AuditPushFeed.renewal(expires: nil, now: now, renewBefore: 600) == fallback)
     }
 
     @Test("a client that may not subscribe: the feed says so once and stops; polling is untouched")

@@ -309,11 +309,14 @@ struct DashboardTmuxTests {
         }
         await admin.shutdown()
         try await tmux.keys("4")
-        let screen = try await tmux.waitFor("the pushed drift item", timeout: .seconds(30)) { screen in
+        let screen = try await tmux.waitFor("the pushed drift item", timeout: .seconds(90)) { screen in
             screen.split(separator: "\n").contains { $0.contains("user \(user.name) granted role Master Admin") }
         }
+        // The next scheduled drift check is ten minutes away: anything well under that came
+        // pushed. (How many seconds is the latency benchmark's to say; a test run loads both
+        // cores with hundreds of tests, and a capture is polled.)
         let took = ContinuousClock.now - made
-        #expect(took < .seconds(10), "the drift item showed after \(took)")
+        #expect(took < .seconds(60), "the drift item showed after \(took)")
         #expect(screen.split(separator: "\n").first?.contains("audit push") == true)
         try await tmux.keys("q")
         #expect(try await tmux.waitForExit().status == 0)

@@ -61,17 +61,19 @@ struct PushWatchTests {
             _ = try await admin.send(
                 "PUT", "/api/v2/authorization/roles/\(role.id)",
                 body: Array(#"{"name":"\#(role.name)","permissions":["admin","routing:queue:view"]}"#.utf8))
-            let finding = try await waitFor("the pushed finding", in: out.path, timeout: .seconds(30)) {
+            // The next poll and drift check are ten minutes away: anything well under that came
+            // pushed (the latency benchmark measures how fast; a test run loads both cores).
+            let finding = try await waitFor("the pushed finding", in: out.path, timeout: .seconds(90)) {
                 $0.dropFirst(before.count).contains("\"RBW-001\"")
             }
             let findingAfter = ContinuousClock.now - edited
-            #expect(findingAfter < .seconds(10), "finding after \(findingAfter)")
+            #expect(findingAfter < .seconds(60), "finding after \(findingAfter)")
             #expect(finding.contains(role.id))
             // The drift check it triggered: the role's new permissions, attributed to the admin client.
-            let drift = try await waitFor("the attributed drift item", in: out.path, timeout: .seconds(60)) { text in
+            let drift = try await waitFor("the attributed drift item", in: out.path, timeout: .seconds(90)) { text in
                 text.dropFirst(before.count).split(separator: "\n").contains { $0.contains("rbacwatch.drift-item") && $0.contains(role.id) && $0.contains(endpoint.adminId) }
             }
-            #expect(ContinuousClock.now - edited < .seconds(30), "drift item after \(ContinuousClock.now - edited)")
+            #expect(ContinuousClock.now - edited < .seconds(90), "drift item after \(ContinuousClock.now - edited)")
             #expect(drift.contains("admin"))
             #expect(text(log).contains("collection=incremental"), "the pushed change was read incrementally")
 

@@ -114,17 +114,29 @@ struct NotificationsTests {
         }
     }
 
-    @Test("heartbeats and pongs arrive; an expiring channel warns with socket_closing, closes, and is gone")
+    @Test("heartbeats and pongs arrive; an expiring channel warns with socket_closing, closes, and is gone (on the simulator's clock)")
     func heartbeatsAndExpiry() async throws {
+        final class Uptime: Sendable { let seconds = Mutex(0.0) }
+        let uptime = Uptime()
         let sim = Self.simulator { configuration in
-            configuration.notifications.channelLifetimeSeconds = 2.5
-            configuration.notifications.closingWarningSeconds = 1.0
+            configuration.uptime = { uptime.seconds.withLock { $0 } }
+            configuration.notifications.heartbeatSeconds = 30
+            configuration.notifications.channelLifetimeSeconds = 600
+            configuration.notifications.closingWarningSeconds = 60
         }
         try await sim.withRunning { endpoint in
             try await TestSupport.withClient(endpoint) { client in
                 let channel = try await client.createNotificationChannel()
                 try await Self.withSocket(channel) { received, task in
-                    try await received.wait("a heartbeat and a pong") { received.count(.heartbeat) > 0 && received.count(.pong) > 0 }
+                    #expect(received.count(.heartbeat) == 0, "no heartbeat before its time")
+                    uptime.seconds.withLock { $0 = 31 }
+                    try await received.wait("a heartbeat") { received.count(.heartbeat) == 1 }
+                    try await received.wait("a pong") { received.count(.pong) > 0 }
+                    #expect(received.count(.socketClosing) == 0)
+                    uptime.seconds.withLock { $0 = 541 }
+                    try await received.wait("the closing warning") { received.count(.socketClosing) == 1 }
+                    #expect(try await client.notificationChannelExists(channel.id), "warned, not yet gone")
+                    uptime.seconds.withLock { $0 = 601 }
                     let end = try await task.value
                     #expect(end == .closed(warned: true))
                     #expect(received.count(.socketClosing) == 1)
