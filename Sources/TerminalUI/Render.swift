@@ -128,6 +128,8 @@ func renderHeader(_ frame: inout Frame, _ state: AppState) {
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, auditShort],
         // …and the baseline's version (on the Drift pane too) before the feed's state.
         auditShort == nil ? [] : ["rbacwatch", organization, collected.map { "\($0.ago) ago" }, auditShort],
+        // …and the organisation's name (on the Users pane too) before it, when room is shortest.
+        auditShort == nil ? [] : ["rbacwatch", collected.map { "\($0.ago) ago" }, auditShort],
         ["rbacwatch", organization, baseline, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", organization, collected.map { "\($0.ago) ago" }, next],
         ["rbacwatch", collected.map { "\($0.ago) ago" }, next],
