@@ -156,24 +156,11 @@ extension GenesysSimulator {
         body.set("serviceName", event.serviceName)
         body.set("level", event.level)
         body.set("eventTime", event.eventDate)
-        let text = "\(event.action) \(event.entityType) \(event.entityName)"
-        body.set(
-            "message",
-            JSON.object([
-                ("localizableMessageCode", .string("\(event.serviceName).\(event.entityType).\(event.action)")), ("message", .string(text)),
-                ("messageWithParams", .string(text)), ("messageParams", .object([])),
-            ]))
+        body.set("message", auditMessageInfo(event))
         body.set("action", event.action)
         body.set("entityType", event.entityType)
         body.set("entity", JSON.object([("id", .string(event.entityId)), ("name", .string(event.entityName))]))
-        body.set(
-            "propertyChanges",
-            array: event.propertyChanges.map { change in
-                JSON.object([
-                    ("property", .string(change.property)), ("oldValues", .array(change.oldValues.map(JSON.string))),
-                    ("newValues", .array(change.newValues.map(JSON.string))),
-                ])
-            }, keepEmpty: true)
+        body.set("propertyChanges", array: propertyChanges(event), keepEmpty: true)
         body.set("context", JSON.object([]))
         var o = JSONObject()
         o.set("topicName", topic)

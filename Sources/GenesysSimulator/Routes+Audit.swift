@@ -140,13 +140,7 @@ extension GenesysSimulator {
         o.set("serviceName", event.serviceName)
         o.set("level", event.level)
         o.set("eventDate", event.eventDate)
-        let text = "\(event.action) \(event.entityType) \(event.entityName)"
-        o.set(
-            "message",
-            JSON.object([
-                ("localizableMessageCode", .string("\(event.serviceName).\(event.entityType).\(event.action)")), ("message", .string(text)),
-                ("messageWithParams", .string(text)), ("messageParams", .object([])),
-            ]))
+        o.set("message", Self.auditMessageInfo(event))
         o.set("action", event.action)
         o.set("entity", JSON.object([("id", .string(event.entityId)), ("name", .string(event.entityName))]))
         o.set("entityType", event.entityType)
@@ -154,17 +148,28 @@ extension GenesysSimulator {
         o.set("application", JSON.string(""))
         o.set("initiatingAction", JSON.object([("transactionId", .string(event.transactionId)), ("actionContext", .string(""))]))
         o.set("transactionInitiator", true)
-        o.set(
-            "propertyChanges",
-            array: event.propertyChanges.map { change in
-                JSON.object([
-                    ("property", .string(change.property)), ("oldValues", .array(change.oldValues.map(JSON.string))),
-                    ("newValues", .array(change.newValues.map(JSON.string))),
-                ])
-            }, keepEmpty: true)
+        o.set("propertyChanges", array: Self.propertyChanges(event), keepEmpty: true)
         o.set("context", JSON.object([]))
         o.set("entityChanges", array: [], keepEmpty: true)
         return o.json
+    }
+
+    /// The `message` member both shapes carry (the query's and the push's).
+    static func auditMessageInfo(_ event: SimAuditEvent) -> JSON {
+        let text = "\(event.action) \(event.entityType) \(event.entityName)"
+        return JSON.object([
+            ("localizableMessageCode", .string("\(event.serviceName).\(event.entityType).\(event.action)")), ("message", .string(text)),
+            ("messageWithParams", .string(text)), ("messageParams", .object([])),
+        ])
+    }
+
+    static func propertyChanges(_ event: SimAuditEvent) -> [JSON] {
+        event.propertyChanges.map { change in
+            JSON.object([
+                ("property", .string(change.property)), ("oldValues", .array(change.oldValues.map(JSON.string))),
+                ("newValues", .array(change.newValues.map(JSON.string))),
+            ])
+        }
     }
 
     func realtimeAuditQuery(_ r: SimRequest) throws -> SimResponse {

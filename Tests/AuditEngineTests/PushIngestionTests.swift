@@ -192,6 +192,63 @@ struct PushIngestionTests {
         }
     }
 
+    @Test("a critical grant on a subscribed role: its finding and its attributed drift item, with no poll in between (the manual clock never moves)")
+    func grantWithoutPoll() async throws {
+        try await IngestionTests.withRig { rig in
+            let store = try rig.store()
+            let ingestor = rig.ingestor(store)
+            let client = rig.auditor
+            let start = rig.clock.date()
+            let (baseline, _) = try await Collector(client: client).collect()
+            _ = try await store.acceptBaseline(snapshot: baseline, collectedAt: start, acceptedBy: "test", note: nil, at: start)
+            _ = await ingestor.poll()  // the checkpoint an incremental check starts from
+            let incremental = IncrementalCollection(fullEvery: .seconds(86_400)) { base, changes in
+                try await Collector(client: client).refresh(base, changes: changes).0
+            }
+            let monitor = DriftMonitor(store: store, interval: .seconds(3600), clock: ManualWallClock(rig.clock), incremental: incremental) {
+                try await Collector(client: client).collect().0
+            }
+            var settings = PushSettings()
+            settings.firstBackoff = 0.05
+            let feed = AuditPushFeed(
+                source: GenesysPushSource(client: client, silence: .seconds(30), ping: .milliseconds(200)), ingestor: ingestor, settings: settings
+            ) { events in
+                if events.contains(where: AuditPushFeed.movesAccess) { await monitor.refresh() }
+            }
+            await monitor.observeSnapshots { snapshot in await feed.want(AuditPushFeed.topics(for: snapshot)) }
+            let tasks = [Task { await monitor.run() }, Task { await feed.run() }]
+            defer { for task in tasks { task.cancel() } }
+            try await Self.eventually("the first check, and push live") {
+                let checked = await monitor.latest.collectedAt != nil
+                let live = await feed.health.isLive
+                return checked && live
+            }
+            let firstCycles = await monitor.cycles
+
+            // Master Admin to a user who does not hold it, in every division.
+            let truth = rig.sim.groundTruth()
+            let role = try #require(truth.roles.values.first { $0.name == "Master Admin" })
+            let user = try #require(
+                truth.users.keys.sorted().first { id in !truth.grants.contains { $0.subjectId == id && $0.roleId == role.id } })
+            _ = try await rig.admin.send("POST", "/api/v2/authorization/subjects/\(user)/divisions/*/roles/\(role.id)?subjectType=PC_USER")
+
+            try await Self.eventually("the finding") { try await Self.storedFindings(store).contains { $0.hasPrefix("RBW-002 ") } }
+            try await Self.eventually("the attributed drift item") {
+                let latest = await monitor.latest
+                return (latest.review?.result.items ?? []).contains { item in
+                    item.subject.id == user && item.role?.id == role.id && latest.attribution?[item.fingerprint]?.status == .explained
+                }
+            }
+            let latest = await monitor.latest
+            #expect(await monitor.cycles > firstCycles)
+            if case .incremental = latest.collection {} else { Issue.record("the pushed grant's check was not incremental: \(String(describing: latest.collection))") }
+            let explaining = latest.review?.result.items.first { $0.subject.id == user && $0.role?.id == role.id }.flatMap { latest.attribution?[$0.fingerprint]?.events }
+            #expect(explaining?.contains { $0.clientId == rig.endpoint.adminClientId && $0.action == "MemberAdd" } == true)
+            #expect(rig.clock.date() == start, "no time passed: no poll, no scheduled check")
+            #expect(await ingestor.health.pushesJudged >= 1)
+        }
+    }
+
     @Test("a channel is renewed ahead of the expiry the API gave, unless that expiry is implausible against this clock")
     func renewal() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)

@@ -73,9 +73,11 @@ struct DashboardTmuxTests {
         try await tmux.keys("Enter")
         _ = try await tmux.waitFor("n/N next/prev")
         try await tmux.keys("Enter")
-        screen = try await tmux.waitFor("User 山田太郎 Yamada")
-        #expect(screen.contains("Effective permissions by division"))
-        #expect(screen.contains("direct ("))
+        // (Waited for whole: with push, drift checks follow every change, and a capture can land
+        // mid-repaint.)
+        screen = try await tmux.waitFor("the user's page") { screen in
+            screen.contains("User 山田太郎 Yamada") && screen.contains("Effective permissions by division") && screen.contains("direct (")
+        }
         try await tmux.keys("Escape")
         _ = try await tmux.waitFor("1 Users 1/302")
         try await tmux.keys("Escape")

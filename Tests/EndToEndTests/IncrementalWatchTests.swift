@@ -14,33 +14,15 @@ struct IncrementalWatchTests {
         let (simulator, line, environment) = try await simulatorWithBaseline(users: 80, directory: directory)
         defer { if simulator.isRunning { simulator.terminate() } }
 
-        let log = directory.appendingPathComponent("watch.log").path
-        let out = directory.appendingPathComponent("watch.jsonl")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        let output = try FileHandle(forWritingTo: out)
-        let watch = Process()
-        watch.executableURL = URL(fileURLWithPath: CommandRunner.binary)
-        watch.arguments = [
-            "watch", "--http", "0", "--poll-interval", "1s", "--lag", "1s", "--overlap", "5s", "--drift-interval", "1s", "--full-walk-every", "6s",
-            "--log-file", log,
-        ]
-        watch.environment = environment
-        watch.standardOutput = output
-        watch.standardError = FileHandle.nullDevice
-        watch.standardInput = FileHandle.nullDevice
-        try watch.run()
-        defer { if watch.isRunning { watch.terminate() } }
-
-        func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        let watch = try WatchProcess(
+            ["--http", "0", "--poll-interval", "1s", "--lag", "1s", "--overlap", "5s", "--drift-interval", "1s", "--full-walk-every", "6s"],
+            environment: environment, directory: directory)
+        defer { if watch.process.isRunning { watch.process.terminate() } }
+        let log = watch.logPath
+        let out = URL(fileURLWithPath: watch.outPath)
+        func text(_ path: String) -> String { WatchProcess.text(path) }
         func waitFor(_ what: String, in path: String, _ predicate: (String) -> Bool) async throws -> String {
-            let deadline = ContinuousClock.now + .seconds(90)
-            while ContinuousClock.now < deadline {
-                let current = text(path)
-                if predicate(current) { return current }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            Issue.record("timed out waiting for \(what): \(text(log).suffix(3000))")
-            throw CancellationError()
+            try await watch.waitFor(what, in: path, predicate)
         }
 
         // Incremental checks run once the feed has a checkpoint.
@@ -71,7 +53,7 @@ struct IncrementalWatchTests {
             _ = try await waitFor("two more drift checks", in: log) { _ in checks() >= reportedAt + 2 }
             #expect(text(out.path).components(separatedBy: "rbacwatch.unaudited-change/1").count == 2)
 
-            let url = try #require(text(log).range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression).map { String(text(log)[$0]) })
+            let url = try #require(watch.httpBase)
             let metrics = await WatchHTTPTests.get(transport, url + "/metrics").body
             #expect(metrics.contains("rbacwatch_unaudited_changes 1"), "\(metrics)")
             let incremental = metrics.split(separator: "\n").first { $0.hasPrefix("rbacwatch_collection_incremental_total ") }
@@ -83,10 +65,6 @@ struct IncrementalWatchTests {
             throw error
         }
         await transport.shutdown()
-        watch.terminate()
-        let stopBy = ContinuousClock.now + .seconds(30)
-        while watch.isRunning && ContinuousClock.now < stopBy { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(watch.terminationStatus == 0)
-        try? output.close()
+        #expect(try await watch.stop() == 0)
     }
 }

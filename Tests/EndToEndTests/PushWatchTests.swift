@@ -15,30 +15,13 @@ struct PushWatchTests {
         let (simulator, line, environment) = try await simulatorWithBaseline(users: 60, directory: directory)
         defer { if simulator.isRunning { simulator.terminate() } }
 
-        let log = directory.appendingPathComponent("watch.log").path
-        let out = directory.appendingPathComponent("watch.jsonl")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        let output = try FileHandle(forWritingTo: out)
-        let watch = Process()
-        watch.executableURL = URL(fileURLWithPath: CommandRunner.binary)
-        watch.arguments = ["watch", "--http", "0", "--poll-interval", "10m", "--drift-interval", "10m", "--log-file", log]
-        watch.environment = environment
-        watch.standardOutput = output
-        watch.standardError = FileHandle.nullDevice
-        watch.standardInput = FileHandle.nullDevice
-        try watch.run()
-        defer { if watch.isRunning { watch.terminate() } }
-
-        func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        let watch = try WatchProcess(["--http", "0", "--poll-interval", "10m", "--drift-interval", "10m"], environment: environment, directory: directory)
+        defer { if watch.process.isRunning { watch.process.terminate() } }
+        let log = watch.logPath
+        let out = URL(fileURLWithPath: watch.outPath)
+        func text(_ path: String) -> String { WatchProcess.text(path) }
         func waitFor(_ what: String, in path: String, timeout: Duration = .seconds(90), _ predicate: (String) -> Bool) async throws -> String {
-            let deadline = ContinuousClock.now + timeout
-            while ContinuousClock.now < deadline {
-                let current = text(path)
-                if predicate(current) { return current }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            Issue.record("timed out waiting for \(what): \(text(log).suffix(3000))")
-            throw CancellationError()
+            try await watch.waitFor(what, in: path, timeout: timeout, predicate)
         }
 
         // Live once the first collection named the roles; the first drift check has run by then.
@@ -78,7 +61,7 @@ struct PushWatchTests {
             #expect(text(log).contains("collection=incremental"), "the pushed change was read incrementally")
 
             // readyz and the metrics say push is live.
-            let base = try #require(text(log).range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression).map { String(text(log)[$0]) })
+            let base = try #require(watch.httpBase)
             let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(5))
             let readyz = try await transport.send(.init(method: "GET", url: base + "/readyz", timeout: .seconds(20)))
             let metrics = try await transport.send(.init(method: "GET", url: base + "/metrics", timeout: .seconds(20)))
@@ -94,11 +77,7 @@ struct PushWatchTests {
             throw error
         }
         await admin.shutdown()
-        watch.terminate()
-        let stopBy = ContinuousClock.now + .seconds(30)
-        while watch.isRunning && ContinuousClock.now < stopBy { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(!watch.isRunning)
-        #expect(watch.terminationStatus == 0)
+        #expect(try await watch.stop() == 0)
     }
 }
 
