@@ -149,10 +149,15 @@ struct EngineSetup {
         guard let push, let ingestor else { return }
         await monitor.observeSnapshots { snapshot in await push.want(AuditPushFeed.topics(for: snapshot)) }
         await ingestor.observeCreations { events in await push.noticed(events) }
-        // Before any collection: the newest stored snapshot's entities.
-        if let newest = try? await store.snapshots().first, let snapshot = try? await store.snapshot(rootHash: newest.rootHash) {
-            await push.want(AuditPushFeed.topics(for: snapshot))
-        }
+        // (The monitor shows the newest stored snapshot first, so its entities come before any
+        // collection, without holding up the first frame.)
+    }
+
+    /// Without drift checks (`watch --no-drift`) nothing collects: the push feed takes the
+    /// newest stored snapshot's entities (read in the background, once).
+    func pushFromStoredSnapshot() async {
+        guard let push, let newest = try? await store.snapshots().first, let snapshot = try? await store.snapshot(rootHash: newest.rootHash) else { return }
+        await push.want(AuditPushFeed.topics(for: snapshot))
     }
 
     /// What a dashboard shows: the monitor's drift and the audit feed — this process's

@@ -222,6 +222,7 @@ struct WatchCommand: AsyncParsableCommand {
                             driftInterval: driftInterval.seconds, deliveries: deliveryServices, logger: logger, push: engine.push)
                     }
                     await engine.connectPush()
+                    if drift == nil, engine.push != nil { Task { await engine.pushFromStoredSnapshot() } }
                     try await Self.runUntilSignalled(
                         ingestor, drift: drift, metrics: metrics, status: status, deliveries: deliveryServices, store: store, logger: logger,
                         push: engine.push)

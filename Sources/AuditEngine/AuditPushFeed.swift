@@ -40,12 +40,7 @@ public struct PushHealth: Sendable, Equatable {
 
     /// `audit push` / `audit polling only: socket closed 2m ago`.
     public func summary(now: Date) -> String {
-        switch state {
-        case .idle: "audit push starting"
-        case .live: "audit push"
-        case .pollingOnly(let reason, let since): "audit polling only: \(reason) \(IngestionHealth.duration(now.timeIntervalSince(since))) ago"
-        case .off(let reason): "audit polling only: \(reason)"
-        }
+        pollingReason(now: now).map { "audit polling only: \($0)" } ?? "audit push"
     }
 
     public var isLive: Bool { state == .live }
@@ -204,9 +199,7 @@ public actor AuditPushFeed {
     /// Opens the channels the topics need, subscribes, listens until a socket ends, a channel
     /// is due for renewal or the topics need other channels.
     private func session() async -> SessionEnd {
-        let chunks = stride(from: 0, to: min(wanted.count, settings.topicsPerChannel * settings.maxChannels), by: settings.topicsPerChannel).map {
-            Array(wanted[$0..<min(wanted.count, $0 + settings.topicsPerChannel)])
-        }
+        let chunks = self.chunks()
         if wanted.count > settings.topicsPerChannel * settings.maxChannels {
             logger.warning("more audit topics than \(settings.maxChannels) channels hold; the rest are polled only", metadata: ["topics": "\(wanted.count)"])
         }
@@ -272,6 +265,13 @@ public actor AuditPushFeed {
         return end
     }
 
+    /// The wanted topics, a channel's worth each, as many channels as allowed.
+    private func chunks() -> [[String]] {
+        stride(from: 0, to: min(wanted.count, settings.topicsPerChannel * settings.maxChannels), by: settings.topicsPerChannel).map {
+            Array(wanted[$0..<min(wanted.count, $0 + settings.topicsPerChannel)])
+        }
+    }
+
     /// When to replace a channel: `renewBefore` ahead of the expiry the API gave — unless that
     /// expiry is implausible against this machine's clock (already past, or beyond two days: a
     /// clock off from the server's), when the channel is kept a day and its `socket_closing`
@@ -287,9 +287,7 @@ public actor AuditPushFeed {
     /// The topics changed: the same channels take the new lists, or a new session opens when
     /// the count of channels must change.
     private func resubscribe() async -> SessionEnd? {
-        let chunks = stride(from: 0, to: min(wanted.count, settings.topicsPerChannel * settings.maxChannels), by: settings.topicsPerChannel).map {
-            Array(wanted[$0..<min(wanted.count, $0 + settings.topicsPerChannel)])
-        }
+        let chunks = self.chunks()
         let started = generation
         guard chunks.count == live.count else { return .renew }
         for (index, chunk) in chunks.enumerated() where live[index].topics != chunk {

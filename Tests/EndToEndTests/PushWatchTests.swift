@@ -79,6 +79,32 @@ struct PushWatchTests {
         await admin.shutdown()
         #expect(try await watch.stop() == 0)
     }
+
+    @Test("--no-push: no channel is opened, readyz says nothing of push, and findings still come from the polls")
+    func noPush() async throws {
+        let directory = try CommandRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (simulator, _, environment) = try await simulatorWithBaseline(users: 40, directory: directory)
+        defer { if simulator.isRunning { simulator.terminate() } }
+        let watch = try WatchProcess(
+            ["--no-push", "--http", "0", "--poll-interval", "1s", "--lag", "1s", "--drift-interval", "10m"], environment: environment, directory: directory)
+        defer { if watch.process.isRunning { watch.process.terminate() } }
+        _ = try await watch.waitFor("the first drift check", in: watch.logPath) { $0.contains("collection=") }
+        let base = try #require(watch.httpBase)
+        let transport = AsyncHTTPClientTransport(connectTimeout: .seconds(5))
+        let deadline = ContinuousClock.now + .seconds(90)
+        var body = ""
+        while ContinuousClock.now < deadline {
+            let reply = try? await transport.send(.init(method: "GET", url: base + "/readyz", timeout: .seconds(20)))
+            body = reply.map { String(decoding: $0.body, as: UTF8.self) } ?? ""
+            if reply?.status == 200 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        await transport.shutdown()
+        #expect(body.hasPrefix(#"{"ready":true"#), "\(body)")
+        #expect(!watch.log.contains("audit push"))
+        #expect(try await watch.stop() == 0)
+    }
 }
 
 struct SimulatorEndpointLike {
