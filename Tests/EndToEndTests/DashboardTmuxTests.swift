@@ -276,24 +276,15 @@ struct DashboardTmuxTests {
     @Test("tui with audit push: the header says so, and a grant made now is a drift item on the feed within seconds while the next drift check is ten minutes away")
     func pushedDriftItem() async throws {
         let directory = try CommandRunner.temporaryDirectory()
-        let (simulator, line) = try await startSimulator(users: 120)
+        let (simulator, line, environment) = try await simulatorWithBaseline(users: 120, directory: directory)
         defer { if simulator.isRunning { simulator.terminate() } }
-        let environment = try simulatorEnvironment(line, directory: directory)
-        let accepted = try await CommandRunner.run(["baseline", "accept"], environment: environment)
-        #expect(accepted.status == 0, "\(accepted.stderr)")
         let tmux = try await Tmux.start(["tui", "--interval", "10m"], environment: environment, width: 200, height: 40)
         _ = try await tmux.waitFor("the dashboard with push live", timeout: .seconds(60)) { screen in
             screen.contains("1 Users 120") && screen.split(separator: "\n").first?.contains("audit push") == true
         }
 
         // A grant through the API, as an administrator makes it.
-        let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        let api = try #require(ready["apiBaseUrl"] as? String)
-        let admin = GenesysAPIClient(
-            connection: GenesysConnection(
-                apiBaseURL: api, loginBaseURL: api, clientId: try #require(ready["adminClientId"] as? String),
-                clientSecret: Secret(try #require(ready["adminClientSecret"] as? String))),
-            transport: AsyncHTTPClientTransport(connectTimeout: .seconds(5)))
+        let admin = try simulatorAdmin(line).client
         struct Listing: Decodable { struct Entity: Decodable { var id: String; var name: String }; var entities: [Entity] }
         let made: ContinuousClock.Instant
         let role: Listing.Entity

@@ -27,13 +27,7 @@ struct PushWatchTests {
         // Live once the first collection named the roles; the first drift check has run by then.
         _ = try await waitFor("push to go live", in: log) { $0.contains("audit push live") }
         _ = try await waitFor("the first drift check", in: log) { $0.contains("collection=") }
-        let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        let endpoint = SimulatorEndpointLike(
-            api: try #require(ready["apiBaseUrl"] as? String), adminId: try #require(ready["adminClientId"] as? String),
-            adminSecret: try #require(ready["adminClientSecret"] as? String))
-        let admin = GenesysAPIClient(
-            connection: GenesysConnection(apiBaseURL: endpoint.api, loginBaseURL: endpoint.api, clientId: endpoint.adminId, clientSecret: Secret(endpoint.adminSecret)),
-            transport: AsyncHTTPClientTransport(connectTimeout: .seconds(5)), retry: TestSupport.fastRetry)
+        let (admin, adminId) = try simulatorAdmin(line)
         do {
             struct Roles: Decodable { struct Role: Decodable { var id: String; var name: String; var permissions: [String]? }; var entities: [Role] }
             let roles = try await admin.get("/api/v2/authorization/roles?pageSize=100&userCount=false", as: Roles.self).entities
@@ -54,7 +48,7 @@ struct PushWatchTests {
             #expect(finding.contains(role.id))
             // The drift check it triggered: the role's new permissions, attributed to the admin client.
             let drift = try await waitFor("the attributed drift item", in: out.path, timeout: .seconds(90)) { text in
-                text.dropFirst(before.count).split(separator: "\n").contains { $0.contains("rbacwatch.drift-item") && $0.contains(role.id) && $0.contains(endpoint.adminId) }
+                text.dropFirst(before.count).split(separator: "\n").contains { $0.contains("rbacwatch.drift-item") && $0.contains(role.id) && $0.contains(adminId) }
             }
             #expect(ContinuousClock.now - edited < .seconds(90), "drift item after \(ContinuousClock.now - edited)")
             #expect(drift.contains("admin"))
@@ -105,10 +99,4 @@ struct PushWatchTests {
         #expect(!watch.log.contains("audit push"))
         #expect(try await watch.stop() == 0)
     }
-}
-
-struct SimulatorEndpointLike {
-    var api: String
-    var adminId: String
-    var adminSecret: String
 }

@@ -1,3 +1,4 @@
+import AuditTestSupport
 import AuditCore
 import Foundation
 import GenesysClient
@@ -209,4 +210,17 @@ func simulatorEnvironment(_ line: String, directory: URL) throws -> [String: Str
         "GENESYSCLOUD_OAUTHCLIENT_SECRET": try #require(ready["clientSecret"] as? String),
         "RBACWATCH_STATE": directory.appendingPathComponent("state.sqlite").path,
     ]
+}
+
+/// A client for the simulator's admin credentials from its ready line (the write endpoints),
+/// and the admin client's id.
+func simulatorAdmin(_ line: String) throws -> (client: GenesysAPIClient, clientId: String) {
+    let ready = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    let api = try #require(ready["apiBaseUrl"] as? String)
+    let id = try #require(ready["adminClientId"] as? String)
+    let client = GenesysAPIClient(
+        connection: GenesysConnection(
+            apiBaseURL: api, loginBaseURL: api, clientId: id, clientSecret: Secret(try #require(ready["adminClientSecret"] as? String))),
+        transport: AsyncHTTPClientTransport(connectTimeout: .seconds(5)), retry: TestSupport.fastRetry)
+    return (client, id)
 }
